@@ -1,0 +1,1 @@
+"""Controllers behind one interface: PD baseline, GRU / delta-GRU (torch), feature sets, export."""

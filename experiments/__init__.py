@@ -1,0 +1,1 @@
+"""What users run: data collection, training, evaluation, benchmarks, reports; the `legloop` CLI."""

@@ -1,0 +1,1 @@
+"""Running a controller in the loop: inference backends, deadline monitoring, the EdgeDRNN model, board emulator."""
