@@ -1,0 +1,365 @@
+"""`legloop/ProstheticWalker-v0`: a person with a powered knee-ankle prosthesis walking in MuJoCo, as a gymnasium env.
+
+The env owns the plant and the virtual human; the agent (or controller under test) owns only the prosthesis knee and
+ankle motors and sees only the prosthesis sensors.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from gymnasium import spaces
+
+from envs.anthropometry import GRAVITY, BodyParams, WalkerParams
+from envs.human import PROSTHESIS, SOUND, HumanParams, VirtualHuman
+from envs.model import build_mjcf, geometry
+from envs.posture import place_start_posture
+from envs.sensors import N_SENSORS, SensorNoise, quantise
+
+
+@dataclass(frozen=True)
+class Push:
+    """A horizontal force on the trunk: `force_n` (N, forward positive) from `time_s` for `duration_s` (s)."""
+
+    time_s: float
+    force_n: float
+    duration_s: float = 0.1
+
+
+@dataclass(frozen=True)
+class Randomization:
+    """Ranges of domain randomisation, drawn at every `reset(seed=...)` from the env's seeded generator.
+
+    Multiplicative ranges are ± fractions; `slope_deg` is ± degrees around the env's slope; `speed_delta` is ± m/s
+    around the env's speed; `friction` and `noise_scale` are absolute [low, high] ranges.
+    """
+
+    mass_frac: float = 0.15
+    height_frac: float = 0.05
+    speed_delta: float = 0.1
+    slope_deg: float = 5.0
+    friction: tuple[float, float] = (0.7, 1.3)
+    noise_scale: tuple[float, float] = (0.5, 2.0)
+
+
+_OPTIONS = (
+    "speed",
+    "body_mass",
+    "body_height",
+    "control_hz",
+    "physics_dt",
+    "slope_deg",
+    "sensor_noise",
+    "quantise_sensors",
+    "pushes",
+    "randomize",
+    "randomization",
+    "friction",
+    "forward_reward_weight",
+    "healthy_reward",
+    "ctrl_cost_weight",
+    "render_mode",
+    "width",
+    "height",
+    "human",
+)
+
+
+class ProstheticWalkerEnv(gym.Env):
+    """A planar person walking with a powered transfemoral (knee + ankle) prosthesis.
+
+    The human side — both hips, the sound knee and ankle, the trunk balance — is driven by a SIMBICON-style virtual
+    human (:mod:`envs.human`) that sees the full state and walks at the target `speed`. The action drives the
+    prosthesis knee and ankle motors; the observation is what the prosthesis itself measures.
+
+    ## Action space
+    ``Box(-1, 1, (2,), float32)``: knee and ankle torque as a fraction of the motor peak torque (142 and 168 N·m by
+    default). Values outside [-1, 1] are clipped; a non-finite action or a wrong shape raises ``ValueError``
+    (a NaN torque on a real device is a fault, not something to clip silently).
+
+    | index | actuator | unit (× peak torque) |
+    |-------|----------|----------------------|
+    | 0 | knee motor, flexion positive | N·m |
+    | 1 | ankle motor, dorsiflexion positive | N·m |
+
+    ## Observation space
+    ``Box(-inf, inf, (7,), float32)``, the prosthesis sensor vector (:mod:`envs.sensors`):
+
+    | index | sensor | unit |
+    |-------|--------|------|
+    | 0 | knee encoder angle, flexion positive | rad |
+    | 1 | knee encoder velocity | rad/s |
+    | 2 | ankle encoder angle, dorsiflexion positive | rad |
+    | 3 | ankle encoder velocity | rad/s |
+    | 4 | thigh IMU angle from vertical, world frame, forward positive | rad |
+    | 5 | thigh IMU angular velocity | rad/s |
+    | 6 | load cell axial force between pylon and ankle, compression positive | N |
+
+    ## Rewards (for RL users; every term is also in ``info``)
+    ``reward = forward_reward_weight · v_x + healthy_reward − ctrl_cost_weight · ‖action‖²`` with v_x the trunk's
+    forward velocity in m/s. Defaults 1.0, 1.0, 0.01.
+
+    ## Episode end
+    Terminated on a fall: hip height below 0.6 leg length, trunk pitch beyond ±1 rad, or a non-finite state.
+    Truncated by ``TimeLimit`` (``max_episode_steps`` of the registration: 2000 steps = 10 s at 200 Hz).
+
+    ## Arguments
+    | option | default | meaning |
+    |--------|---------|---------|
+    | speed | 1.0 | target walking speed of the virtual human, m/s (0.6–1.5) |
+    | body_mass, body_height | 75, 1.75 | the person, kg and m (segments scale per Winter's table) |
+    | control_hz | 200 | control rate (AMPRO3: 200 Hz); 50–1000, a divisor of the physics rate |
+    | physics_dt | 0.001 | physics step, s (≤ 1 ms) |
+    | slope_deg | 0 | ground slope, uphill positive (gravity is tilted; the floor stays the x axis) |
+    | sensor_noise | False | False, True or a float scale of the default noise of :class:`envs.sensors.SensorNoise` |
+    | quantise_sensors | False | round encoder angles and load to the device's resolution |
+    | pushes | () | sequence of :class:`Push` on the trunk |
+    | randomize | False | domain randomisation at every reset (True for the default :class:`Randomization`) |
+    | randomization | None | a :class:`Randomization` with custom ranges (implies randomize) |
+    | friction | 1.0 | foot-floor friction coefficient |
+    | render_mode | None | ``"rgb_array"`` (offscreen; set ``MUJOCO_GL=osmesa`` on headless machines) |
+    | width, height | 480, 360 | rendered frame size |
+    | human | None | :class:`envs.human.HumanParams` to change the virtual human |
+    """
+
+    metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": 50}
+
+    def __init__(self, **options: Any) -> None:
+        unknown = sorted(set(options) - set(_OPTIONS))
+        if unknown:
+            raise TypeError(
+                f"unknown ProstheticWalker option(s) {', '.join(unknown)}; valid options are: {', '.join(_OPTIONS)}"
+            )
+        o = {
+            "speed": 1.0,
+            "body_mass": 75.0,
+            "body_height": 1.75,
+            "control_hz": 200.0,
+            "physics_dt": 0.001,
+            "slope_deg": 0.0,
+            "sensor_noise": False,
+            "quantise_sensors": False,
+            "pushes": (),
+            "randomize": False,
+            "randomization": None,
+            "friction": 1.0,
+            "forward_reward_weight": 1.0,
+            "healthy_reward": 1.0,
+            "ctrl_cost_weight": 0.01,
+            "render_mode": None,
+            "width": 480,
+            "height": 360,
+            "human": None,
+        } | options
+        self.speed = _check_range("speed", o["speed"], 0.6, 1.5)
+        self.slope_deg = _check_range("slope_deg", o["slope_deg"], -10.0, 10.0)
+        self.physics_dt = _check_range("physics_dt", o["physics_dt"], 1e-4, 1e-3)
+        control_hz = _check_range("control_hz", o["control_hz"], 50.0, 1000.0)
+        self.frame_skip = round(1.0 / (control_hz * self.physics_dt))
+        if abs(self.frame_skip * self.physics_dt * control_hz - 1.0) > 1e-6:
+            raise ValueError(
+                f"control_hz={control_hz} must divide the physics rate {1 / self.physics_dt:g} Hz evenly "
+                f"(e.g. 200, 250, 500, 1000)"
+            )
+        self.dt = self.frame_skip * self.physics_dt
+        if o["render_mode"] not in (None, *self.metadata["render_modes"]):
+            raise ValueError(
+                f"render_mode must be None or one of {self.metadata['render_modes']}, got {o['render_mode']!r}"
+            )
+        self.render_mode = o["render_mode"]
+        self._width, self._height = int(o["width"]), int(o["height"])
+        noise = o["sensor_noise"]
+        self.noise_scale = float(noise) if not isinstance(noise, bool) else (1.0 if noise else 0.0)
+        self.quantise_sensors = bool(o["quantise_sensors"])
+        self.pushes = tuple(o["pushes"])
+        for p in self.pushes:
+            if not isinstance(p, Push):
+                raise TypeError(f"pushes must be a sequence of envs.Push, got {type(p).__name__}")
+        rnd = o["randomization"]
+        if rnd is not None and not isinstance(rnd, Randomization):
+            raise TypeError(f"randomization must be an envs.Randomization, got {type(rnd).__name__}")
+        self.randomization = rnd if rnd is not None else (Randomization() if o["randomize"] else None)
+        self.forward_reward_weight = float(o["forward_reward_weight"])
+        self.healthy_reward = float(o["healthy_reward"])
+        self.ctrl_cost_weight = float(o["ctrl_cost_weight"])
+        self.human_params = o["human"] or HumanParams()
+        self.nominal = WalkerParams(
+            body=BodyParams(mass=float(o["body_mass"]), height=float(o["body_height"])),
+            friction=_check_range("friction", o["friction"], 0.2, 2.0),
+            timestep=self.physics_dt,
+        )
+
+        self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.observation_space = spaces.Box(-np.inf, np.inf, (N_SENSORS,), np.float32)
+        self._noise = SensorNoise()
+        self._obs = np.zeros(N_SENSORS)
+        self._noise_buf = np.zeros(N_SENSORS)
+        self._renderer: mujoco.Renderer | None = None
+        self._build(self.nominal)
+        self.episode_speed = self.speed
+        self.episode_slope_deg = self.slope_deg
+        self.episode_noise_scale = self.noise_scale
+
+    # ------------------------------------------------------------------ model
+    def _build(self, walker: WalkerParams) -> None:
+        self.walker = walker
+        self.model = mujoco.MjModel.from_xml_string(build_mjcf(walker))
+        self.data = mujoco.MjData(self.model)
+        self.geom = geometry(walker)
+        self.human = VirtualHuman(self.model, walker, self.human_params)
+        self.body_weight = walker.body_weight
+        self._peak = np.array([walker.prosthesis.knee_peak_torque, walker.prosthesis.ankle_peak_torque])
+        sensor_adr = {self.model.sensor(i).name: int(self.model.sensor_adr[i]) for i in range(self.model.nsensor)}
+        self._s_quat = sensor_adr["thigh_imu_quat"]
+        self._s_gyro_y = sensor_adr["thigh_imu_gyro"] + 1
+        self._s_load_z = sensor_adr["loadcell"] + 2
+        self._trunk = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, "trunk")
+        self._stand_height = float(self.model.body_pos[self._trunk, 2])
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    def _set_slope(self, slope_deg: float) -> None:
+        a = math.radians(slope_deg)
+        self.model.opt.gravity[:] = (-GRAVITY * math.sin(a), 0.0, -GRAVITY * math.cos(a))
+
+    # ------------------------------------------------------------------ gym API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        if options:
+            raise ValueError(f"ProstheticWalker.reset takes no options, got {sorted(options)}")
+        speed, slope, noise = self.speed, self.slope_deg, self.noise_scale
+        r = self.randomization
+        if r is not None:
+            rng = self.np_random
+            walker = replace(
+                self.nominal,
+                body=BodyParams(
+                    mass=self.nominal.body.mass * rng.uniform(1 - r.mass_frac, 1 + r.mass_frac),
+                    height=self.nominal.body.height * rng.uniform(1 - r.height_frac, 1 + r.height_frac),
+                ),
+                friction=float(rng.uniform(*r.friction)),
+            )
+            speed = float(np.clip(speed + rng.uniform(-r.speed_delta, r.speed_delta), 0.6, 1.5))
+            slope = slope + float(rng.uniform(-r.slope_deg, r.slope_deg))
+            noise = noise * float(rng.uniform(*r.noise_scale))
+            self._build(walker)
+        elif self.walker is not self.nominal:
+            self._build(self.nominal)
+        self.episode_speed, self.episode_slope_deg, self.episode_noise_scale = speed, slope, noise
+        self._set_slope(slope)
+        self.human.reset(speed, stance=PROSTHESIS)
+        place_start_posture(self.model, self.data, self.human.lean(), speed)
+        self.data.ctrl[:] = 0.0
+        self._push_index = 0
+        self._push_end = -1.0
+        self.time = 0.0
+        return self._observe(), self._info(0.0, 0.0, 0.0)
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != (2,):
+            raise ValueError(f"action must have shape (2,) [knee, ankle], got shape {a.shape}")
+        if not (math.isfinite(a[0]) and math.isfinite(a[1])):
+            raise ValueError(f"action must be finite, got {a.tolist()}")
+        a = np.clip(a, -1.0, 1.0)
+        d = self.data
+        d.ctrl[0] = a[0] * self._peak[0]
+        d.ctrl[1] = a[1] * self._peak[1]
+        self.human.update(d, self.dt)
+        if self.pushes:
+            self._apply_pushes()
+        x_before = d.qpos[0]
+        mujoco.mj_step(self.model, d, nstep=self.frame_skip)
+        self.time += self.dt
+        x_velocity = (d.qpos[0] - x_before) / self.dt
+        obs = self._observe()
+        fell = self._fallen()
+        ctrl_cost = self.ctrl_cost_weight * float(a[0] * a[0] + a[1] * a[1])
+        forward = self.forward_reward_weight * x_velocity
+        reward = forward + self.healthy_reward - ctrl_cost
+        return obs, reward, fell, False, self._info(x_velocity, forward, ctrl_cost)
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode is None:
+            gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array' to gymnasium.make")
+            return None
+        if self._renderer is None:
+            self._renderer = mujoco.Renderer(self.model, self._height, self._width)
+        self._renderer.update_scene(self.data, camera="track")
+        return self._renderer.render()
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    # ------------------------------------------------------------------ internals
+    def _observe(self) -> np.ndarray:
+        s = self.data.sensordata
+        o = self._obs
+        o[0:4] = s[0:4]
+        q = self._s_quat
+        # Planar: the thigh's world rotation is about +y; forward (flexion) is the negative rotation.
+        o[4] = -2.0 * math.atan2(s[q + 2], s[q])
+        o[5] = -s[self._s_gyro_y]
+        o[6] = -s[self._s_load_z]
+        if self.episode_noise_scale > 0.0:
+            self.np_random.standard_normal(out=self._noise_buf)
+            o += self._noise_buf * self._noise.std_vector() * self.episode_noise_scale
+        if self.quantise_sensors:
+            quantise(o, self._noise.step_vector())
+        return o.astype(np.float32)
+
+    def _fallen(self) -> bool:
+        q = self.data.qpos
+        hip_height = self._stand_height + q[1]
+        return bool(
+            hip_height < 0.6 * self.geom.leg_length
+            or abs(q[2]) > 1.0
+            or not (math.isfinite(q[0]) and math.isfinite(q[1]) and math.isfinite(q[2]))
+        )
+
+    def _apply_pushes(self) -> None:
+        xfrc = self.data.xfrc_applied
+        if self._push_end >= 0.0 and self.time >= self._push_end:
+            xfrc[self._trunk, 0] = 0.0
+            self._push_end = -1.0
+        if self._push_index < len(self.pushes):
+            p = self.pushes[self._push_index]
+            if self.time >= p.time_s:
+                xfrc[self._trunk, 0] = p.force_n
+                self._push_end = self.time + p.duration_s
+                self._push_index += 1
+
+    def _info(self, x_velocity: float, forward: float, ctrl_cost: float) -> dict:
+        d = self.data
+        return {
+            "x_position": float(d.qpos[0]),
+            "x_velocity": float(x_velocity),
+            "reward_forward": forward,
+            "reward_healthy": self.healthy_reward,
+            "reward_ctrl": -ctrl_cost,
+            "human_stance": "prosthesis" if self.human.stance == PROSTHESIS else "sound",
+            "sound_foot_force": self.human.foot_force(d, SOUND),
+            "prosthesis_foot_force": self.human.foot_force(d, PROSTHESIS),
+        }
+
+    @property
+    def hip_height(self) -> float:
+        return self._stand_height + float(self.data.qpos[1])
+
+
+def _check_range(name: str, value: Any, low: float, high: float) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number in [{low}, {high}], got {value!r}") from None
+    if not (math.isfinite(v) and low <= v <= high):
+        raise ValueError(f"{name} must be within [{low}, {high}], got {value!r}")
+    return v
