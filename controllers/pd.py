@@ -37,6 +37,25 @@ from envs.model import Geometry, geometry
 STANCE, SWING = 1, 0
 
 
+def bezier_to_power(coeffs: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Power-basis coefficients (highest degree first) of a Bézier polynomial and of its derivative, for Horner."""
+    n = len(coeffs) - 1
+    power = np.zeros(n + 1)
+    for k in range(n + 1):
+        # B_k,n(s) = C(n,k) s^k (1-s)^(n-k) = Σ_j C(n,k) C(n-k,j) (-1)^j s^(k+j)
+        for j in range(n - k + 1):
+            power[k + j] += coeffs[k] * math.comb(n, k) * math.comb(n - k, j) * (-1) ** j
+    deriv = [power[i] * i for i in range(1, n + 1)]
+    return tuple(float(c) for c in power[::-1]), tuple(float(c) for c in deriv[::-1])
+
+
+def horner(coeffs: tuple[float, ...], s: float) -> float:
+    value = 0.0
+    for c in coeffs:
+        value = value * s + c
+    return value
+
+
 def bezier(coeffs: np.ndarray, s: float) -> tuple[float, float]:
     """Value and derivative d/ds of a Bézier polynomial with the given control points at s ∈ [0, 1]."""
     n = len(coeffs) - 1
@@ -119,6 +138,7 @@ class AmproPD:
         self.geom: Geometry = geometry(walker)
         self.body_weight = walker.body_weight
         self._stance_knee = np.asarray(self.p.stance_knee, dtype=float)
+        self._knee_poly, self._knee_dpoly = bezier_to_power(self._stance_knee)
         # Mid-foot contact point relative to the ankle, in the foot frame.
         self._foot_x = 0.5 * (self.geom.toe - self.geom.heel)
         self._out = np.zeros(2)
@@ -139,10 +159,11 @@ class AmproPD:
     # ------------------------------------------------------------------ kinematics
     def hip_position(self, obs: np.ndarray) -> tuple[float, float]:
         """Forward hip position relative to the prosthetic mid-foot (m) and its rate (m/s)."""
+        qk, qkd, qa, qad, th, thd, _ = obs.tolist()
+        return self._hip_position(qk, qkd, qa, qad, th, thd)
+
+    def _hip_position(self, qk: float, qkd: float, qa: float, qad: float, th: float, thd: float) -> tuple[float, float]:
         g = self.geom
-        th, thd = float(obs[4]), float(obs[5])
-        qk, qkd = float(obs[0]), float(obs[1])
-        qa, qad = float(obs[2]), float(obs[3])
         sh, shd = th - qk, thd - qkd
         psi, psid = sh + qa, shd + qad
         cp, sp = math.cos(psi), math.sin(psi)
@@ -154,9 +175,8 @@ class AmproPD:
         return x, xd
 
     # ------------------------------------------------------------------ control
-    def _switch(self, obs: np.ndarray) -> None:
+    def _switch(self, qk: float, thigh: float, thigh_vel: float, load: float) -> None:
         p = self.p
-        load = float(obs[6])
         self.t_domain += self.dt
         if self.domain == STANCE:
             self.t_unloaded = self.t_unloaded + self.dt if load < p.unload_n else 0.0
@@ -164,13 +184,13 @@ class AmproPD:
                 self.t_unloaded >= p.unload_s
                 or (
                     load < p.late_stance_bw * self.body_weight
-                    and obs[5] > p.swing_thigh_velocity
-                    and obs[4] < p.late_stance_thigh
+                    and thigh_vel > p.swing_thigh_velocity
+                    and thigh < p.late_stance_thigh
                 )
             ):
                 self.domain = SWING
                 self.t_domain = 0.0
-                self._swing_start_knee = float(obs[0])
+                self._swing_start_knee = qk
         elif self.t_domain >= p.min_swing_s and load > p.contact_n:
             self.domain = STANCE
             self.t_domain = 0.0
@@ -190,16 +210,19 @@ class AmproPD:
 
     def update_reference(self, obs: np.ndarray) -> None:
         """Advance the domain and phase from one sensor vector and set the desired trajectory (no torque)."""
-        self._switch(obs)
+        self._reference(*obs.tolist())
+
+    def _reference(self, qk: float, qkd: float, qa: float, qad: float, th: float, thd: float, load: float) -> None:
+        self._switch(qk, th, thd, load)
         p = self.p
         if self.domain == STANCE:
-            x, xd = self.hip_position(obs)
+            x, xd = self._hip_position(qk, qkd, qa, qad, th, thd)
             span = p.x_end - p.x_start
             self.hip_x = x
-            self.phase = (x - p.x_start) / span
-            q, dq = bezier(self._stance_knee, self.phase)
-            self.knee_des = q
-            self.knee_vel_des = dq * xd / span if 0.0 < self.phase < 1.0 else 0.0
+            self.phase = phase = (x - p.x_start) / span
+            s = 0.0 if phase < 0.0 else (1.0 if phase > 1.0 else phase)
+            self.knee_des = horner(self._knee_poly, s)
+            self.knee_vel_des = horner(self._knee_dpoly, s) * xd / span if 0.0 < phase < 1.0 else 0.0
         else:
             self.phase = self.t_domain / p.t_end
             self.knee_des, self.knee_vel_des = self._swing_trajectory(self.t_domain)
@@ -207,10 +230,13 @@ class AmproPD:
         self.ankle_vel_des = 0.0
 
     def act(self, observation: np.ndarray) -> np.ndarray:
-        self.update_reference(observation)
+        qk, qkd, qa, qad, th, thd, load = observation.tolist()
+        self._reference(qk, qkd, qa, qad, th, thd, load)
         p = self.p
-        tk = -p.kp_knee * (observation[0] - self.knee_des) - p.kd_knee * (observation[1] - self.knee_vel_des)
-        ta = -p.kp_ankle * (observation[2] - self.ankle_des) - p.kd_ankle * observation[3]
-        self._out[0] = min(p.knee_limit, max(-p.knee_limit, tk))
-        self._out[1] = min(p.ankle_limit, max(-p.ankle_limit, ta))
-        return self._out
+        tk = -p.kp_knee * (qk - self.knee_des) - p.kd_knee * (qkd - self.knee_vel_des)
+        ta = -p.kp_ankle * (qa - self.ankle_des) - p.kd_ankle * qad
+        lk, la = p.knee_limit, p.ankle_limit
+        out = self._out
+        out[0] = -lk if tk < -lk else (lk if tk > lk else tk)
+        out[1] = -la if ta < -la else (la if ta > la else ta)
+        return out

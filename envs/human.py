@@ -7,7 +7,7 @@ Per leg a two-state machine: state A (the first `state_a_s` of swing) lifts and 
 until the swing foot touches down, which swaps stance and swing. The swing hip tracks a world-frame thigh angle
 corrected by the centre-of-mass offset and velocity relative to the stance ankle (θ_d = θ_d0 + c_d·d + c_v·v), which
 is what keeps it balanced; the stance hip holds the trunk pitch (τ_stance = −τ_torso − τ_swing). Walking speed is
-set by trunk lean, with a slow integral correction towards the target speed.
+set by trunk lean, with a proportional correction towards the target speed.
 
 Joint PD servos are MuJoCo actuators evaluated at every physics step (exact, in C); this class only updates their
 targets, the two hip torques and the servo gains at the control rate, so its Python cost is paid once per control
@@ -45,14 +45,14 @@ class HumanParams:
     stance_knee_b: float = 0.10
     cd_a: float = 0.0
     cv_a: float = 0.2
-    cd_b: float = 1.2
+    cd_b: float = 0.8
     cv_b: float = 0.2
     touchdown_n: float = 30.0
     min_swing_s: float = 0.20  # a swing shorter than this cannot end (contact chatter at toe-off)
     # Trunk lean that gives a speed: measured on this model (see tests/test_walking.py).
     lean_speeds: tuple[float, ...] = (0.6, 0.83, 0.97, 1.18, 1.45)
     lean_angles: tuple[float, ...] = (0.03, 0.10, 0.15, 0.20, 0.27)
-    speed_ki: float = 0.08  # rad of lean per (m/s·s) of speed error
+    speed_kp: float = 0.3  # rad of extra trunk lean per m/s of speed error
     max_lean_correction: float = 0.15
     slope_lean_gain: float = 1.0  # 1 = trunk upright with respect to gravity on a slope
 
@@ -78,7 +78,12 @@ class VirtualHuman:
         )
         s = {mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_SENSOR, i): model.sensor_adr[i] for i in range(model.nsensor)}
         self._touch = ((s["heel_s_touch"], s["toe_s_touch"]), (s["heel_p_touch"], s["toe_p_touch"]))
-        self.target_speed = 1.0
+        self._min_swing = max(self.hp.min_swing_s, self.hp.state_a_s)
+        hp = self.hp
+        self._targets = (
+            (hp.swing_hip_a, hp.swing_knee_a, hp.swing_ankle_a, hp.stance_knee_a, hp.cd_a, hp.cv_a),
+            (hp.swing_hip_b, hp.swing_knee_b, hp.swing_ankle_b, hp.stance_knee_b, hp.cd_b, hp.cv_b),
+        )
         self.reset(1.0)
 
     # ------------------------------------------------------------------ state
@@ -89,15 +94,17 @@ class VirtualHuman:
         self.lean_correction = 0.0
         self.speed_estimate = float(target_speed)
         self.steps = 0
+        # Constant through an episode: computed here, not per step.
+        g = self.m.opt.gravity
+        self._lean_base = float(np.interp(self.target_speed, self.hp.lean_speeds, self.hp.lean_angles)) + (
+            self.hp.slope_lean_gain * math.atan2(-g[0], -g[2])
+        )
         self._set_hip_servo(stance, on=False)
         self._set_hip_servo(1 - stance, on=True)
 
     def lean(self) -> float:
         """Trunk pitch target in the model frame: speed lean, speed correction, and the slope (upright to gravity)."""
-        base = float(np.interp(self.target_speed, self.hp.lean_speeds, self.hp.lean_angles))
-        g = self.m.opt.gravity
-        slope = math.atan2(-g[0], -g[2])
-        return base + self.lean_correction + self.hp.slope_lean_gain * slope
+        return self._lean_base + self.lean_correction
 
     def foot_force(self, data: mujoco.MjData, leg: int) -> float:
         heel, toe = self._touch[leg]
@@ -116,11 +123,9 @@ class VirtualHuman:
         hp = self.hp
         self.t_swing += dt
         swing = 1 - self.stance
-        if (
-            self.t_swing >= hp.min_swing_s
-            and self.t_swing >= hp.state_a_s
-            and self.foot_force(data, swing) > hp.touchdown_n
-        ):
+        heel, toe = self._touch[swing]
+        sensors = data.sensordata
+        if self.t_swing >= self._min_swing and sensors[heel] + sensors[toe] > hp.touchdown_n:
             self.stance, swing = swing, self.stance
             self.t_swing = 0.0
             self._set_hip_servo(self.stance, on=False)
@@ -128,46 +133,24 @@ class VirtualHuman:
             self.steps += 1
 
         # Speed: low-pass the pelvis velocity over ~1 s and integrate the error into the trunk lean.
-        qvel = data.qvel
-        self.speed_estimate += (qvel[0] - self.speed_estimate) * min(1.0, dt / 1.0)
-        self.lean_correction = min(
-            hp.max_lean_correction,
-            max(
-                -hp.max_lean_correction,
-                self.lean_correction + hp.speed_ki * (self.target_speed - self.speed_estimate) * dt,
-            ),
-        )
-
-        state_a = self.t_swing < hp.state_a_s
-        if state_a:
-            hip0, knee_sw, ankle_sw, knee_st, cd, cv = (
-                hp.swing_hip_a,
-                hp.swing_knee_a,
-                hp.swing_ankle_a,
-                hp.stance_knee_a,
-                hp.cd_a,
-                hp.cv_a,
-            )
-        else:
-            hip0, knee_sw, ankle_sw, knee_st, cd, cv = (
-                hp.swing_hip_b,
-                hp.swing_knee_b,
-                hp.swing_ankle_b,
-                hp.stance_knee_b,
-                hp.cd_b,
-                hp.cv_b,
-            )
-
-        # Balance feedback: centre of mass relative to the stance ankle.
-        com_x = data.subtree_com[1, 0]
-        d = com_x - data.xpos[self._ankle_body[self.stance], 0]
+        qvel, qpos = data.qvel, data.qpos
         v = qvel[0]
+        self.speed_estimate += (v - self.speed_estimate) * min(1.0, dt)
+        # Proportional, not integral: an integrator adds a slow mode with a multiplier near 1 to the gait.
+        corr = hp.speed_kp * (self.target_speed - self.speed_estimate)
+        limit = hp.max_lean_correction
+        self.lean_correction = corr = -limit if corr < -limit else (limit if corr > limit else corr)
+
+        hip0, knee_sw, ankle_sw, knee_st, cd, cv = self._targets[0 if self.t_swing < hp.state_a_s else 1]
+        # Balance feedback: centre of mass relative to the stance ankle.
+        d = data.subtree_com[1, 0] - data.xpos[self._ankle_body[self.stance], 0]
         thigh_target = hip0 + cd * d + cv * v
 
-        pitch = data.qpos[self._q_pitch]
+        pitch = qpos[self._q_pitch]
         ctrl = data.ctrl
         # Swing hip: world-frame thigh target → hip joint target (hip = thigh angle + trunk pitch).
-        ctrl[self._servo_hip[swing]] = thigh_target + pitch
+        hip_target = thigh_target + pitch
+        ctrl[self._servo_hip[swing]] = hip_target
         ctrl[self._motor_hip[swing]] = 0.0
         if swing == SOUND:
             ctrl[self._knee_s] = knee_sw
@@ -176,11 +159,10 @@ class VirtualHuman:
             ctrl[self._knee_s] = knee_st
             ctrl[self._ankle_s] = 0.0
 
-        # Stance hip holds the trunk and cancels the swing hip's reaction on it.
+        # Stance hip holds the trunk and cancels the swing hip's reaction on it (hinge joints: qvel index = qpos).
         kp, kd = self._hip_gain
-        q_sw = data.qpos[self._q_hip[swing]]
-        qd_sw = qvel[self._q_hip[swing] - 0]  # hinge: qvel index equals qpos index for this tree
-        tau_swing = kp * (thigh_target + pitch - q_sw) - kd * qd_sw
-        tau_torso = hp.torso_kp * (pitch - self.lean()) + hp.torso_kd * qvel[2]
+        q_sw = self._q_hip[swing]
+        tau_swing = kp * (hip_target - qpos[q_sw]) - kd * qvel[q_sw]
+        tau_torso = hp.torso_kp * (pitch - self._lean_base - corr) + hp.torso_kd * qvel[2]
         ctrl[self._motor_hip[self.stance]] = -tau_torso - tau_swing
-        ctrl[self._servo_hip[self.stance]] = data.qpos[self._q_hip[self.stance]]
+        ctrl[self._servo_hip[self.stance]] = qpos[self._q_hip[self.stance]]

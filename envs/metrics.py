@@ -422,7 +422,7 @@ def summarize(
     transient_s: float = 2.0,
     contact_on_n: float = 50.0,
     contact_off_n: float = 20.0,
-    min_dwell_s: float = 0.020,
+    min_dwell_s: float = 0.100,
     load_lowpass_s: float = 0.020,
     min_floquet_strides: int = 30,
     g: float = G,
@@ -430,7 +430,8 @@ def summarize(
     """JSON-ready metrics of one episode.
 
     Contacts come from :func:`envs.gait_events.detect_contacts` on the vertical foot forces (on
-    ``contact_on_n``, off ``contact_off_n``, dwell ``min_dwell_s`` rounded to samples). Heel-strike
+    ``contact_on_n``, off ``contact_off_n``, dwell ``min_dwell_s`` rounded to samples; 100 ms by default
+    because a foot that rolls over or scuffs loses contact for a few tens of ms without swinging). Heel-strike
     statistics — stride-time CV, step-time asymmetry, Floquet multiplier, peak load, margin of
     stability — use only heel strikes at ``t >= transient_s`` (the start from the initial posture is not
     steady walking); ``strides`` counts every complete prosthetic stride and the tracking RMSEs use every

@@ -1,0 +1,53 @@
+# legloop — two commands on a fresh machine (Python >= 3.11, pip, make):
+#   make demo    set up, then run `legloop demo`
+#   make test    set up, then run ruff and the test suite (what CI runs)
+# Everything lands in .venv; system packages (OSMesa for headless rendering) are installed when running as root.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The exact versions of constraints.txt; torch is pinned so pip takes the CPU wheel where one lies on disk.
+# Users who want a CUDA build: `make setup TORCH_SPEC='torch>=2.8'`.
+TORCH_SPEC ?= torch==2.13.0
+CONFORMANCE ?= $(abspath ../shared/conformance)
+
+export MUJOCO_GL ?= osmesa
+export PYOPENGL_PLATFORM ?= osmesa
+
+.PHONY: setup demo test lint format bench clean system-deps
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -c constraints.txt "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,train]"
+	touch $@
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+setup: $(VENV)/.installed system-deps
+
+demo: setup
+	$(BIN)/legloop demo
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	LEGLOOP_CONFORMANCE_DIR=$${LEGLOOP_CONFORMANCE_DIR:-$(CONFORMANCE)} $(BIN)/pytest -q -n 2
+
+bench: setup
+	$(BIN)/legloop bench plant
+	$(BIN)/python benchmarks/bench_edgedrnn.py
+	$(BIN)/python benchmarks/bench_gru_cpu.py
+
+lint:
+	$(BIN)/ruff check .
+
+format:
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,131 @@
+"""Plant benchmark: the cost of one closed-loop control step against the raw physics it contains.
+
+All variants run in one process, interleaved in rounds, on the same model and the same state trajectory, so their
+ratios are comparable on a noisy shared machine:
+
+* ``physics``  — `mj_step` × frame_skip on a walking state (the floor);
+* ``env``      — `ProstheticWalkerEnv.step` with a fixed action (physics + virtual human + sensors + reward);
+* ``loop``     — env.step + the AMPRO PD controller's `act` (one closed-loop control step).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import mujoco
+import numpy as np
+
+from controllers.pd import AmproPD
+from envs.walker_env import ProstheticWalkerEnv
+
+
+def bench_plant(steps: int = 2000, rounds: int = 5, control_hz: float = 200.0, seed: int = 0) -> dict[str, Any]:
+    """Median over rounds of µs per control step for each variant, their ratios and the real-time factor.
+
+    Every variant follows the same trajectory: the closed loop is run once to record its actuator commands and
+    the human's servo gains per step; ``physics`` replays them into bare `mj_step` calls (the cost of writing
+    them is measured by a copy-only loop and subtracted), ``env`` replays the recorded actions through
+    `env.step`, ``loop`` runs env.step + PD again.
+    """
+    env = ProstheticWalkerEnv(control_hz=control_hz)
+    obs, _ = env.reset(seed=seed)
+    pd = AmproPD(env.dt, walker=env.walker)
+    action = np.zeros(2)
+    # Walk for 2 s so every variant times steady walking, and keep that state to restart each round from.
+    for _ in range(int(2.0 / env.dt)):
+        np.divide(pd.act(obs), env._peak, out=action)
+        obs, *_ = env.step(action)
+    m, d = env.model, env.data
+    start = mujoco.MjData(m)
+    mujoco.mj_copyData(start, m, d)
+    start_obs = obs
+    saved = (dict(vars(pd)), dict(vars(env.human)), m.actuator_gainprm.copy(), m.actuator_biasprm.copy())
+
+    def restore() -> None:
+        mujoco.mj_copyData(d, m, start)
+        vars(pd).update(saved[0])
+        vars(env.human).update(saved[1])
+        m.actuator_gainprm[:] = saved[2]
+        m.actuator_biasprm[:] = saved[3]
+        env.time = 2.0
+
+    ctrls = np.zeros((steps, m.nu))
+    gains = np.zeros((steps, m.nu))
+    biases = np.zeros((steps, m.nu, 3))
+    actions = np.zeros((steps, 2))
+    restore()
+    o = start_obs
+    for k in range(steps):
+        np.divide(pd.act(o), env._peak, out=actions[k])
+        env.human.update(d, env.dt)  # what env.step will write, recorded for the physics replay
+        ctrls[k] = d.ctrl
+        d.ctrl[0:2] = actions[k] * env._peak
+        ctrls[k, 0:2] = d.ctrl[0:2]
+        gains[k] = m.actuator_gainprm[:, 0]
+        biases[k] = m.actuator_biasprm[:, :3]
+        mujoco.mj_step(m, d, nstep=env.frame_skip)
+        env.time += env.dt
+        o = env._observe()
+
+    times: dict[str, list[float]] = {"physics": [], "copy": [], "env": [], "loop": []}
+    gain_col, bias_cols = m.actuator_gainprm[:, 0], m.actuator_biasprm[:, :3]
+    for _ in range(rounds):
+        restore()
+        t0 = time.perf_counter()
+        for k in range(steps):
+            d.ctrl[:] = ctrls[k]
+            gain_col[:] = gains[k]
+            bias_cols[:] = biases[k]
+            mujoco.mj_step(m, d, nstep=env.frame_skip)
+        times["physics"].append(time.perf_counter() - t0)
+
+        t0 = time.perf_counter()
+        for k in range(steps):
+            d.ctrl[:] = ctrls[k]
+            gain_col[:] = gains[k]
+            bias_cols[:] = biases[k]
+        times["copy"].append(time.perf_counter() - t0)
+
+        restore()
+        t0 = time.perf_counter()
+        for k in range(steps):
+            env.step(actions[k])
+        times["env"].append(time.perf_counter() - t0)
+
+        restore()
+        o = start_obs
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            np.divide(pd.act(o), env._peak, out=action)
+            o, *_ = env.step(action)
+        times["loop"].append(time.perf_counter() - t0)
+    us = {k: float(np.median(v)) / steps * 1e6 for k, v in times.items()}
+    us["physics"] = max(us["physics"] - us.pop("copy"), 1e-3)
+    return {
+        "control_hz": control_hz,
+        "frame_skip": env.frame_skip,
+        "steps_per_round": steps,
+        "rounds": rounds,
+        "us_per_control_step": us,
+        "env_over_physics": us["env"] / us["physics"],
+        "loop_over_physics": us["loop"] / us["physics"],
+        "overhead_pct": 100.0 * (us["loop"] / us["physics"] - 1.0),
+        "real_time_factor": env.dt / (us["loop"] * 1e-6),
+        "physics_real_time_factor": env.dt / (us["physics"] * 1e-6),
+    }
+
+
+def format_plant(r: dict[str, Any]) -> str:
+    us = r["us_per_control_step"]
+    lines = [
+        f"plant benchmark: {r['control_hz']:g} Hz control, {r['frame_skip']} physics steps per control step, "
+        f"median of {r['rounds']} rounds x {r['steps_per_round']} steps",
+        f"  raw physics (mj_step x {r['frame_skip']}) {us['physics']:8.1f} us/step   1.00x",
+        f"  env.step (human, sensors)      {us['env']:8.1f} us/step   {r['env_over_physics']:.2f}x",
+        f"  closed loop (env.step + PD)    {us['loop']:8.1f} us/step   {r['loop_over_physics']:.2f}x"
+        f"   overhead {r['overhead_pct']:+.0f} % over raw physics",
+        f"  real-time factor: closed loop {r['real_time_factor']:.0f}x, "
+        f"raw physics {r['physics_real_time_factor']:.0f}x",
+    ]
+    return "\n".join(lines)

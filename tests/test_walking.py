@@ -1,0 +1,86 @@
+"""Closed-loop walking on real MuJoCo physics: the PD baseline walks, and the metrics separate controllers.
+
+These are the acceptance checks of the plant. Each 60 s episode costs ~1-2 s of wall time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from envs.gait_events import detect_contacts, gait_events, strides
+from envs.metrics import peak_load_per_stride
+from experiments.evaluate import EvalConfig, controller_factory, evaluate, push_trials, run_episode
+
+SEEDS = (0, 1, 2, 3, 4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("speed", [0.8, 1.0, 1.2])
+def test_pd_walks_60_s_with_domain_randomisation(speed: float) -> None:
+    cfg = EvalConfig(speed=speed, seconds=60.0, seeds=SEEDS, randomize=True)
+    episodes = evaluate(controller_factory("pd"), cfg, pushes=False)
+    for ep in episodes:
+        assert not ep["fell"], f"PD fell at {speed} m/s, seed {ep['seed']} after {ep['time_to_fall_s']} s"
+        assert ep["floquet_max"] is not None and ep["floquet_max"] < 1.0, ep
+        assert ep["prosthesis_peak_load_bw"] >= 0.5, ep
+        assert ep["distance_m"] > 0.3 * speed * 60.0, ep
+
+
+def test_prosthesis_carries_load_in_every_stride() -> None:
+    """The human cannot hop on the sound leg: every prosthetic stride loads the load cell with >= 50 % BW."""
+    from controllers.pd import AmproPD
+    from envs.recorder import EpisodeRecorder
+    from envs.walker_env import ProstheticWalkerEnv
+
+    env = ProstheticWalkerEnv(speed=1.0, randomize=True, sensor_noise=True)
+    obs, _ = env.reset(seed=7)
+    pd = AmproPD(env.dt, walker=env.walker)
+    rec = EpisodeRecorder(env, 4000)
+    for _ in range(4000):
+        torque = pd.act(obs)
+        rec.record(obs, pd.knee_des, pd.ankle_des)
+        obs, _, terminated, _, _ = env.step(torque / env._peak)
+        assert not terminated
+    s = rec.signals(False)
+    contact = detect_contacts(s.prosth_force, 50.0, 20.0, round(0.1 / s.dt))
+    hs, _ = gait_events(contact)
+    st = strides(hs[s.t[hs] > 2.0])
+    assert len(st) >= 15
+    peaks = peak_load_per_stride(s.load_cell, st, window=4) / s.body_weight_n
+    assert peaks.min() >= 0.5, peaks
+
+
+def test_zero_torque_prosthesis_falls() -> None:
+    cfg = EvalConfig(speed=1.0, seconds=20.0, seeds=SEEDS)
+    falls = sum(run_episode(controller_factory("zero"), s, 20.0, cfg.env_kwargs(), record=False)[0] for s in SEEDS)
+    assert falls >= 4
+
+
+def test_weak_pd_tracks_worse() -> None:
+    cfg = EvalConfig(speed=1.0, seconds=20.0, seeds=(0, 1, 2))
+    strong = evaluate(controller_factory("pd"), cfg, pushes=False)
+    weak = evaluate(controller_factory("pd", gain_scale=0.2), cfg, pushes=False)
+    rmse = np.mean([e["knee_rmse_rad"] for e in strong])
+    rmse_weak = np.mean([e["knee_rmse_rad"] for e in weak])
+    assert rmse_weak > 1.3 * rmse, (rmse, rmse_weak)
+
+
+def test_pd_survives_larger_pushes_than_a_passive_damped_knee() -> None:
+    cfg = EvalConfig(speed=1.0, seeds=(2,), push_magnitudes=(50, 100, 150, 200, 300))
+    pd, _ = push_trials(controller_factory("pd"), 2, cfg)
+    damped, _ = push_trials(controller_factory("damped"), 2, cfg)
+    assert pd > damped, (pd, damped)
+
+
+def test_short_ppo_run() -> None:
+    from stable_baselines3 import PPO
+
+    from envs.walker_env import ProstheticWalkerEnv
+
+    env = ProstheticWalkerEnv()
+    model = PPO("MlpPolicy", env, n_steps=64, batch_size=32, n_epochs=1, seed=0, device="cpu")
+    model.learn(total_timesteps=128)
+    obs, _ = env.reset(seed=1)
+    action, _ = model.predict(obs, deterministic=True)
+    assert action.shape == (2,) and np.all(np.abs(action) <= 1.0)
