@@ -1,0 +1,116 @@
+"""The EdgeDRNN inference backend: a deployment bundle run on the bit-exact, cycle-timed model.
+
+Per step, as the real system does it: float features → z-score with the bundle's mean/std → Q8.8 (round half to
+even, saturate to int16) → delta-GRU on the accelerator model → output layer on the "ARM core" (int32 MAC of the
+Q8.8 last-layer h with the Q1.7 weights, plus the bias in the MAC's 2^-15 units, wrapping like int32) → float
+``acc · 2^-15 · out_scale + out_offset``. Latency is the modelled ``cycles / clock + T_sys``; the step meets its
+deadline when that is ≤ the budget (21 µs by default).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from firmware_bridge.weight_image import Bundle, load_bundle
+from hil.backend import StepResult
+
+from . import kernel as kn
+from .governor import ThresholdGovernor
+from .model import DEFAULT_CLOCK_HZ, EdgeDRNNError, EdgeDRNNModel
+
+DEFAULT_BUDGET_S = 21e-6
+
+
+class EdgeDRNNBackend:
+    """:class:`hil.backend.InferenceBackend` over :class:`EdgeDRNNModel`.
+
+    Parameters
+    ----------
+    bundle
+        A :class:`firmware_bridge.weight_image.Bundle` or the path of a bundle ``.npz``.
+    budget_s
+        Latency budget of one step.
+    governor
+        Optional :class:`ThresholdGovernor` (or True for one with default policy around ``budget_s``) that
+        adjusts Θx/Θh after every step.
+    clock_hz, burst_latency, t_sys_s, saturate
+        Passed to the model.
+
+    ``step`` returns the same :class:`StepResult` object every time (outputs and h updated in place).
+    """
+
+    def __init__(
+        self,
+        bundle: Bundle | str | os.PathLike,
+        *,
+        budget_s: float = DEFAULT_BUDGET_S,
+        governor: ThresholdGovernor | bool | None = None,
+        clock_hz: float = DEFAULT_CLOCK_HZ,
+        burst_latency: int = 0,
+        t_sys_s: float = 0.0,
+        saturate: bool = False,
+    ) -> None:
+        if not isinstance(bundle, Bundle):
+            bundle = load_bundle(bundle)
+        if not budget_s > 0:
+            raise EdgeDRNNError(f"budget_s must be > 0, got {budget_s}")
+        self.bundle = bundle
+        self.budget_s = float(budget_s)
+        self.model = EdgeDRNNModel.from_bundle(
+            bundle, clock_hz=clock_hz, burst_latency=burst_latency, t_sys_s=t_sys_s, saturate=saturate
+        )
+        if governor is True:
+            governor = ThresholdGovernor(self.budget_s, bundle.theta_x, bundle.theta_h)
+        self.governor: ThresholdGovernor | None = governor or None
+        self.input_size = bundle.input_size
+        self.n_outputs = bundle.n_outputs
+        width = max(self.input_size, self.n_outputs)
+        self._fp = np.zeros((kn.FP_ROWS, width), dtype=np.float64)
+        self._fp[kn.FP_MEAN, : self.input_size] = bundle.input_mean
+        self._fp[kn.FP_STD, : self.input_size] = bundle.input_std
+        self._fp[kn.FP_SCALE, : self.n_outputs] = bundle.out_scale
+        self._fp[kn.FP_OFFSET, : self.n_outputs] = bundle.out_offset
+        self._fp[kn.FP_BIAS, : self.n_outputs] = bundle.out_bias
+        self._w_out = np.ascontiguousarray(bundle.out_weight, dtype=np.int8)
+        self._inv_clock = 1.0 / self.model.clock_hz
+        self._t_sys = self.model.t_sys_s
+        self.steps = 0
+        self.misses = 0
+        self.result = StepResult(
+            outputs=self._fp[kn.FP_OUT, : self.n_outputs], h=self.model._h_out, latency_s=0.0, cycles=0
+        )
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero the recurrent state and restore the bundle's thresholds (counters are kept)."""
+        self.model.reset()
+        self.model.theta_x = self.bundle.theta_x
+        self.model.theta_h = self.bundle.theta_h
+        if self.governor is not None:
+            self.governor.reset()
+        self._fp[kn.FP_OUT] = 0.0
+
+    def step(self, features: np.ndarray) -> StepResult:
+        """One control period: float features [I] → outputs [O] with the step's modelled timing."""
+        f = features
+        if type(f) is not np.ndarray or f.dtype != np.float64 or not f.flags.c_contiguous:
+            f = np.ascontiguousarray(f, dtype=np.float64)
+        if f.shape != (self.input_size,):
+            raise EdgeDRNNError(f"features must have shape ({self.input_size},), got {np.shape(features)}")
+        m = self.model
+        cycles = kn.backend_kernel(f, self._fp, m.image, self._w_out, m._state, m._h_out)
+        latency = cycles * self._inv_clock + self._t_sys
+        met = latency <= self.budget_s
+        r = self.result
+        r.latency_s = latency
+        r.cycles = cycles
+        r.fired_columns = int(m._stats[kn.ST_FIRED])
+        r.deadline_met = met
+        self.steps += 1
+        if not met:
+            self.misses += 1
+        if self.governor is not None:
+            self.governor.update(m, latency)
+        return r
