@@ -1,0 +1,178 @@
+"""Checkpoints of learned controllers: a torch state dict plus JSON metadata beside it.
+
+``NAME.pt``   — ``DeltaGRU.state_dict()``, loaded with ``torch.load(weights_only=True)`` (no pickle code runs);
+``NAME.json`` — everything needed to use the weights without the code that trained them:
+
+=================  ===========================================================================================
+key                meaning
+=================  ===========================================================================================
+format             ``"legloop-controller/1"``
+model              ``DeltaGRU.config()``: sizes, layers, Θx/Θh (normalised units), bhn_zero, qat
+feature_set        ``"ampro"`` or ``"sensors"`` (:mod:`controllers.features`)
+input_norm         z-score of the inputs: ``{"mean": [...], "std": [...]}``
+target_scale       torques = network output · scale + offset, per output [knee, ankle], N·m
+target_offset
+control_dt         control period the controller was trained at, s
+weights_sha256     hash of the .pt file: a corrupt or swapped file is refused
+versions, created  provenance; ``training`` holds free-form training information (stages, losses, data)
+=================  ===========================================================================================
+
+Writing goes through a temporary file and a rename, so an interrupted save never leaves a half-written checkpoint,
+and an existing checkpoint is only replaced when the caller asks for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from controllers.deltagru import DeltaGRU
+from controllers.features import Normalizer, check_feature_set, feature_size
+
+FORMAT = "legloop-controller/1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: missing, corrupt, or for another feature set."""
+
+
+@dataclass
+class CheckpointMeta:
+    """The JSON half of a checkpoint."""
+
+    model: dict[str, Any]
+    feature_set: str
+    input_norm: Normalizer
+    target_scale: np.ndarray
+    target_offset: np.ndarray
+    control_dt: float = 0.005
+    training: dict[str, Any] = field(default_factory=dict)
+    weights_sha256: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    created: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "model": self.model,
+            "feature_set": self.feature_set,
+            "input_norm": self.input_norm.to_dict(),
+            "target_scale": [float(v) for v in self.target_scale],
+            "target_offset": [float(v) for v in self.target_offset],
+            "control_dt": self.control_dt,
+            "training": self.training,
+            "weights_sha256": self.weights_sha256,
+            "versions": self.versions,
+            "created": self.created,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str) -> CheckpointMeta:
+        if d.get("format") != FORMAT:
+            raise CheckpointError(f"{where}: not a legloop controller checkpoint (format {d.get('format')!r})")
+        try:
+            meta = cls(
+                model=dict(d["model"]),
+                feature_set=check_feature_set(d["feature_set"]),
+                input_norm=Normalizer.from_dict(d["input_norm"]),
+                target_scale=np.asarray(d["target_scale"], dtype=np.float32),
+                target_offset=np.asarray(d["target_offset"], dtype=np.float32),
+                control_dt=float(d.get("control_dt", 0.005)),
+                training=dict(d.get("training", {})),
+                weights_sha256=str(d.get("weights_sha256", "")),
+                versions=dict(d.get("versions", {})),
+                created=str(d.get("created", "")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{where}: malformed metadata: {exc}") from None
+        n_in = feature_size(meta.feature_set)
+        if meta.model.get("input_size") != n_in or len(meta.input_norm.mean) != n_in:
+            raise CheckpointError(
+                f"{where}: feature set {meta.feature_set!r} has {n_in} inputs but the model/normalisation has "
+                f"{meta.model.get('input_size')}/{len(meta.input_norm.mean)}"
+            )
+        return meta
+
+
+def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    p = Path(path)
+    if p.is_dir():
+        p = p / "controller.pt"
+    if p.suffix != ".pt":
+        p = p.with_suffix(".pt")
+    return p, p.with_suffix(".json")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_checkpoint(path: str | os.PathLike, model: DeltaGRU, meta: CheckpointMeta, overwrite: bool = False) -> Path:
+    """Write ``path`` (.pt) and its .json; refuses to replace an existing checkpoint unless `overwrite`."""
+    pt, js = _paths(path)
+    if not overwrite and (pt.exists() or js.exists()):
+        raise FileExistsError(f"{pt} already exists; pass overwrite=True (CLI: --force) to replace it")
+    pt.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    _atomic_write(pt, lambda tmp: torch.save(state, tmp))
+    meta.model = model.config()
+    meta.weights_sha256 = _sha256(pt)
+    meta.versions = {"torch": torch.__version__, "numpy": np.__version__, **meta.versions}
+    meta.created = meta.created or time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+    def write_json(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            json.dump(meta.to_dict(), f, indent=2, allow_nan=False)
+            f.write("\n")
+
+    _atomic_write(js, write_json)
+    return pt
+
+
+def load_checkpoint(path: str | os.PathLike, feature_set: str | None = None) -> tuple[DeltaGRU, CheckpointMeta]:
+    """Load a checkpoint; `feature_set`, when given, must match the one it was trained on."""
+    pt, js = _paths(path)
+    if not pt.exists():
+        raise CheckpointError(f"no checkpoint at {pt}")
+    if not js.exists():
+        raise CheckpointError(f"{pt} has no metadata file {js.name} beside it")
+    try:
+        raw = json.loads(js.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{js}: corrupt metadata ({exc})") from None
+    meta = CheckpointMeta.from_dict(raw, str(js))
+    if meta.weights_sha256 and meta.weights_sha256 != _sha256(pt):
+        raise CheckpointError(f"{pt}: weights do not match the hash in {js.name} (corrupt or replaced file)")
+    if feature_set is not None and meta.feature_set != feature_set:
+        raise CheckpointError(
+            f"{pt} was trained on feature set {meta.feature_set!r}, not {feature_set!r}; "
+            f"train with --features {feature_set} or pick the matching checkpoint"
+        )
+    try:
+        state = torch.load(pt, map_location="cpu", weights_only=True)
+        model = DeltaGRU(**meta.model)
+        model.load_state_dict(state)
+    except Exception as exc:  # a truncated zip, wrong tensors, wrong sizes: all "unusable checkpoint"
+        raise CheckpointError(f"{pt}: cannot load weights ({type(exc).__name__}: {exc})") from None
+    model.eval()
+    return model, meta

@@ -1,0 +1,132 @@
+"""Feature sets: what a learned controller sees, computed the same way from a live sensor stream and from a log.
+
+A feature set maps the prosthesis sensor vector (:mod:`envs.sensors`) plus, for ``ampro``, the PD's reference
+(domain and desired knee trajectory, from :meth:`controllers.pd.AmproPD.update_reference`) to the network input.
+
+========  ======  ==============================================================================================
+name      size    features (in order)
+========  ======  ==============================================================================================
+ampro     5       ishumanswing (1 = prosthesis stance), knee position error q_k − q_k,des (rad), knee velocity
+                  error (rad/s), ankle position (rad), ankle velocity (rad/s) — the paper's five inputs
+sensors   7       the raw prosthesis sensors: knee angle, knee velocity, ankle angle, ankle velocity, thigh angle,
+                  thigh velocity, load (N) — the network must infer the gait phase itself
+========  ======  ==============================================================================================
+
+Logs use the AMPRO CSV column names (shared/facts/ampro.md) plus three legloop columns for the sensors the AMPRO
+schema lacks (``thigh_angle``, ``thigh_velocity``, ``load``); :data:`FEATURE_COLUMNS` says which columns each set
+reads. Normalisation (z-score) constants travel with the checkpoint as a :class:`Normalizer`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+FEATURE_SETS = ("ampro", "sensors")
+FEATURE_NAMES = {
+    "ampro": ("ishumanswing", "knee_pos_error", "knee_vel_error", "ankle_pos", "ankle_vel"),
+    "sensors": (
+        "knee_angle",
+        "knee_velocity",
+        "ankle_angle",
+        "ankle_velocity",
+        "thigh_angle",
+        "thigh_velocity",
+        "load",
+    ),
+}
+# Log columns each feature set reads (AMPRO names; thigh_* and load are legloop additions).
+FEATURE_COLUMNS = {
+    "ampro": (
+        "ishumanswing",
+        "position_actual_knee",
+        "position_desired_knee",
+        "velocity_actual_knee",
+        "velocity_desired_knee",
+        "position_actual_ankle",
+        "velocity_actual_ankle",
+    ),
+    "sensors": (
+        "position_actual_knee",
+        "velocity_actual_knee",
+        "position_actual_ankle",
+        "velocity_actual_ankle",
+        "thigh_angle",
+        "thigh_velocity",
+        "load",
+    ),
+}
+# Targets: the PD torques, [knee, ankle] in N·m.
+TARGET_COLUMNS = ("torque_pd_knee", "torque_pd_ankle")
+
+
+def check_feature_set(name: str) -> str:
+    if name not in FEATURE_SETS:
+        raise ValueError(f"unknown feature set {name!r}; expected one of {', '.join(FEATURE_SETS)}")
+    return name
+
+
+def feature_size(name: str) -> int:
+    return len(FEATURE_NAMES[check_feature_set(name)])
+
+
+def features_from_columns(name: str, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Features [T, F] (float32) of a whole log given as column arrays; missing columns raise a clear KeyError."""
+    check_feature_set(name)
+    missing = [c for c in FEATURE_COLUMNS[name] if c not in columns]
+    if missing:
+        raise KeyError(f"feature set {name!r} needs log column(s) {', '.join(missing)}")
+    c = {k: np.asarray(columns[k], dtype=np.float64) for k in FEATURE_COLUMNS[name]}
+    if name == "ampro":
+        cols = (
+            c["ishumanswing"],
+            c["position_actual_knee"] - c["position_desired_knee"],
+            c["velocity_actual_knee"] - c["velocity_desired_knee"],
+            c["position_actual_ankle"],
+            c["velocity_actual_ankle"],
+        )
+    else:
+        cols = tuple(c[k] for k in FEATURE_COLUMNS["sensors"])
+    return np.stack(cols, axis=-1).astype(np.float32)
+
+
+def features_from_obs(
+    name: str, obs: np.ndarray, domain: float, knee_des: float, knee_vel_des: float, out: np.ndarray
+) -> np.ndarray:
+    """Features of one control step into `out` (float32 [F]); the same arithmetic as :func:`features_from_columns`."""
+    if name == "ampro":
+        out[0] = domain
+        out[1] = float(obs[0]) - knee_des
+        out[2] = float(obs[1]) - knee_vel_des
+        out[3] = obs[2]
+        out[4] = obs[3]
+    else:
+        out[:] = obs
+    return out
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """z-score constants of the network inputs: x_n = (x − mean) / std."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, x: np.ndarray, min_std: float = 1e-3) -> Normalizer:
+        """Fit on features [N, F]; a (near-)constant feature gets std 1 so it is only centred."""
+        x = np.asarray(x, dtype=np.float64)
+        std = x.std(axis=0)
+        return cls(mean=x.mean(axis=0).astype(np.float32), std=np.where(std < min_std, 1.0, std).astype(np.float32))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.mean) / self.std).astype(np.float32)
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {"mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, list[float]]) -> Normalizer:
+        return cls(mean=np.asarray(d["mean"], dtype=np.float32), std=np.asarray(d["std"], dtype=np.float32))
