@@ -126,3 +126,33 @@ def strides(heel_strikes: np.ndarray) -> np.ndarray:
     if hs.size < 2:
         return np.zeros((0, 2), dtype=np.int64)
     return np.column_stack([hs[:-1], hs[1:]])
+
+
+def fill_gaps(contact: np.ndarray, max_gap: int) -> np.ndarray:
+    """Close contact gaps shorter than `max_gap` samples (a bounce or a rolling foot is not a swing).
+
+    :func:`detect_contacts` holds a new state for its dwell, but it still reports every gap; a foot that bounces
+    off the floor for 20–30 ms after a stiff impact would otherwise count as a toe off and a heel strike.
+    Gaps at the start or end of the record are left as they are.
+    """
+    c = np.asarray(contact, dtype=bool).copy()
+    if c.ndim != 1:
+        raise ValueError(f"contact must be 1-D, got shape {c.shape}")
+    if max_gap <= 1 or c.size < 3:
+        return c
+    edges = np.diff(c.astype(np.int8))
+    gap_starts = np.flatnonzero(edges == -1) + 1  # first False sample after True
+    gap_ends = np.flatnonzero(edges == 1) + 1  # first True sample after False
+    if gap_starts.size == 0 or gap_ends.size == 0:
+        return c
+    gap_ends = gap_ends[gap_ends > gap_starts[0]]
+    n = min(gap_starts.size, gap_ends.size)
+    for start, end in zip(gap_starts[:n], gap_ends[:n], strict=True):
+        if end - start < max_gap:
+            c[start:end] = True
+    return c
+
+
+def clean_contacts(contact: np.ndarray, min_len: int) -> np.ndarray:
+    """Close gaps shorter than `min_len` samples, then drop contacts shorter than `min_len` (scuffs, not stances)."""
+    return ~fill_gaps(~fill_gaps(contact, min_len), min_len)

@@ -36,7 +36,7 @@ class HumanParams:
     torso_kd: float = 80.0
     state_a_s: float = 0.30
     swing_hip_a: float = 0.50
-    swing_hip_b: float = -0.10
+    swing_hip_b: float = 0.0
     swing_knee_a: float = 1.10
     swing_knee_b: float = 0.05
     swing_ankle_a: float = 0.60

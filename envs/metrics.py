@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .gait_events import detect_contacts, gait_events
+from .gait_events import clean_contacts, detect_contacts, gait_events
 from .gait_events import strides as make_strides
 
 __all__ = [
@@ -229,8 +229,8 @@ def margin_of_stability(
     return b - xi
 
 
-def floquet_max(section_states: np.ndarray, min_strides: int = 30) -> float | None:
-    """Maximum Floquet multiplier of the stride-to-stride return map.
+def floquet_max(section_states: np.ndarray, min_strides: int = 30, period: int = 1) -> float | None:
+    """Maximum Floquet multiplier of the stride-to-stride return map (of the `period`-stride map for p > 1).
 
     The states at a Poincaré section (e.g. every prosthetic heel strike) are ``s_k``. The fixed point
     ``s*`` is their mean and the linearised return map ``J`` is the least-squares fit of
@@ -256,6 +256,11 @@ def floquet_max(section_states: np.ndarray, min_strides: int = 30) -> float | No
         the pairs they belong to.
     min_strides : int
         Minimum number of crossings for an estimate.
+    period : int
+        Strides per gait cycle. A gait on a period-2 orbit (alternating long and short strides) has a period-1
+        map whose dominant multiplier is ≈ −1 whatever its stability; its multipliers are those of the
+        2-stride map ``s_{k+2} − s*_{k mod 2} ≈ J₂ (s_k − s*_{k mod 2})``, with one fixed point per phase.
+        :func:`gait_period` detects the period.
 
     Returns
     -------
@@ -271,10 +276,11 @@ def floquet_max(section_states: np.ndarray, min_strides: int = 30) -> float | No
     n = int(np.count_nonzero(finite))
     if n < max(int(min_strides), 3) or s.shape[1] == 0:
         return None
-    pair_ok = finite[:-1] & finite[1:]
+    if period < 1:
+        raise ValueError(f"period must be >= 1, got {period}")
+    pair_ok = finite[:-period] & finite[period:]
     if np.count_nonzero(pair_ok) < 2:
         return None
-
     good = s[finite]
     mu = good.mean(axis=0)
     sd = good.std(axis=0)
@@ -283,16 +289,43 @@ def floquet_max(section_states: np.ndarray, min_strides: int = 30) -> float | No
         return None
     z = np.zeros((s.shape[0], int(np.count_nonzero(keep))))
     z[finite] = (good[:, keep] - mu[keep]) / sd[keep]
+    if period > 1:
+        # One fixed point per phase of the cycle: deviations are taken from the phase's own mean.
+        phase = np.arange(s.shape[0]) % period
+        for p in range(period):
+            rows = finite & (phase == p)
+            if np.any(rows):
+                z[rows] -= z[rows].mean(axis=0)
 
     k_max = max(1, n // 3)
     if z.shape[1] > k_max:
         _, _, vt = np.linalg.svd(z[finite], full_matrices=False)
         z = z @ vt[:k_max].T
 
-    x0 = z[:-1][pair_ok]
-    x1 = z[1:][pair_ok]
+    x0 = z[:-period][pair_ok]
+    x1 = z[period:][pair_ok]
     m, *_ = np.linalg.lstsq(x0, x1, rcond=None)  # x1 ≈ x0 @ m, i.e. J = m.T (same eigenvalues)
     return float(np.max(np.abs(np.linalg.eigvals(m))))
+
+
+def gait_period(section_states: np.ndarray, threshold: float = 0.5) -> int:
+    """1, or 2 when alternate strides differ systematically (a period-2 gait).
+
+    Period 2 when the split of the standardised section states into even and odd strides explains more than
+    `threshold` of their variance; noise around a period-1 orbit explains ~1/n of it.
+    """
+    s = np.asarray(section_states, dtype=float)
+    if s.ndim != 2 or s.shape[0] < 6:
+        return 1
+    s = s[np.all(np.isfinite(s), axis=1)]
+    sd = s.std(axis=0)
+    keep = sd > 1e-10 * np.maximum(np.abs(s.mean(axis=0)), 1.0)
+    if s.shape[0] < 6 or not np.any(keep):
+        return 1
+    z = (s[:, keep] - s[:, keep].mean(axis=0)) / sd[keep]
+    total = float(np.sum(z**2))
+    between = sum(float(np.sum(z[p::2].mean(axis=0) ** 2)) * z[p::2].shape[0] for p in (0, 1))
+    return 2 if between > threshold * total else 1
 
 
 def push_robustness(results: Sequence[tuple[float, bool]]) -> float:
@@ -344,6 +377,10 @@ class EpisodeSignals:
     prosth_toe_x, sound_toe_x : (T,) m — horizontal toe position of each foot.
     poincare : (T, d) — state to be sampled at prosthetic heel strike for the Floquet analysis (no drifting
         quantities such as absolute x).
+    prosth_foot_z : (T,) m, optional — height of the prosthetic foot's lowest contact point; when given, the
+        Poincaré section is refined to the interpolated instant it descends through ``section_height_m``
+        before each heel strike (sampling at the control rate alone aliases the section: see
+        :func:`refine_section`).
     fell : bool — the episode ended by a fall.
     body_weight_n : float, N — m·g of the walker.
     dt : float, s — sample (control) period.
@@ -369,12 +406,15 @@ class EpisodeSignals:
     fell: bool
     body_weight_n: float
     dt: float
+    prosth_foot_z: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         # Convert and check once here so summarize() and its callers can rely on shapes.
         n = None
         for f in fields(self):
             if f.name in ("fell", "body_weight_n", "dt"):
+                continue
+            if f.name == "prosth_foot_z" and self.prosth_foot_z is None:
                 continue
             a = np.asarray(getattr(self, f.name), dtype=float)
             if f.name == "poincare":
@@ -409,6 +449,28 @@ class EpisodeSignals:
         return int(self.t.size)
 
 
+def refine_section(
+    states: np.ndarray, foot_z: np.ndarray, events: np.ndarray, height: float, lookback: int
+) -> np.ndarray:
+    """States at the instants the foot descends through `height`, linearly interpolated between samples.
+
+    A heel strike found on control-rate samples lands up to one period after the true contact, at an offset that
+    changes from stride to stride as the stride period beats against the sample period; sampling the state there
+    makes a perfectly periodic gait look like a period-2 or quasi-periodic one (a Floquet multiplier near −1).
+    Interpolating to a continuous crossing just before contact removes that aliasing. Events without a crossing
+    in the `lookback` samples before them keep their sampled state.
+    """
+    out = states[events].astype(float, copy=True)
+    for i, k in enumerate(events):
+        for j in range(int(k), max(int(k) - lookback, 0), -1):
+            z0, z1 = foot_z[j - 1], foot_z[j]
+            if z0 > height >= z1:
+                a = (z0 - height) / (z0 - z1)
+                out[i] = states[j - 1] + a * (states[j] - states[j - 1])
+                break
+    return out
+
+
 def _json_float(x: float | None) -> float | None:
     if x is None:
         return None
@@ -422,16 +484,20 @@ def summarize(
     transient_s: float = 2.0,
     contact_on_n: float = 50.0,
     contact_off_n: float = 20.0,
-    min_dwell_s: float = 0.100,
+    min_dwell_s: float = 0.020,
+    min_swing_s: float = 0.100,
     load_lowpass_s: float = 0.020,
     min_floquet_strides: int = 30,
+    section_height_m: float = 0.01,
     g: float = G,
 ) -> dict[str, Any]:
     """JSON-ready metrics of one episode.
 
     Contacts come from :func:`envs.gait_events.detect_contacts` on the vertical foot forces (on
-    ``contact_on_n``, off ``contact_off_n``, dwell ``min_dwell_s`` rounded to samples; 100 ms by default
-    because a foot that rolls over or scuffs loses contact for a few tens of ms without swinging). Heel-strike
+    ``contact_on_n``, off ``contact_off_n``, dwell ``min_dwell_s`` rounded to samples), with gaps shorter than
+    ``min_swing_s`` closed and contacts shorter than it dropped by :func:`envs.gait_events.clean_contacts` (a bounce
+    after a stiff impact leaves the floor for a few tens of ms without swinging; a toe scuff in swing touches it
+    without standing on it). Heel-strike
     statistics — stride-time CV, step-time asymmetry, Floquet multiplier, peak load, margin of
     stability — use only heel strikes at ``t >= transient_s`` (the start from the initial posture is not
     steady walking); ``strides`` counts every complete prosthetic stride and the tracking RMSEs use every
@@ -455,8 +521,9 @@ def summarize(
     dwell = max(1, round(min_dwell_s / dt))
     window = max(1, round(load_lowpass_s / dt))
 
-    c_p = detect_contacts(s.prosth_force, contact_on_n, contact_off_n, dwell)
-    c_s = detect_contacts(s.sound_force, contact_on_n, contact_off_n, dwell)
+    gap = max(1, round(min_swing_s / dt))
+    c_p = clean_contacts(detect_contacts(s.prosth_force, contact_on_n, contact_off_n, dwell), gap)
+    c_s = clean_contacts(detect_contacts(s.sound_force, contact_on_n, contact_off_n, dwell), gap)
     hs_p, _ = gait_events(c_p)
     hs_s, _ = gait_events(c_s)
     n_strides = max(hs_p.size - 1, 0)
@@ -471,8 +538,15 @@ def summarize(
     ankle = tracking_rmse(s.ankle_q, s.ankle_q_des)
 
     fq = None
+    period = None
     if s.poincare.shape[1] > 0 and hs_p_ss.size:
-        fq = floquet_max(s.poincare[hs_p_ss], min_strides=min_floquet_strides)
+        section = (
+            refine_section(s.poincare, s.prosth_foot_z, hs_p_ss, section_height_m, lookback=max(2, round(0.1 / dt)))
+            if s.prosth_foot_z is not None
+            else s.poincare[hs_p_ss]
+        )
+        period = gait_period(section)
+        fq = floquet_max(section, min_strides=min_floquet_strides, period=period)
 
     mos = np.concatenate(
         [
@@ -497,6 +571,7 @@ def summarize(
         "knee_rmse_rad": _json_float(knee),
         "ankle_rmse_rad": _json_float(ankle),
         "floquet_max": _json_float(fq),
+        "gait_period_strides": period if fq is not None else None,
         "mos_min_m": _json_float(mos_min),
         "prosthesis_peak_load_n": _json_float(peak),
         "prosthesis_peak_load_bw": _json_float(None if peak is None else peak / s.body_weight_n),

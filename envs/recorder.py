@@ -31,6 +31,7 @@ class EpisodeRecorder:
         self.max_steps = int(max_steps)
         self._buf = np.full((len(_SCALARS), self.max_steps), np.nan)
         self._poincare = np.zeros((self.max_steps, len(_POINCARE_QPOS) + len(_POINCARE_QVEL)))
+        self._foot_z = np.zeros(self.max_steps)
         self.n = 0
         self.bind()
 
@@ -42,6 +43,10 @@ class EpisodeRecorder:
         self._qvel_idx = np.array([m.jnt_dofadr[jid[n]] for n in _POINCARE_QVEL])
         self._toe_p = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_SITE, "toe_p")
         self._toe_s = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_SITE, "toe_s")
+        self._contacts_p = np.array(
+            [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, n) for n in ("heel_p", "toe_p")], dtype=int
+        )
+        self._radius = float(m.geom_size[self._contacts_p[0], 0])
         self._last_com = None
         self.n = 0
 
@@ -72,6 +77,8 @@ class EpisodeRecorder:
         nq = len(self._qpos_idx)
         self._poincare[k, :nq] = d.qpos[self._qpos_idx]
         self._poincare[k, nq:] = d.qvel[self._qvel_idx]
+        gz = d.geom_xpos
+        self._foot_z[k] = min(gz[self._contacts_p[0], 2], gz[self._contacts_p[1], 2]) - self._radius
         self.n = k + 1
 
     def signals(self, fell: bool) -> EpisodeSignals:
@@ -85,4 +92,5 @@ class EpisodeRecorder:
             fell=bool(fell),
             body_weight_n=self.env.body_weight,
             dt=self.env.dt,
+            prosth_foot_z=self._foot_z[:n].copy(),
         )

@@ -146,3 +146,24 @@ def test_dwell_invariant_without_chatter(segments, start_high, dwell):
     c = detect_contacts(force, ON, OFF, dwell)
     np.testing.assert_array_equal(c, detect_contacts(force, ON, OFF, 1))
     np.testing.assert_array_equal(c, force > ON)
+
+
+def test_fill_gaps_closes_short_gaps_only() -> None:
+    from envs.gait_events import fill_gaps
+
+    c = np.array([1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 1, 1], dtype=bool)
+    out = fill_gaps(c, max_gap=3)
+    np.testing.assert_array_equal(out, [1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 1, 1])
+    # Leading and trailing gaps are not touched; a record without gaps is unchanged.
+    edge = np.array([0, 0, 1, 1, 0], dtype=bool)
+    np.testing.assert_array_equal(fill_gaps(edge, 5), edge)
+    np.testing.assert_array_equal(fill_gaps(np.ones(5, bool), 3), np.ones(5, bool))
+
+
+def test_clean_contacts_drops_scuffs_and_closes_bounces() -> None:
+    from envs.gait_events import clean_contacts
+
+    c = np.array([1, 1, 1, 0, 1, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 1, 1], dtype=bool)
+    out = clean_contacts(c, min_len=2)
+    # The one-sample bounce at index 3 is closed, the one-sample scuff at index 11 is dropped.
+    np.testing.assert_array_equal(out, [1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1])
