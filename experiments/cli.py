@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # Sub-command modules, imported lazily so `legloop --help` does not pay for torch or numba.
-_COMMANDS = ("demo", "eval", "bench", "edgedrnn")
+_COMMANDS = ("demo", "eval", "bench", "edgedrnn", "collect", "train")
 
 
 class CliError(Exception):
@@ -49,4 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run through the package module so sub-commands and this entry point share one CliError class.
+    from experiments.cli import main as _main
+
+    sys.exit(_main())

@@ -1,0 +1,338 @@
+"""Data collection: randomised walking episodes with the AMPRO PD as expert, in parallel processes, into a data set.
+
+Every episode runs the PD at every step: it labels the step (``torque_pd_*``, domain, phase, desired trajectory).
+Without a driver the PD's torque is also the applied torque (behavioural-cloning data). With a
+:class:`DriverSpec` a learned controller runs too, and each step applies the PD's torque with probability β and the
+learner's otherwise (DAgger with β-mixing: the learner visits its own states and the PD, run in shadow on that very
+trajectory, labels them). Episodes that fall end early and are kept, marked ``fell``.
+
+Determinism: episode i uses env seed ``seed0 + i``, speed ``speeds[i % len(speeds)]`` and a β-mixing generator
+seeded from the same seed; every episode is computed in one process from its arguments alone, and the parent writes
+the files, so the same arguments give byte-identical episode files whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from controllers.pd import AmproPD
+from experiments.ampro_log import ANKLE_CONTROL_FACTOR, KNEE_CONTROL_FACTOR
+from experiments.dataset import (
+    EPISODE_COLUMNS,
+    EPISODES_DIR,
+    MANIFEST,
+    dataset_exists,
+    write_episode,
+    write_manifest,
+)
+from experiments.evaluate import EVAL_RANDOMIZATION
+from experiments.rundir import OutputExistsError, provenance
+
+# Salt of the β-mixing generator: decorrelates it from the env's generator, which gymnasium seeds with the same seed.
+_MIX_SALT = 0xDA66E7
+
+
+@dataclass(frozen=True)
+class DriverSpec:
+    """A learned controller that drives the plant (DAgger): the checkpoint path, loaded inside the worker with
+    ``controllers.learned.LearnedController.from_checkpoint(checkpoint, dt=env.dt, walker=env.walker)``;
+    `use_thresholds` False runs a delta-GRU checkpoint dense (Θ = 0)."""
+
+    checkpoint: str
+    use_thresholds: bool = True
+
+
+@dataclass(frozen=True)
+class EpisodeTask:
+    """Everything one episode depends on (picklable: it crosses to a worker process)."""
+
+    index: int
+    seed: int
+    speed: float
+    seconds: float
+    randomize: bool = True
+    sensor_noise: bool = True
+    driver: DriverSpec | None = None
+    beta: float = 1.0
+    stage: str = "pd"
+    env_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"ep_{self.index:05d}"
+
+
+def _env_kwargs(task: EpisodeTask) -> dict[str, Any]:
+    # As experiments.evaluate.EvalConfig: speed fixed (the condition), the rest randomised; sensor noise on.
+    kw: dict[str, Any] = {"speed": task.speed, "slope_deg": 0.0, "sensor_noise": task.sensor_noise}
+    if task.randomize:
+        kw["randomization"] = EVAL_RANDOMIZATION
+    return kw | dict(task.env_options)
+
+
+def _load_driver(spec: DriverSpec, env: Any) -> Any:
+    # Imported here: controllers.learned (torch, numba) is only needed when a learner drives.
+    from controllers.learned import LearnedController
+
+    kw: dict[str, Any] = {"dt": env.dt, "walker": env.walker}
+    if not spec.use_thresholds:
+        kw["use_thresholds"] = False
+    # The episode's (randomised) body: the learner's AMPRO reference must match the PD that labels the data.
+    return LearnedController.from_checkpoint(spec.checkpoint, **kw)
+
+
+def collect_episode(task: EpisodeTask) -> tuple[int, dict[str, np.ndarray], dict[str, Any]]:
+    """Simulate one episode; returns (index, columns of :data:`EPISODE_COLUMNS`, manifest metadata).
+
+    Top-level and argument-only, so it runs the same in this process or in a spawned worker.
+    """
+    from envs.walker_env import ProstheticWalkerEnv
+
+    env = ProstheticWalkerEnv(**_env_kwargs(task))
+    obs, _ = env.reset(seed=task.seed)
+    dt = env.dt
+    pd = AmproPD(dt, walker=env.walker)
+    pd.reset()
+    learner = None
+    if task.driver is not None:
+        learner = _load_driver(task.driver, env)
+        learner.reset()
+    steps = max(1, round(task.seconds / dt))
+    # β-mixing coins for the whole episode, drawn up front: the learner's choices cannot shift the stream.
+    use_pd = np.random.default_rng([task.seed, _MIX_SALT]).random(steps) < task.beta if learner is not None else None
+    peak_k, peak_a = float(env._peak[0]), float(env._peak[1])
+    buf = np.zeros((steps, len(EPISODE_COLUMNS)))  # rows = steps, one row written per step with a single call
+    action = np.zeros(2)
+    fell = False
+    n = steps
+    pd_steps = steps
+    for k in range(steps):
+        pd_out = pd.act(obs)
+        tpk, tpa = float(pd_out[0]), float(pd_out[1])
+        if learner is not None:
+            out = learner.act(obs)  # runs every step: a recurrent learner must see the whole sensor stream
+            if not use_pd[k]:
+                tk, ta = float(out[0]), float(out[1])
+                if not (math.isfinite(tk) and math.isfinite(ta)):
+                    raise ValueError(
+                        f"learned controller {task.driver.checkpoint} returned a non-finite torque "
+                        f"[{tk}, {ta}] at step {k} of seed {task.seed}"
+                    )
+                # The env clips to the motor peaks: record what is actually applied.
+                tk = -peak_k if tk < -peak_k else (peak_k if tk > peak_k else tk)
+                ta = -peak_a if ta < -peak_a else (peak_a if ta > peak_a else ta)
+            else:
+                tk, ta = tpk, tpa
+        else:
+            tk, ta = tpk, tpa
+        qk, qkd, qa, qad, th, thd, load = obs.tolist()
+        stance = pd.domain == 1
+        t_dom = pd.t_domain
+        # Order must match EPISODE_COLUMNS (checked once below).
+        buf[k] = (
+            1.0 if stance else 0.0,  # ishumanswing
+            0.0 if stance else 1.0,  # domainindex
+            pd.phase,  # tau
+            t_dom if stance else 0.0,  # time_stance
+            0.0 if stance else t_dom,  # time_swing
+            qk,
+            qa,
+            qkd,
+            qad,
+            pd.knee_des,
+            pd.ankle_des,
+            pd.knee_vel_des,
+            pd.ankle_vel_des,
+            tpk,  # torque_pd_knee
+            tpa,
+            tpk,  # torque_desired_knee = pd
+            tpa,
+            tk,  # torque_actual_knee = applied
+            ta,
+            tk * KNEE_CONTROL_FACTOR,
+            ta * ANKLE_CONTROL_FACTOR,
+            load,  # force_toe
+            k * dt,  # time
+            th,
+            thd,
+            load,
+        )
+        action[0] = tk / peak_k
+        action[1] = ta / peak_a
+        obs, _, terminated, _, _ = env.step(action)
+        if terminated:
+            fell = True
+            n = k + 1
+            break
+    if use_pd is not None:
+        pd_steps = int(np.count_nonzero(use_pd[:n]))
+    columns = {c: np.ascontiguousarray(buf[:n, j]) for j, c in enumerate(EPISODE_COLUMNS)}
+    meta = {
+        "name": task.name,
+        "seed": task.seed,
+        "speed": float(env.episode_speed),
+        "slope_deg": float(env.episode_slope_deg),
+        "body_mass": float(env.walker.body.mass),
+        "body_height": float(env.walker.body.height),
+        "friction": float(env.walker.friction),
+        "noise_scale": float(env.episode_noise_scale),
+        "control_dt": float(dt),
+        "fell": fell,
+        "steps": n,
+        "seconds": round(n * dt, 9),
+        "driver": task.driver.checkpoint if task.driver is not None else "pd",
+        "beta": float(task.beta) if task.driver is not None else 1.0,
+        "pd_fraction": pd_steps / n,
+        "stage": task.stage,
+    }
+    env.close()
+    return task.index, columns, meta
+
+
+_ROW_ORDER = (
+    "ishumanswing", "domainindex", "tau", "time_stance", "time_swing", "position_actual_knee", "position_actual_ankle",
+    "velocity_actual_knee", "velocity_actual_ankle", "position_desired_knee", "position_desired_ankle",
+    "velocity_desired_knee", "velocity_desired_ankle", "torque_pd_knee", "torque_pd_ankle", "torque_desired_knee",
+    "torque_desired_ankle", "torque_actual_knee", "torque_actual_ankle", "control_signal_knee", "control_signal_ankle",
+    "force_toe", "time", "thigh_angle", "thigh_velocity", "load",
+)  # fmt: skip
+assert _ROW_ORDER == EPISODE_COLUMNS, "collect_episode's row layout is out of step with EPISODE_COLUMNS"
+
+
+def _prepare_dir(out: Path, overwrite: bool) -> None:
+    ep_dir = out / EPISODES_DIR
+    existing = dataset_exists(out)
+    if existing and not overwrite:
+        raise OutputExistsError(f"{out} already holds a data set; choose another --out or pass --force to overwrite")
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"{out} exists and is not a directory")
+    if existing:
+        # Stale episodes of an earlier, longer run must not leak into the new data set.
+        (out / MANIFEST).unlink(missing_ok=True)
+        if ep_dir.is_dir():
+            for p in ep_dir.glob("*.npz"):
+                p.unlink()
+        if (out / "csv").is_dir():
+            shutil.rmtree(out / "csv")
+    ep_dir.mkdir(parents=True, exist_ok=True)
+
+
+def collect(
+    out_dir: str | os.PathLike,
+    n_episodes: int,
+    seconds: float,
+    speeds: Sequence[float] = (0.8, 1.0, 1.2),
+    seed0: int = 0,
+    workers: int = 2,
+    randomize: bool = True,
+    driver: DriverSpec | None = None,
+    beta: float = 1.0,
+    stage: str = "pd",
+    progress: bool = True,
+    *,
+    sensor_noise: bool = True,
+    env_options: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Collect `n_episodes` episodes of `seconds` s each into OUT_DIR/episodes + OUT_DIR/manifest.json.
+
+    Episode i: env seed ``seed0 + i``, target speed ``speeds[i % len(speeds)]`` (m/s), eval-style randomisation
+    (body, friction, slope, sensor noise scale; speed fixed) when `randomize`. `driver` makes it a DAgger round: the
+    applied torque is the PD's with probability `beta` per step, the learner's otherwise. `workers` processes
+    (spawned; 1 = in this process). `env_options` are extra :class:`envs.walker_env.ProstheticWalkerEnv` options
+    (picklable), e.g. pushes. Refuses a directory that already holds a data set unless `overwrite`.
+    Returns the episode files in index order.
+    """
+    if n_episodes < 1:
+        raise ValueError(f"n_episodes must be ≥ 1, got {n_episodes}")
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"seconds must be > 0, got {seconds}")
+    if not speeds:
+        raise ValueError("speeds must name at least one speed (m/s)")
+    if workers < 1:
+        raise ValueError(f"workers must be ≥ 1, got {workers}")
+    if seed0 < 0:
+        raise ValueError(f"seed0 must be ≥ 0 (seeds are non-negative), got {seed0}")
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError(f"beta must be in [0, 1], got {beta}")
+    if driver is not None and not isinstance(driver, DriverSpec):
+        raise TypeError(f"driver must be a DriverSpec, got {type(driver).__name__}")
+    out = Path(out_dir)
+    _prepare_dir(out, overwrite)
+    tasks = [
+        EpisodeTask(
+            index=i,
+            seed=seed0 + i,
+            speed=float(speeds[i % len(speeds)]),
+            seconds=float(seconds),
+            randomize=randomize,
+            sensor_noise=sensor_noise,
+            driver=driver,
+            beta=float(beta),
+            stage=stage,
+            env_options=dict(env_options or {}),
+        )
+        for i in range(n_episodes)
+    ]
+    header = {
+        "columns": list(EPISODE_COLUMNS),
+        "collect": {
+            "n_episodes": n_episodes,
+            "seconds": float(seconds),
+            "speeds": [float(s) for s in speeds],
+            "seed0": seed0,
+            "randomize": randomize,
+            "sensor_noise": sensor_noise,
+            "driver": asdict(driver) if driver is not None else None,
+            "beta": float(beta),
+            "stage": stage,
+            "env_options": {k: repr(v) for k, v in sorted((env_options or {}).items())},
+        },
+        "provenance": provenance(),
+        "episodes": [],
+    }
+    write_manifest(out, header)
+    paths: dict[int, Path] = {}
+    from tqdm import tqdm
+
+    bar = tqdm(total=n_episodes, desc="collect", unit="ep", file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    falls = 0
+
+    def done(index: int, columns: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        nonlocal falls
+        paths[index] = write_episode(out, columns, meta)
+        falls += bool(meta["fell"])
+        bar.update(1)
+        bar.set_postfix(falls=falls, refresh=False)
+
+    try:
+        if workers == 1 or n_episodes == 1:
+            for t in tasks:
+                done(*collect_episode(t))
+        else:
+            ctx = multiprocessing.get_context("spawn")  # safe with torch/numba/MuJoCo threads in the parent
+            with ProcessPoolExecutor(max_workers=min(workers, n_episodes), mp_context=ctx) as pool:
+                pending: set[Future] = {pool.submit(collect_episode, t) for t in tasks}
+                try:
+                    while pending:
+                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for f in finished:
+                            done(*f.result())
+                except BaseException:
+                    for f in pending:
+                        f.cancel()
+                    raise
+    finally:
+        bar.close()
+    return [paths[i] for i in range(n_episodes)]

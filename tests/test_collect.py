@@ -1,0 +1,168 @@
+"""Data collection: determinism across worker counts, label consistency, falls kept, DAgger β-mixing, the CLI."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from envs.walker_env import Push
+from experiments.ampro_log import ANKLE_CONTROL_FACTOR, KNEE_CONTROL_FACTOR, read_csv
+from experiments.collect import DriverSpec, collect
+from experiments.dataset import EPISODE_COLUMNS, load_dataset, read_manifest
+from experiments.rundir import OutputExistsError
+
+SECONDS = 2.0
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict:
+    base = tmp_path_factory.mktemp("collect")
+    out = {}
+    for workers in (1, 2):
+        paths = collect(base / f"w{workers}", 2, SECONDS, seed0=7, workers=workers, progress=False)
+        out[workers] = (base / f"w{workers}", paths)
+    return out
+
+
+def test_same_files_whatever_the_workers(runs) -> None:
+    (d1, p1), (d2, p2) = runs[1], runs[2]
+    assert [p.name for p in p1] == [p.name for p in p2] == ["ep_00000.npz", "ep_00001.npz"]
+    for a, b in zip(p1, p2, strict=True):
+        assert a.read_bytes() == b.read_bytes()
+    m1, m2 = read_manifest(d1), read_manifest(d2)
+    assert m1["episodes"] == m2["episodes"] and m1["columns"] == list(EPISODE_COLUMNS)
+
+
+def test_episode_contents_are_consistent(runs) -> None:
+    d, _ = runs[1]
+    eps = load_dataset([d])
+    assert [e.meta["seed"] for e in eps] == [7, 8] and [e.meta["speed"] for e in eps] == [0.8, 1.0]
+    for ep in eps:
+        c = ep.columns
+        n = round(SECONDS / 0.005)
+        assert list(c) == list(EPISODE_COLUMNS) and len(ep) == n and ep.meta["steps"] == n
+        assert not ep.meta["fell"] and ep.meta["driver"] == "pd" and ep.meta["stage"] == "pd"
+        assert 60 < ep.meta["body_mass"] < 90 and ep.meta["control_dt"] == 0.005
+        np.testing.assert_allclose(c["time"], np.arange(n) * 0.005)
+        np.testing.assert_array_equal(c["torque_desired_knee"], c["torque_pd_knee"])
+        np.testing.assert_array_equal(c["torque_actual_ankle"], c["torque_pd_ankle"])  # the PD drives
+        np.testing.assert_array_equal(c["control_signal_knee"], c["torque_actual_knee"] * KNEE_CONTROL_FACTOR)
+        np.testing.assert_array_equal(c["control_signal_ankle"], c["torque_actual_ankle"] * ANKLE_CONTROL_FACTOR)
+        np.testing.assert_array_equal(c["force_toe"], c["load"])
+        np.testing.assert_array_equal(c["ishumanswing"] + c["domainindex"], 1.0)
+        assert set(np.unique(c["ishumanswing"])) == {0.0, 1.0}  # 2 s of walking has both domains
+        # The AMPRO PD law, exactly, on the logged signals.
+        tk = -100 * (c["position_actual_knee"] - c["position_desired_knee"]) - 20 * (
+            c["velocity_actual_knee"] - c["velocity_desired_knee"]
+        )
+        np.testing.assert_allclose(c["torque_pd_knee"], np.clip(tk, -142, 142), atol=1e-9)
+        swing = c["ishumanswing"] == 0
+        assert np.all(c["time_stance"][swing] == 0) and np.all(c["time_swing"][~swing] == 0)
+
+
+def test_fell_episode_is_kept_and_marked(tmp_path) -> None:
+    shove = {"pushes": (Push(0.3, 1500.0, 0.3),)}
+    (path,) = collect(tmp_path / "d", 1, 5.0, workers=1, progress=False, env_options=shove)
+    (ep,) = load_dataset([tmp_path / "d"])
+    assert path.exists() and ep.meta["fell"] is True
+    assert 0 < len(ep) < 1000 and ep.meta["steps"] == len(ep)
+
+
+def test_refuses_existing_data_set_unless_overwrite(runs, tmp_path) -> None:
+    d = tmp_path / "d"
+    collect(d, 2, 0.05, workers=1, progress=False)
+    with pytest.raises(OutputExistsError, match="--force"):
+        collect(d, 1, 0.05, workers=1, progress=False)
+    collect(d, 1, 0.05, workers=1, progress=False, overwrite=True)
+    assert [e.name for e in load_dataset([d])] == ["ep_00000"]  # the stale ep_00001 is gone
+    assert sorted(p.name for p in (d / "episodes").iterdir()) == ["ep_00000.npz"]
+
+
+def test_bad_arguments(tmp_path) -> None:
+    for kw, msg in [({"n_episodes": 0}, "n_episodes"), ({"beta": 1.5}, "beta"), ({"workers": 0}, "workers")]:
+        args = {"out_dir": tmp_path / "x", "n_episodes": 1, "seconds": 1.0} | kw
+        with pytest.raises(ValueError, match=msg):
+            collect(**args, progress=False)
+
+
+class _ConstantLearner:
+    """Stands in for controllers.learned.LearnedController: a constant torque, counting its calls."""
+
+    calls = 0
+
+    def __init__(self, torque: tuple[float, float]) -> None:
+        self.torque = np.array(torque)
+
+    @classmethod
+    def from_checkpoint(cls, path: str, dt: float, **kw) -> _ConstantLearner:
+        assert dt == 0.005 and "walker" in kw
+        return cls((500.0, -3.0) if path == "big" else (2.0, -3.0))
+
+    def reset(self) -> None:
+        pass
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        _ConstantLearner.calls += 1
+        return self.torque
+
+
+def test_dagger_beta_mixing_with_a_stand_in_learner(tmp_path, monkeypatch) -> None:
+    fake = types.ModuleType("controllers.learned")
+    fake.LearnedController = _ConstantLearner
+    monkeypatch.setitem(sys.modules, "controllers.learned", fake)
+    _ConstantLearner.calls = 0
+    collect(tmp_path / "mix", 1, 1.0, workers=1, progress=False, driver=DriverSpec("small"), beta=0.5, stage="dagger1")
+    (ep,) = load_dataset([tmp_path / "mix"])
+    c = ep.columns
+    assert _ConstantLearner.calls == len(ep)  # the learner runs every step, driving or not
+    learner = (c["torque_actual_knee"] == 2.0) & (c["torque_actual_ankle"] == -3.0)
+    pd = (c["torque_actual_knee"] == c["torque_pd_knee"]) & (c["torque_actual_ankle"] == c["torque_pd_ankle"])
+    assert np.all(learner | pd) and 0.35 < learner.mean() < 0.65
+    assert ep.meta["driver"] == "small" and ep.meta["beta"] == 0.5 and ep.meta["stage"] == "dagger1"
+    assert ep.meta["pd_fraction"] == pytest.approx(1 - learner.mean(), abs=0.02)
+    # β = 0: the learner alone drives; its torque is clipped to the motor peak, and that is what is recorded.
+    collect(tmp_path / "big", 1, 0.2, workers=1, progress=False, driver=DriverSpec("big"), beta=0.0)
+    (ep,) = load_dataset([tmp_path / "big"])
+    assert np.all(ep.columns["torque_actual_knee"] == 142.0)
+    assert np.all(ep.columns["control_signal_knee"] == 142.0 * KNEE_CONTROL_FACTOR)
+
+
+def test_dagger_with_a_real_checkpoint(tmp_path) -> None:
+    learned = pytest.importorskip("controllers.learned", reason="controllers/learned.py (LearnedController) absent")
+    from controllers.checkpoint import CheckpointMeta, save_checkpoint
+    from controllers.deltagru import DeltaGRU
+    from controllers.features import Normalizer
+
+    model = DeltaGRU(input_size=5, hidden_size=16, num_layers=1)
+    meta = CheckpointMeta(
+        model={},
+        feature_set="ampro",
+        input_norm=Normalizer(mean=np.zeros(5, np.float32), std=np.ones(5, np.float32)),
+        target_scale=np.full(2, 5.0, np.float32),
+        target_offset=np.zeros(2, np.float32),
+    )
+    ckpt = save_checkpoint(tmp_path / "c.pt", model, meta)
+    assert hasattr(learned, "LearnedController")
+    collect(tmp_path / "d", 1, 0.5, workers=1, progress=False, driver=DriverSpec(str(ckpt)), beta=0.0)
+    (ep,) = load_dataset([tmp_path / "d"])
+    assert ep.meta["driver"] == str(ckpt) and ep.meta["pd_fraction"] == 0.0
+    assert not np.array_equal(ep.columns["torque_actual_knee"], ep.columns["torque_pd_knee"])
+
+
+def test_cli_collect_with_csv_export(tmp_path, capsys) -> None:
+    from experiments.cli import main
+
+    out = tmp_path / "run"
+    args = ["collect", "--episodes", "1", "--seconds", "0.5", "--workers", "1", "--quiet", "--export-csv"]
+    assert main([*args, "--out", str(out)]) == 0
+    (ep,) = load_dataset([out])
+    back = read_csv(out / "csv" / "ep_00000.csv")
+    for c in EPISODE_COLUMNS:
+        np.testing.assert_array_equal(back[c], ep.columns[c], err_msg=c)
+    assert main([*args, "--out", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main([*args, "--out", str(out), "--force"]) == 0
+    assert main(["collect", "--episodes", "1", "--seconds", "1", "--speeds", "2.0", "--out", str(tmp_path / "x")]) == 2
