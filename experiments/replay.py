@@ -1,0 +1,147 @@
+"""Offline replay: feed a recorded log (AMPRO CSV schema) through a learned controller, open loop, and score it.
+
+This is how a user checks a network on data from the real device, without a simulator: the features come from the
+log's columns (``controllers.features.features_from_columns``), the recurrent state is carried through the whole
+log in order, and the predicted torques are compared with the logged PD torques (``torque_pd_knee``,
+``torque_pd_ankle``) per joint:
+
+- R² = 1 − Σ(τ̂ − τ)² / Σ(τ − mean τ)²
+- NRMSE = RMSE / (max τ − min τ)   (normalised by the range of the logged torque)
+
+plus the controller's temporal sparsity and MACs per step, and for ``edgedrnn`` the modelled latency distribution
+and deadline misses. For ``fallback_pd`` the fallback torque of a late step is the logged PD torque of that row.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from controllers.checkpoint import load_checkpoint
+from controllers.features import FEATURE_COLUMNS, TARGET_COLUMNS, features_from_columns
+from controllers.learned import LearnedController
+from experiments.ampro_log import LogFormatError, read_csv
+from firmware_bridge.export import bundle_from_model
+from hil.edgedrnn_controller import EdgeDRNNController
+
+LEARNED = ("gru", "deltagru", "edgedrnn")
+JOINTS = ("knee", "ankle")
+
+
+class ReplayError(ValueError):
+    """A log that cannot be replayed (missing columns, bad values) — the message says what is wrong."""
+
+
+# --------------------------------------------------------------------------------------------------- reading
+
+
+def read_log(path: str | os.PathLike, require: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The ``require``-d columns of an AMPRO-schema CSV as float64 arrays (:func:`experiments.ampro_log.read_csv`)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ReplayError(f"no log file at {p}")
+    try:
+        cols = read_csv(p, require=require)
+    except LogFormatError as exc:
+        raise ReplayError(str(exc)) from None
+    n = len(cols[require[0]]) if require else 0
+    if n < 2:
+        raise ReplayError(f"{p}: needs at least 2 data rows, found {n}")
+    bad = [c for c in require if not np.all(np.isfinite(cols[c]))]
+    if bad:
+        raise ReplayError(f"{p}: non-finite values in column(s) {', '.join(bad)}")
+    return {c: cols[c] for c in require}
+
+
+# --------------------------------------------------------------------------------------------------- metrics
+
+
+def torque_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, dict[str, float | None]]:
+    """Per joint R², NRMSE (by the logged range) and RMSE (N·m) of predicted vs logged torque [T, 2]."""
+    out: dict[str, dict[str, float | None]] = {}
+    for j, name in enumerate(JOINTS):
+        y, yh = target[:, j].astype(np.float64), pred[:, j].astype(np.float64)
+        err = yh - y
+        rmse = float(np.sqrt(np.mean(err**2)))
+        ss_tot = float(np.sum((y - y.mean()) ** 2))
+        rng = float(y.max() - y.min())
+        out[name] = {
+            "r2": round(1.0 - float(np.sum(err**2)) / ss_tot, 6) if ss_tot > 0 else None,
+            "nrmse": round(rmse / rng, 6) if rng > 0 else None,
+            "rmse_nm": round(rmse, 6),
+            "logged_range_nm": round(rng, 6),
+        }
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- replay
+
+
+def replay(
+    controller: LearnedController | EdgeDRNNController, features: np.ndarray, pd_torque: np.ndarray | None = None
+) -> np.ndarray:
+    """Run ``controller`` open loop over raw features [T, F] from a fresh state → torques float64 [T, 2]."""
+    controller.reset()
+    T = features.shape[0]
+    pred = np.empty((T, 2), dtype=np.float64)
+    feats = np.ascontiguousarray(features, dtype=controller.features.dtype)
+    if isinstance(controller, EdgeDRNNController) and pd_torque is not None:
+        fb = np.ascontiguousarray(pd_torque, dtype=np.float64)
+        for t in range(T):
+            pred[t] = controller.act_features(feats[t], fb[t])
+    else:
+        for t in range(T):
+            pred[t] = controller.act_features(feats[t])
+    return pred
+
+
+def replay_log(
+    controller_name: str,
+    checkpoint: str | os.PathLike,
+    log_path: str | os.PathLike,
+    *,
+    feature_set: str | None = None,
+    budget_s: float = 21e-6,
+    policy: str = "hold",
+    governor: bool = False,
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """Replay ``log_path`` through a checkpoint; returns (metrics, predicted torques [T, 2], logged PD torques).
+
+    Raises ``CheckpointError`` (unusable checkpoint or feature-set mismatch), :class:`ReplayError` (log) or
+    ``ExportError`` (edgedrnn: a checkpoint that does not fit the accelerator).
+    """
+    if controller_name not in LEARNED:
+        raise ValueError(f"replay needs a learned controller ({', '.join(LEARNED)}), got {controller_name!r}")
+    model, meta = load_checkpoint(checkpoint, feature_set=feature_set)
+    fs = meta.feature_set
+    cols = read_log(log_path, tuple(dict.fromkeys(FEATURE_COLUMNS[fs] + TARGET_COLUMNS)))
+    feats = features_from_columns(fs, cols)
+    target = np.stack([cols[c] for c in TARGET_COLUMNS], axis=1)
+    ctrl: LearnedController | EdgeDRNNController
+    if controller_name == "edgedrnn":
+        bundle = bundle_from_model(model, meta, source=str(checkpoint))
+        ctrl = EdgeDRNNController(
+            bundle, meta.control_dt, fs, budget_s=budget_s, policy=policy, governor=governor, capacity=len(feats)
+        )
+    else:
+        ctrl = LearnedController(model, meta, use_thresholds=controller_name == "deltagru")
+    pred = replay(ctrl, feats, target)
+    metrics: dict[str, Any] = {
+        "controller": controller_name,
+        "checkpoint": str(checkpoint),
+        "log": str(log_path),
+        "rows": len(feats),
+        "feature_set": fs,
+        "joints": torque_metrics(pred, target),
+    }
+    metrics |= ctrl.episode_stats()
+    if isinstance(ctrl, EdgeDRNNController):
+        metrics["latency"] = ctrl.latency_stats()
+        metrics["latency_histogram"] = ctrl.monitor.histogram(1.0)
+        qs = (1, 5, 25, 50, 75, 90, 95, 99, 99.9)
+        pct = np.percentile(ctrl.latencies_s * 1e6, qs)
+        metrics["latency_percentiles_us"] = {f"p{q:g}": round(float(v), 4) for q, v in zip(qs, pct, strict=True)}
+    return metrics, pred, target

@@ -1,0 +1,224 @@
+"""Deadline policies and the EdgeDRNN controller: bundle on the model, per-step records, policies, governor, eval."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from controllers.base import Controller
+from controllers.checkpoint import CheckpointError, CheckpointMeta, save_checkpoint
+from controllers.deltagru import DeltaGRU
+from controllers.features import Normalizer, features_from_obs
+from controllers.pd import AmproPD
+from experiments.evaluate import EvalConfig, controller_factory, evaluate, summarize_episodes
+from firmware_bridge.export import ExportError, bundle_from_checkpoint
+from hil.deadline import DeadlineMonitor, pd_torque
+from hil.edgedrnn.backend import EdgeDRNNBackend
+from hil.edgedrnn_controller import EdgeDRNNController
+
+torch.set_num_threads(1)
+
+MEAN = np.array([0.6, 0.0, 0.0, 0.0, 0.0], np.float32)
+STD = np.array([0.5, 0.1, 1.0, 0.1, 1.0], np.float32)
+
+
+def _checkpoint(tmp_path: Path, hidden: int = 16, theta_x: float = 0.0, theta_h: float = 0.0, name: str = "c") -> Path:
+    torch.manual_seed(0)
+    m = DeltaGRU(5, hidden, 2, 2, theta_x=theta_x, theta_h=theta_h, qat=True)
+    with torch.no_grad():
+        for n, p in m.named_parameters():
+            if n.startswith("weight"):
+                p.mul_(2.0)
+    meta = CheckpointMeta(
+        model=m.config(),
+        feature_set="ampro",
+        input_norm=Normalizer(MEAN, STD),
+        target_scale=np.array([40.0, 20.0], np.float32),
+        target_offset=np.array([10.0, 5.0], np.float32),
+    )
+    return save_checkpoint(tmp_path / f"{name}.pt", m, meta)
+
+
+def _features(T: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(T)[:, None] / 200.0
+    z = np.sin(2 * np.pi * 0.9 * t + rng.uniform(0, 6, (1, 5))) + 0.3 * rng.standard_normal((T, 5)) * (t > 1)
+    f = z * STD + MEAN
+    f[:, 0] = (np.arange(T) // 100) % 2
+    return f
+
+
+# ------------------------------------------------------------------------------------------ deadline monitor
+
+
+def test_hold_policy_holds_the_last_applied_torque() -> None:
+    mon = DeadlineMonitor(budget_s=10e-6, policy="hold", capacity=16)
+    np.testing.assert_array_equal(mon.apply(20e-6, np.array([1.0, 2.0])), [0.0, 0.0])  # nothing applied yet
+    np.testing.assert_array_equal(mon.apply(5e-6, np.array([3.0, 4.0])), [3.0, 4.0])
+    np.testing.assert_array_equal(mon.apply(10e-6, np.array([5.0, 6.0])), [5.0, 6.0])  # on the budget = met
+    np.testing.assert_array_equal(mon.apply(11e-6, np.array([7.0, 8.0])), [5.0, 6.0])
+    np.testing.assert_array_equal(mon.apply(12e-6, np.array([9.0, 9.0])), [5.0, 6.0])
+    s = mon.stats()
+    assert (s["steps"], s["misses"], s["held"], s["stopped"]) == (5, 3, 3, False)
+
+
+def test_fallback_and_stop_policies() -> None:
+    fb = DeadlineMonitor(10e-6, "fallback_pd")
+    np.testing.assert_array_equal(fb.apply(20e-6, np.ones(2), np.array([-1.0, -2.0])), [-1.0, -2.0])
+    np.testing.assert_array_equal(fb.apply(1e-6, np.ones(2), np.array([-1.0, -2.0])), [1.0, 1.0])
+    assert fb.fallbacks == 1 and fb.misses == 1
+    with pytest.raises(ValueError, match="needs the PD torque"):
+        fb.apply(20e-6, np.ones(2))
+    st = DeadlineMonitor(10e-6, "stop")
+    np.testing.assert_array_equal(st.apply(1e-6, np.ones(2)), [1.0, 1.0])
+    np.testing.assert_array_equal(st.apply(20e-6, np.ones(2)), [0.0, 0.0])
+    np.testing.assert_array_equal(st.apply(1e-6, np.ones(2)), [0.0, 0.0])  # the stop latches
+    s = st.stats()
+    assert s["stopped"] and s["stopped_at_step"] == 1 and s["misses"] == 1
+    st.reset()
+    assert not st.stopped and st.steps == 0
+    with pytest.raises(ValueError, match="unknown deadline policy"):
+        DeadlineMonitor(policy="ignore")
+
+
+def test_latency_statistics_and_growth() -> None:
+    mon = DeadlineMonitor(21e-6, capacity=16)
+    lat = np.random.default_rng(0).uniform(1e-6, 30e-6, 1000)
+    for v in lat:
+        mon.apply(float(v), np.zeros(2))
+    np.testing.assert_array_equal(mon.latencies_s, lat)  # grew past its 16 preallocated samples
+    s = mon.stats()
+    assert s["misses"] == int((lat > 21e-6).sum())
+    assert s["p50_us"] == pytest.approx(np.percentile(lat, 50) * 1e6, abs=1e-4)
+    assert s["p99_us"] == pytest.approx(np.percentile(lat, 99) * 1e6, abs=1e-4)
+    assert s["max_us"] == pytest.approx(lat.max() * 1e6, abs=1e-4)
+    assert sum(mon.histogram(1.0)["counts"]) == 1000
+
+
+def test_pd_torque_is_the_pd_law_without_a_second_reference_update() -> None:
+    pd, ref = AmproPD(0.005), AmproPD(0.005)
+    rng = np.random.default_rng(1)
+    out = np.zeros(2)
+    for _ in range(50):
+        obs = np.array([0.3, 0.5, 0.05, -0.2, 0.1, 0.3, 500.0]) + 0.05 * rng.standard_normal(7)
+        expect = pd.act(obs)
+        ref.update_reference(obs)
+        np.testing.assert_allclose(pd_torque(ref, obs, out), expect, rtol=0, atol=1e-9)
+
+
+# ------------------------------------------------------------------------------------- EdgeDRNN controller
+
+
+def test_controller_equals_the_backend_when_deadlines_are_met(tmp_path: Path) -> None:
+    ck = _checkpoint(tmp_path, theta_x=4 / 256, theta_h=0.05)
+    c = EdgeDRNNController.from_checkpoint(ck, budget_s=1.0, capacity=16)
+    assert isinstance(c, Controller) and c.name == "edgedrnn"
+    be = EdgeDRNNBackend(bundle_from_checkpoint(ck))
+    feats = _features(300)
+    for f in feats:
+        got = c.act_features(f)
+        r = be.step(f)
+        np.testing.assert_array_equal(got, np.clip(r.outputs, [-142, -168], [142, 168]))
+    assert c.steps == 300 and c.cycles.size == 300  # records grew past the 16 preallocated steps
+    assert c.cycles[0] > c.cycles[1:].min()  # the first step fetches every bias column
+    s = c.latency_stats()
+    assert s["misses"] == 0 and s["mean_us"] == pytest.approx(c.cycles.mean() / 125.0, abs=1e-3)
+    assert 0.3 < c.sparsity() < 1.0
+    assert c.macs_per_step() == pytest.approx(c.fired_columns.mean() * 3 * 16 + 16 * 2)
+    assert c.macs_per_step() < c.dense_macs_per_step
+    c.reset()
+    assert c.steps == 0 and c.sparsity() == 0.0
+
+
+@pytest.mark.parametrize("policy", ["hold", "fallback_pd", "stop"])
+def test_policies_in_the_controller(tmp_path: Path, policy: str) -> None:
+    ck = _checkpoint(tmp_path, theta_x=4 / 256, theta_h=0.05)
+    observations = []
+    rng = np.random.default_rng(3)
+    for t in range(200):
+        obs = np.array([0.3 + 0.2 * np.sin(t / 20), 0.5, 0.05, -0.2, 0.1, 0.3, 500.0 if t < 80 else 5.0])
+        obs[1:4] += 0.2 * rng.standard_normal(3) * (t % 7 == 0)  # occasional bursts of activity
+        observations.append(obs)
+    free = EdgeDRNNController.from_checkpoint(ck, dt=0.005, budget_s=1.0)
+    net = [free.act(obs).copy() for obs in observations]
+    # A budget at the median modelled latency: about half the steps miss (the policy does not change the network).
+    budget = float(np.median(free.latencies_s))
+    missed = list(free.latencies_s > budget)
+    c = EdgeDRNNController.from_checkpoint(ck, dt=0.005, budget_s=budget, policy=policy)
+    shadow = AmproPD(0.005)
+    applied, fallback = [], []
+    for obs in observations:
+        applied.append(c.act(obs).copy())
+        shadow.update_reference(obs)
+        fallback.append(pd_torque(shadow, obs, np.zeros(2)).copy())
+    np.testing.assert_array_equal(c.latencies_s, free.latencies_s)
+    assert 0 < sum(missed) < 200
+    s = c.latency_stats()
+    assert s["misses"] == sum(missed) and s["policy"] == policy
+    last = np.zeros(2)
+    for t in range(200):
+        if policy == "stop" and t >= s["stopped_at_step"] >= 0:
+            expect = np.zeros(2)
+        elif not missed[t]:
+            expect = net[t]
+        elif policy == "hold":
+            expect = last
+        else:
+            expect = fallback[t]
+        np.testing.assert_allclose(applied[t], expect, rtol=0, atol=1e-12)
+        last = applied[t]
+    if policy == "stop":
+        assert s["stopped"] and s["stopped_at_step"] == int(np.argmax(missed))
+
+
+def test_ampro_features_follow_the_reference(tmp_path: Path) -> None:
+    c = EdgeDRNNController.from_checkpoint(_checkpoint(tmp_path), dt=0.005)
+    pd = AmproPD(0.005)
+    f = np.zeros(5)
+    for t in range(50):
+        obs = np.array([0.3 + 0.01 * t, 0.5, 0.05, -0.2, 0.1, 0.3, 500.0 if t < 30 else 0.0], np.float32)
+        c.act(obs)
+        pd.update_reference(obs)
+        np.testing.assert_array_equal(
+            c.features, features_from_obs("ampro", obs, pd.domain, pd.knee_des, pd.knee_vel_des, f)
+        )
+
+
+def test_governor_acts_under_a_tight_budget(tmp_path: Path) -> None:
+    ck = _checkpoint(tmp_path, hidden=128, name="big")
+    feats = _features(300)
+    plain = EdgeDRNNController.from_checkpoint(ck, budget_s=21e-6)
+    gov = EdgeDRNNController.from_checkpoint(ck, budget_s=21e-6, governor=True)
+    for f in feats:
+        plain.act_features(f)
+        gov.act_features(f)
+    sp, sg = plain.latency_stats(), gov.latency_stats()
+    assert sp["governor_actions"] == 0 and sg["governor_actions"] > 0
+    assert sg["misses"] < sp["misses"]  # dense 2L-128H misses 21 µs; raising Θ buys the deadline back
+    assert gov.sparsity() > plain.sparsity()
+
+
+def test_bad_checkpoints(tmp_path: Path) -> None:
+    ck = _checkpoint(tmp_path)
+    with pytest.raises(CheckpointError, match="feature set"):
+        EdgeDRNNController.from_checkpoint(ck, feature_set="sensors")
+    big = _checkpoint(tmp_path, theta_h=2.5, name="bigtheta")
+    with pytest.raises(ExportError, match="10-bit"):
+        EdgeDRNNController.from_checkpoint(big)
+
+
+def test_eval_episodes_report_latency(tmp_path: Path) -> None:
+    ck = _checkpoint(tmp_path, theta_x=4 / 256, theta_h=0.05)
+    cfg = EvalConfig(seconds=0.5, seeds=(0,), randomize=False)
+    eps = evaluate(controller_factory("edgedrnn", checkpoint=ck, budget_s=3e-6, governor=True), cfg, pushes=False)
+    ep = eps[0]
+    assert set(ep["latency_us"]) >= {"mean", "p99", "max"}
+    assert ep["latency_us"]["max"] >= ep["latency_us"]["p99"] >= ep["latency_us"]["mean"] > 0
+    assert isinstance(ep["deadline_misses"], int) and isinstance(ep["governor_actions"], int)
+    assert 0 <= ep["sparsity"] <= 1 and ep["macs_per_step"] > 0
+    s = summarize_episodes(eps)
+    assert s["deadline_misses"] == ep["deadline_misses"] and s["max_latency_us"] == ep["latency_us"]["max"]
+    assert "mean_latency_us" in s and "mean_deadline_policy" not in s

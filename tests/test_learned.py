@@ -1,0 +1,189 @@
+"""LearnedController: a checkpoint on the numba kernel in the loop — torques as torch, features as a log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from controllers.base import Controller
+from controllers.checkpoint import CheckpointError, CheckpointMeta, save_checkpoint
+from controllers.deltagru import DeltaGRU
+from controllers.features import FEATURE_COLUMNS, Normalizer, feature_size, features_from_columns
+from controllers.learned import LearnedController
+from controllers.pd import AmproPD
+from envs.walker_env import ProstheticWalkerEnv
+from experiments.evaluate import EvalConfig, controller_factory, evaluate
+
+torch.set_num_threads(1)
+
+SCALE = np.array([40.0, 20.0], dtype=np.float32)
+OFFSET = np.array([10.0, 5.0], dtype=np.float32)
+NORMS = {
+    "ampro": ([0.6, 0.0, 0.0, 0.0, 0.0], [0.5, 0.1, 1.0, 0.1, 1.0]),
+    "sensors": ([0.4, 0.0, 0.0, 0.0, 0.0, 0.0, 400.0], [0.4, 3.0, 0.1, 1.0, 0.3, 1.0, 300.0]),
+}
+
+
+def make_checkpoint(
+    path: Path,
+    feature_set: str = "ampro",
+    hidden: int = 32,
+    layers: int = 2,
+    theta_x: float = 0.0,
+    theta_h: float = 0.0,
+    seed: int = 0,
+) -> Path:
+    """A random-weight DeltaGRU checkpoint (training is not under test here)."""
+    torch.manual_seed(seed)
+    m = DeltaGRU(feature_size(feature_set), hidden, layers, 2, theta_x=theta_x, theta_h=theta_h)
+    with torch.no_grad():  # livelier dynamics than the default init
+        for name, p in m.named_parameters():
+            if name.startswith("weight"):
+                p.mul_(2.0)
+    mean, std = NORMS[feature_set]
+    meta = CheckpointMeta(
+        model=m.config(),
+        feature_set=feature_set,
+        input_norm=Normalizer(np.asarray(mean, np.float32), np.asarray(std, np.float32)),
+        target_scale=SCALE.copy(),
+        target_offset=OFFSET.copy(),
+    )
+    return save_checkpoint(path, m, meta)
+
+
+def smooth_features(T: int, feature_set: str = "ampro", seed: int = 0) -> np.ndarray:
+    """Raw (un-normalised) gait-like features [T, F]; the ampro domain flag switches every 100 steps."""
+    mean, std = (np.asarray(v, np.float32) for v in NORMS[feature_set])
+    rng = np.random.default_rng(seed)
+    t = np.arange(T)[:, None] / 200.0
+    ph = rng.uniform(0, 2 * np.pi, (1, mean.size))
+    z = np.sin(2 * np.pi * 0.9 * t + ph) + 0.3 * np.sin(2 * np.pi * 1.8 * t + 2 * ph)
+    f = (z * std + mean).astype(np.float32)
+    if feature_set == "ampro":
+        f[:, 0] = (np.arange(T) // 100) % 2
+    return f
+
+
+def torch_reference(ckpt: Path, feats: np.ndarray, use_thresholds: bool = True) -> np.ndarray:
+    """Torques from the torch module's streaming step on the normalised features (clipped like the controller)."""
+    from controllers.checkpoint import load_checkpoint
+
+    m, meta = load_checkpoint(ckpt)
+    if not use_thresholds:
+        m.theta_x = m.theta_h = 0.0
+    xn = meta.input_norm(feats)
+    out = np.zeros((len(feats), 2))
+    state = None
+    with torch.no_grad():
+        for t in range(len(feats)):
+            y, state = m.step(torch.from_numpy(xn[t]), state)
+            out[t] = y.double().numpy() * meta.target_scale + meta.target_offset
+    return np.clip(out, [-142.0, -168.0], [142.0, 168.0])
+
+
+@pytest.mark.parametrize(("theta_x", "theta_h", "use"), [(0.0, 0.0, True), (4 / 256, 0.05, True), (0.02, 0.1, False)])
+def test_matches_torch_step(tmp_path: Path, theta_x: float, theta_h: float, use: bool) -> None:
+    ck = make_checkpoint(tmp_path / "c.pt", theta_x=theta_x, theta_h=theta_h)
+    c = LearnedController.from_checkpoint(ck, use_thresholds=use)
+    assert isinstance(c, Controller)
+    assert c.name == ("deltagru" if use and theta_h > 0 else "gru")
+    feats = smooth_features(400)
+    ref = torch_reference(ck, feats, use_thresholds=use)
+    got = np.array([c.act_features(f).copy() for f in feats])
+    # float32 kernel (Eigen-style tanh) vs torch float32: a few ulps per step, no drift (outputs in N·m).
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-3)  # N·m; observed ~2e-5
+    macs = 0
+    c.reset()
+    for f in feats:
+        c.act_features(f)
+        macs += c.kernel.macs
+    assert c.macs_per_step() == pytest.approx(macs / len(feats))
+    assert c.macs_per_step() <= c.dense_macs_per_step
+    if use and theta_h > 0:
+        assert c.sparsity() > 0.3  # smooth inputs under thresholds: most columns stay quiet
+    else:
+        assert c.sparsity() < 0.05  # Θ = 0: only the piecewise-constant domain flag is ever unchanged
+
+
+def test_ampro_features_equal_log_columns_of_the_same_run(tmp_path: Path) -> None:
+    """Closed loop on the walker (PD drives, the learned controller sees the same sensors): its features equal
+    features_from_columns on the columns such a run logs, and its torques equal torch on those features."""
+    ck = make_checkpoint(tmp_path / "c.pt", theta_x=4 / 256, theta_h=0.05)
+    env = ProstheticWalkerEnv(speed=1.0, sensor_noise=True)
+    obs, _ = env.reset(seed=3)
+    pd = AmproPD(env.dt, walker=env.walker)
+    c = LearnedController.from_checkpoint(ck, dt=env.dt, walker=env.walker)
+    pd.reset()
+    c.reset()
+    T = 300
+    names = FEATURE_COLUMNS["ampro"]
+    log = {k: np.zeros(T) for k in names}
+    feats = np.zeros((T, 5), dtype=np.float32)
+    torques = np.zeros((T, 2))
+    for t in range(T):
+        torques[t] = c.act(obs)
+        feats[t] = c.features
+        ref = c.reference
+        assert ref is not None
+        row = {
+            "ishumanswing": ref.domain,
+            "position_actual_knee": obs[0],
+            "position_desired_knee": ref.knee_des,
+            "velocity_actual_knee": obs[1],
+            "velocity_desired_knee": ref.knee_vel_des,
+            "position_actual_ankle": obs[2],
+            "velocity_actual_ankle": obs[3],
+        }
+        for k in names:
+            log[k][t] = row[k]
+        obs, _, terminated, _, _ = env.step(pd.act(obs) / env._peak)
+        assert not terminated
+        # The controller's reference is the PD's own reference on the same sensor stream.
+        assert (ref.domain, ref.knee_des) == (pd.domain, pd.knee_des)
+    env.close()
+    assert 0 < log["ishumanswing"].sum() < T  # both domains visited
+    np.testing.assert_array_equal(feats, features_from_columns("ampro", log))
+    np.testing.assert_allclose(torques, torch_reference(ck, feats), rtol=0, atol=1e-3)
+
+
+def test_sensors_feature_set_and_saturation(tmp_path: Path) -> None:
+    ck = make_checkpoint(tmp_path / "s.pt", feature_set="sensors", hidden=16, layers=1)
+    c = LearnedController.from_checkpoint(ck, torque_limits=(1.0, 2.0))
+    assert c.reference is None
+    obs = np.array([0.3, 1.0, -0.1, 0.5, 0.2, -0.4, 500.0], dtype=np.float32)
+    out = c.act(obs)
+    np.testing.assert_array_equal(c.features, obs)
+    assert out is c.act(obs)  # the same preallocated array every step
+    assert np.all(np.abs(out) <= [1.0, 2.0])
+    assert np.abs(c.raw_output).max() > 2.0  # offsets 10 / 5 N·m: the limits did act
+    with pytest.raises(ValueError, match="torque limits"):
+        LearnedController.from_checkpoint(ck, torque_limits=(0.0, 1.0))
+
+
+def test_bad_checkpoints_are_refused(tmp_path: Path) -> None:
+    ck = make_checkpoint(tmp_path / "c.pt")
+    with pytest.raises(CheckpointError, match="feature set 'ampro', not 'sensors'"):
+        LearnedController.from_checkpoint(ck, feature_set="sensors")
+    data = bytearray(ck.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    ck.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="do not match the hash"):
+        LearnedController.from_checkpoint(ck)
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        LearnedController.from_checkpoint(tmp_path / "missing.pt")
+
+
+def test_eval_episodes_report_sparsity_and_macs(tmp_path: Path) -> None:
+    ck = make_checkpoint(tmp_path / "c.pt", theta_x=4 / 256, theta_h=0.05, hidden=16)
+    cfg = EvalConfig(seconds=0.5, seeds=(0,), randomize=False)
+    for name in ("gru", "deltagru"):
+        (ep,) = evaluate(controller_factory(name, checkpoint=ck), cfg, pushes=False)
+        assert 0.0 <= ep["sparsity"] <= 1.0 and 0 < ep["macs_per_step"] <= ep["dense_macs_per_step"]
+    assert ep["sparsity"] > 0.2
+    with pytest.raises(ValueError, match="needs a checkpoint"):
+        controller_factory("gru")
+    with pytest.raises(ValueError, match="takes no checkpoint"):
+        controller_factory("pd", checkpoint=ck)
