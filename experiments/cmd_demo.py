@@ -1,8 +1,16 @@
-"""`legloop demo`: the main job. Today: the AMPRO-style PD baseline walks, next to a passive prosthesis.
+"""`legloop demo`: the seed's experiment end to end, in one run directory.
 
-It runs the PD baseline and a zero-torque (passive) prosthesis on the same seeds with domain randomisation, prints
-their gait metrics side by side, and leaves everything in a run directory. The learned controllers (GRU, delta-GRU,
-delta-GRU on the EdgeDRNN model) join this comparison as they land.
+1. collect PD walking (domain-randomised, flat ground) and train a GRU by imitation — behavioural cloning, DAgger
+   with the PD labelling the learner's own trajectories, then a delta fine-tune with quantisation-aware training
+   (`legloop train` with its default configuration);
+2. record one held-out PD walk (a seed training never saw) and replay it open loop through every learned
+   controller: torque imitation R²;
+3. run PD, GRU (dense), delta-GRU (CPU) and delta-GRU on the bit-exact EdgeDRNN model — with its trained
+   thresholds, and with the runtime threshold governor — in closed loop on the same seeds, with the 21 µs budget
+   checked on every step of the EdgeDRNN runs (a late step holds the last torque);
+4. print one comparison table and leave everything (data, checkpoints, exports, metrics) under `--out`.
+
+`--quick` runs the same pipeline with a tiny network and seconds of data: a smoke test, not a result.
 """
 
 from __future__ import annotations
@@ -10,65 +18,140 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from experiments.cli import CliError
 from experiments.rundir import OutputExistsError, prepare_out, provenance, write_json
 
+# (row label, controller, governor): the EdgeDRNN runs once with its trained thresholds and once with the runtime
+# threshold governor, which raises Θ when the next step's predicted latency nears the budget.
+CONTROLLERS = (
+    ("pd", "pd", False),
+    ("gru", "gru", False),
+    ("deltagru", "deltagru", False),
+    ("edgedrnn", "edgedrnn", False),
+    ("edgedrnn+gov", "edgedrnn", True),
+)
 COLUMNS = [
     ("controller", "controller"),
     ("falls", "falls"),
-    ("mean_distance_m", "dist m"),
-    ("mean_stride_time_cv", "stride CV"),
-    ("mean_knee_rmse_rad", "knee rmse"),
-    ("mean_floquet_max", "floquet"),
-    ("mean_prosthesis_peak_load_bw", "load BW"),
-    ("mean_max_push_survived_n", "push N"),
+    ("distance_m", "dist m"),
+    ("knee_rmse_rad", "knee rmse"),
+    ("r2_knee", "R² knee"),
+    ("r2_ankle", "R² ankle"),
+    ("sparsity", "sparsity"),
+    ("macs_per_step", "MACs/step"),
+    ("latency_mean_us", "lat µs"),
+    ("latency_p99_us", "p99 µs"),
+    ("deadline_misses", "misses"),
 ]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "demo", help="the main job: PD baseline vs passive prosthesis, metrics side by side", description=__doc__
+        "demo",
+        help="the main job: train the GRU / delta-GRU by imitation, compare PD, GRU, delta-GRU, EdgeDRNN",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--quick", action="store_true", help="smoke test: one seed, 10 s, no push trials")
-    p.add_argument("--speed", type=float, default=1.0, help="walking speed, m/s")
+    p.add_argument("--quick", action="store_true", help="smoke test: tiny network, seconds of data, one seed")
+    p.add_argument("--speed", type=float, default=1.0, help="walking speed of the closed-loop comparison, m/s")
+    p.add_argument("--config", default=None, help="training config TOML (default: experiments/configs/train_default)")
     p.add_argument("--out", default=None, help="run directory (default: runs/demo-<timestamp>)")
     p.add_argument("--force", action="store_true", help="overwrite an existing run directory's results")
     p.set_defaults(func=run)
 
 
+def _row(name: str, episodes: list[dict], replay: dict | None) -> dict:
+    from experiments.evaluate import summarize_episodes
+
+    s = summarize_episodes(episodes)
+    row = {
+        "controller": name,
+        "falls": f"{s['falls']}/{s['episodes']}",
+        "distance_m": s.get("mean_distance_m"),
+        "knee_rmse_rad": s.get("mean_knee_rmse_rad"),
+        "sparsity": s.get("mean_sparsity"),
+        "macs_per_step": s.get("mean_macs_per_step"),
+    }
+    lat = [e["latency_us"] for e in episodes if isinstance(e.get("latency_us"), dict)]
+    if lat:
+        row["latency_mean_us"] = sum(x["mean"] for x in lat) / len(lat)
+        row["latency_p99_us"] = max(x["p99"] for x in lat)
+        row["deadline_misses"] = sum(int(e.get("deadline_misses", 0)) for e in episodes)
+    if replay is not None:
+        row["r2_knee"] = replay["joints"]["knee"]["r2"]
+        row["r2_ankle"] = replay["joints"]["ankle"]["r2"]
+    return row
+
+
 def run(args: argparse.Namespace) -> int:
-    from experiments.evaluate import EvalConfig, controller_factory, evaluate, summarize_episodes
+    from experiments.collect import collect
+    from experiments.dataset import export_csv, load_dataset
+    from experiments.evaluate import EvalConfig, controller_factory, evaluate
+    from experiments.replay import replay_log
     from experiments.tables import table
+    from experiments.train import TrainError, run_training
+    from experiments.train_config import CONFIG_DIR, DEFAULT_CONFIG, ConfigError, load_config
 
     if not 0.6 <= args.speed <= 1.5:
         raise CliError(f"--speed must be within 0.6..1.5 m/s, got {args.speed}")
+    config = args.config or (CONFIG_DIR / "train_tiny.toml" if args.quick else DEFAULT_CONFIG)
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
     out_path = args.out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         out = prepare_out(out_path, ("demo.json",), args.force)
     except OutputExistsError as exc:
         raise CliError(str(exc)) from None
-    cfg = EvalConfig(speed=args.speed, seconds=10.0 if args.quick else 30.0, seeds=(0,) if args.quick else (0, 1, 2))
+
+    t0 = time.perf_counter()
+    say = lambda msg: print(f"legloop demo: {msg}", file=sys.stderr, flush=True)  # noqa: E731
+    say(f"1/3 training into {out / 'train'} ({Path(config).name})")
+    try:
+        trained = run_training(cfg, out / "train", force=args.force, progress=True)
+    except TrainError as exc:
+        raise CliError(str(exc)) from None
+    ckpt = trained.controller
+    t_train = time.perf_counter() - t0
+
+    say("2/3 held-out PD walk for the imitation check")
+    seconds = 10.0 if args.quick else 20.0
+    heldout = out / "heldout"
+    csv = heldout / "pd_walk.csv"
+    if not csv.exists():
+        collect(heldout, 1, seconds, speeds=(args.speed,), seed0=10_000, workers=1, progress=False, overwrite=True)
+        export_csv(load_dataset([heldout])[0], csv, overwrite=True)
+
+    say("3/3 closed loop on the same seeds")
+    ecfg = EvalConfig(speed=args.speed, seconds=seconds, seeds=(0,) if args.quick else (0, 1, 2))
     rows, results = [], {}
-    for name in ("pd", "zero"):
-        print(f"legloop demo: {name}, {cfg.seconds:g} s x {len(cfg.seeds)} seeds at {cfg.speed} m/s", file=sys.stderr)
-        episodes = evaluate(
-            controller_factory(name),
-            cfg,
-            pushes=not args.quick,
-            progress=lambda msg: print("  " + msg, file=sys.stderr),
-        )
-        summary = summarize_episodes(episodes)
-        results[name] = {"episodes": episodes, "summary": summary}
-        rows.append({"controller": name} | summary)
+    for label, name, governor in CONTROLLERS:
+        factory = controller_factory(name, checkpoint=None if name == "pd" else ckpt, governor=governor)
+        episodes = evaluate(factory, ecfg, pushes=False, progress=lambda m, n=label: say(f"  {n} {m}"))
+        replay = None if name == "pd" else replay_log(name, ckpt, csv, governor=governor)[0]
+        results[label] = {"episodes": episodes, "replay": replay}
+        rows.append(_row(label, episodes, replay))
+
     write_json(
         out / "demo.json",
         {
-            "config": {"speed": cfg.speed, "seconds": cfg.seconds, "seeds": list(cfg.seeds)},
+            "config": {
+                "training_config": str(config),
+                "speed": args.speed,
+                "seconds": seconds,
+                "seeds": list(ecfg.seeds),
+                "quick": args.quick,
+            },
+            "training": {"controller": str(ckpt), "seconds": round(t_train, 1), "summary": trained.summary},
+            "comparison": rows,
             "controllers": results,
+            "seconds": round(time.perf_counter() - t0, 1),
             "provenance": provenance(),
         },
     )
     print(table(rows, COLUMNS))
-    print(f"\nwrote {out / 'demo.json'}")
+    print(f"\ntrained in {t_train:.0f} s, whole demo {time.perf_counter() - t0:.0f} s; wrote {out / 'demo.json'}")
     return 0

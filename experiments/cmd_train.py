@@ -1,0 +1,83 @@
+"""`legloop train`: imitation-train the prosthesis controller (BC → DAgger → delta fine-tune with QAT → export).
+
+    legloop train [--config FILE] [--data DIR|CSV ...] [--features ampro|sensors] --out DIR [--restart] [--force]
+
+Without ``--data`` it first collects PD-baseline rollouts in simulation (``DIR/data/``) and runs DAgger rounds;
+with ``--data`` (run directories or AMPRO CSV logs of a real prosthesis) it trains on those alone. The deployable
+delta-GRU is ``DIR/controller.pt`` (+ ``.json``), exported to ``DIR/export/``; stage checkpoints are in
+``DIR/stages/``, TensorBoard scalars in ``DIR/tb/``, a summary in ``DIR/train.json``. An interrupted run resumes
+where it stopped (finished stages are loaded) when started again with the same arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from experiments.cli import CliError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train the GRU / delta-GRU controller by imitation of the PD (BC, DAgger, delta + QAT, export)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", default=None, help="training config TOML (default: experiments/configs/train_default)")
+    p.add_argument(
+        "--data",
+        nargs="+",
+        default=None,
+        metavar="DIR|CSV",
+        help="train on these run directories / AMPRO CSV logs instead of simulating (no DAgger)",
+    )
+    p.add_argument(
+        "--features",
+        choices=["ampro", "sensors"],
+        default=None,
+        help="network inputs (default: the config's; an AMPRO CSV log implies ampro)",
+    )
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--restart", action="store_true", help="retrain every stage instead of resuming finished ones")
+    p.add_argument("--force", action="store_true", help="replace an existing DIR/controller.pt")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from experiments.train import TrainError, run_training
+    from experiments.train_config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        raise CliError(f"bad --config: {exc}") from None
+    try:
+        res = run_training(
+            cfg,
+            args.out,
+            sources=args.data or (),
+            feature_set=args.features,
+            restart=args.restart,
+            force=args.force,
+            progress=not args.quiet,
+        )
+    except TrainError as exc:
+        raise CliError(str(exc)) from None
+    s = res.summary
+    print(f"{'stage':<14} {'seconds':>8} {'R² knee':>8} {'R² ankle':>8} {'sparsity':>8}")
+    if "pd" in s["collect_seconds"]:
+        print(f"{'pd data':<14} {s['collect_seconds']['pd']:>8.1f}")
+    for st in s["stages"]:
+        r2 = st.get("val_r2") or {}
+        sec = st["seconds"] + st.get("collect_seconds", 0.0)
+        knee, ankle = r2.get("knee", float("nan")), r2.get("ankle", float("nan"))
+        sp = st.get("val_sparsity")
+        print(f"{st['name']:<14} {sec:>8.1f} {knee:>8.4f} {ankle:>8.4f} {sp if sp is not None else float('nan'):>8.3f}")
+    print(f"\nwrote {res.controller} ({s['feature_set']} features) in {res.seconds:.0f} s")
+    if res.export_error:
+        print(f"export skipped: {res.export_error}", file=sys.stderr)
+    else:
+        print(f"exported to {', '.join(str(p) for p in res.exported.values())}")
+    return 0

@@ -1,0 +1,256 @@
+"""Configuration of `legloop train`: a typed dataclass tree loaded from TOML, with strict validation.
+
+The TOML file mirrors the dataclasses: top-level keys (``seed``, ``feature_set``, ``workers``) and one table per part
+(``[model]``, ``[data]``, ``[optim]``, ``[bc]``, ``[dagger]``, ``[delta]``). Unknown keys are rejected by their full
+dotted name (a typo must not silently fall back to a default), values are type-checked (an int where a float is
+expected is accepted; a bool is never a number) and range-checked, and every error names the key and the file.
+
+`legloop train` without ``--config`` uses ``experiments/configs/train_default.toml``; every key that a file leaves
+out takes the dataclass default below, so a small override file is enough.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from controllers.deltagru import HIDDEN_SIZES, MAX_LAYERS
+from controllers.features import FEATURE_SETS
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+DEFAULT_CONFIG = CONFIG_DIR / "train_default.toml"
+
+
+class ConfigError(ValueError):
+    """A training configuration that cannot be used; the message names the key."""
+
+
+@dataclass
+class ModelConfig:
+    """The network: a DeltaGRU with a Linear output layer (sizes as the EdgeDRNN accelerator allows)."""
+
+    hidden_size: int = 128
+    num_layers: int = 2
+
+    def validate(self) -> None:
+        _check(self.hidden_size in HIDDEN_SIZES, "model.hidden_size", "a multiple of 8 from 16 to 256")
+        _check(1 <= self.num_layers <= MAX_LAYERS, "model.num_layers", f"1 … {MAX_LAYERS}")
+
+
+@dataclass
+class DataConfig:
+    """PD-baseline rollouts collected before training (ignored when ``--data`` gives logs)."""
+
+    episodes: int = 24  # PD episodes, different seeds; val_fraction of them are held out
+    seconds: float = 20.0  # length of each episode, s
+    speeds: list[float] = field(default_factory=lambda: [0.8, 1.0, 1.2])
+    randomize: bool = True  # domain randomisation (body, friction, slope, noise)
+    val_fraction: float = 0.2  # fraction of episodes held out for validation (whole episodes: unseen seeds)
+    # Training walks on slopes within ± this (degrees). 0 = flat ground, as in the paper, whose controller then met
+    # slopes it had never seen; evaluation randomises slopes to ±5°.
+    max_slope_deg: float = 0.0
+
+    def validate(self) -> None:
+        _check(self.episodes >= 1, "data.episodes", ">= 1")
+        _check(0.0 < self.seconds <= 600.0, "data.seconds", "in (0, 600]")
+        _check(len(self.speeds) >= 1, "data.speeds", "a non-empty list of speeds")
+        for s in self.speeds:
+            _check(0.6 <= s <= 1.5, "data.speeds", "speeds within 0.6 … 1.5 m/s")
+        _check(0.0 <= self.val_fraction < 1.0, "data.val_fraction", "in [0, 1)")
+        _check(0.0 <= self.max_slope_deg <= 10.0, "data.max_slope_deg", "in [0, 10] degrees")
+
+
+@dataclass
+class OptimConfig:
+    """Optimisation shared by all stages (the paper's code: windows of 100, Adam 5e-4, batch 32, L1, clip 200)."""
+
+    window: int = 100  # window length of truncated BPTT (steps)
+    warmup: int = 20  # first steps of every window not counted in the loss (the state warms up from zero)
+    batch_size: int = 32
+    lr: float = 5e-4
+    loss: str = "l1"  # "l1" (paper) or "mse"
+    grad_clip: float = 200.0  # max gradient norm
+    window_stride: int = 0  # windows per epoch = training steps / stride (0: window − warmup, each step ~once)
+    clamp_weights: bool = True  # keep weights in Q1.7's range [-1, 127/128] so QAT does not clip a trained net
+
+    def validate(self) -> None:
+        _check(self.window >= 2, "optim.window", ">= 2")
+        _check(0 <= self.warmup < self.window, "optim.warmup", "in [0, window)")
+        _check(self.batch_size >= 1, "optim.batch_size", ">= 1")
+        _check(0.0 < self.lr <= 1.0, "optim.lr", "in (0, 1]")
+        _check(self.loss in ("l1", "mse"), "optim.loss", "'l1' or 'mse'")
+        _check(self.grad_clip > 0.0, "optim.grad_clip", "> 0")
+        _check(self.window_stride >= 0, "optim.window_stride", ">= 0")
+
+    @property
+    def stride(self) -> int:
+        return self.window_stride or (self.window - self.warmup)
+
+
+@dataclass
+class BCConfig:
+    """Behavioural cloning of the PD: plain GRU math (Θ = 0, no QAT)."""
+
+    epochs: int = 6
+    lr: float = 0.0  # 0: optim.lr
+
+    def validate(self) -> None:
+        _check(self.epochs >= 1, "bc.epochs", ">= 1")
+        _check(0.0 <= self.lr <= 1.0, "bc.lr", "in [0, 1] (0 = optim.lr)")
+
+
+@dataclass
+class DaggerConfig:
+    """DAgger rounds: the learner drives (mixed with the PD by β_k = beta_decay^k), the PD labels every step."""
+
+    rounds: int = 3
+    episodes: int = 8  # new episodes collected per round
+    seconds: float = 20.0
+    beta_decay: float = 0.5  # β_k = beta_decay ** k for round k = 1, 2, …
+    epochs: int = 2  # fine-tune epochs on the grown data set per round
+    lr: float = 0.0  # 0: optim.lr
+
+    def validate(self) -> None:
+        _check(self.rounds >= 0, "dagger.rounds", ">= 0")
+        _check(self.episodes >= 1, "dagger.episodes", ">= 1")
+        _check(0.0 < self.seconds <= 600.0, "dagger.seconds", "in (0, 600]")
+        _check(0.0 <= self.beta_decay <= 1.0, "dagger.beta_decay", "in [0, 1]")
+        _check(self.epochs >= 1, "dagger.epochs", ">= 1")
+        _check(0.0 <= self.lr <= 1.0, "dagger.lr", "in [0, 1] (0 = optim.lr)")
+
+    def beta(self, k: int) -> float:
+        """Probability that the PD (not the learner) acts, in round k ≥ 1."""
+        return float(self.beta_decay**k)
+
+
+@dataclass
+class DeltaConfig:
+    """Delta fine-tune: thresholds on (normalised) inputs and hidden states, L1 penalty on Δh, QAT."""
+
+    epochs: int = 5
+    theta_x: float = 4 / 256  # the paper's Θx (normalised input units)
+    theta_h: float = 96 / 256  # the paper's is 128/256; 96/256 measured better R² at the same sparsity
+    l1_weight: float = 0.0  # weight of mean |Δh| added to the loss (buys sparsity)
+    qat: bool = True  # Q8.8 activations / Q1.7 weights with straight-through rounding
+    lr: float = 0.0  # 0: optim.lr
+    # DAgger rounds with the delta network itself driving (its closed loop differs from the dense GRU's):
+    # dagger.episodes new episodes each, β continuing the decay of the dense rounds, then `dagger_epochs` epochs.
+    dagger_rounds: int = 1
+    dagger_epochs: int = 2
+
+    def validate(self) -> None:
+        _check(self.epochs >= 1, "delta.epochs", ">= 1")
+        _check(self.dagger_rounds >= 0, "delta.dagger_rounds", ">= 0")
+        _check(self.dagger_epochs >= 1, "delta.dagger_epochs", ">= 1")
+        # The accelerator holds Θ as a Q8.8 integer in a 10-bit signed register: at most 511/256.
+        _check(0.0 <= self.theta_x <= 511 / 256, "delta.theta_x", "in [0, 511/256] (the Θ register's range)")
+        _check(0.0 <= self.theta_h <= 511 / 256, "delta.theta_h", "in [0, 511/256] (the Θ register's range)")
+        _check(self.l1_weight >= 0.0, "delta.l1_weight", ">= 0")
+        _check(0.0 <= self.lr <= 1.0, "delta.lr", "in [0, 1] (0 = optim.lr)")
+
+
+@dataclass
+class TrainConfig:
+    """Everything `legloop train` needs besides the data sources and the output directory."""
+
+    seed: int = 0
+    feature_set: str = "ampro"
+    workers: int = 2  # parallel simulation processes for data collection
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    bc: BCConfig = field(default_factory=BCConfig)
+    dagger: DaggerConfig = field(default_factory=DaggerConfig)
+    delta: DeltaConfig = field(default_factory=DeltaConfig)
+
+    def validate(self) -> TrainConfig:
+        _check(self.seed >= 0, "seed", ">= 0")
+        _check(self.feature_set in FEATURE_SETS, "feature_set", f"one of {', '.join(FEATURE_SETS)}")
+        _check(1 <= self.workers <= 64, "workers", "in 1 … 64")
+        for part in (self.model, self.data, self.optim, self.bc, self.dagger, self.delta):
+            part.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes).validate()
+
+
+def _check(ok: bool, key: str, expected: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key} must be {expected}")
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    """Check `value` against the annotation `tp` (int, float, str, bool, list[float]); ints pass as floats."""
+    origin = typing.get_origin(tp)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} must be a list, got {type(value).__name__} {value!r}")
+        return [_convert(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} must be an integer, got {type(value).__name__} {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key} must be a number, got {type(value).__name__} {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, got {type(value).__name__} {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {tp!r} for {key}")  # a bug in this module, not a user error
+
+
+def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in raw if k not in names]
+    if unknown:
+        full = ", ".join(f"{prefix}{k}" for k in unknown)
+        where = f"[{prefix[:-1]}]" if prefix else "the top level"
+        raise ConfigError(f"unknown config key(s) {full}; valid keys in {where} are: {', '.join(names)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in raw.items():
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{prefix}{name} must be a table ([{prefix}{name}]), got {value!r}")
+            kwargs[name] = _build(tp, value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _convert(value, tp, f"{prefix}{name}")
+    return cls(**kwargs)
+
+
+def config_from_dict(raw: dict[str, Any]) -> TrainConfig:
+    """A validated :class:`TrainConfig` from a (TOML-shaped) dict; raises :class:`ConfigError`."""
+    return _build(TrainConfig, raw, "").validate()
+
+
+def load_config(path: str | Path | None = None) -> TrainConfig:
+    """Load and validate a TOML config (None: the default); errors name the file and the key."""
+    p = Path(path) if path is not None else DEFAULT_CONFIG
+    try:
+        raw = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {p} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p} is not valid TOML: {exc}") from None
+    try:
+        return config_from_dict(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc}") from None

@@ -1,0 +1,218 @@
+"""Tests of the training pipeline (`legloop train`): end to end on a tiny config, determinism, resume, bad inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from controllers.checkpoint import load_checkpoint
+from controllers.features import FEATURE_COLUMNS, TARGET_COLUMNS
+from experiments.cli import main
+from experiments.train_config import CONFIG_DIR, ConfigError, config_from_dict, load_config
+
+torch.set_num_threads(1)
+
+TINY = CONFIG_DIR / "train_tiny.toml"
+STAGES = ["bc", "dagger1", "delta", "delta_dagger1"]
+collect_mod = pytest.importorskip("experiments.collect", reason="experiments.collect (data collection) not available")
+dataset_mod = pytest.importorskip("experiments.dataset", reason="experiments.dataset not available")
+
+
+def _state(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _same_weights(a: Path, b: Path) -> bool:
+    sa, sb = _state(a), _state(b)
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    from experiments.train import run_training
+
+    out = tmp_path_factory.mktemp("train") / "run"
+    res = run_training(load_config(TINY), out, progress=False)
+    return out, res
+
+
+# ------------------------------------------------------------------------------------------------ pipeline
+def test_pipeline_end_to_end_leaves_controller_with_metadata(tiny_run) -> None:
+    out, res = tiny_run
+    cfg = load_config(TINY)
+    assert res.controller == out / "controller.pt"
+    model, meta = load_checkpoint(out / "controller.pt", feature_set="ampro")
+    assert meta.feature_set == "ampro"
+    assert model.hidden_size == cfg.model.hidden_size and model.num_layers == cfg.model.num_layers
+    assert model.theta_x == pytest.approx(cfg.delta.theta_x) and model.theta_h == pytest.approx(cfg.delta.theta_h)
+    assert model.qat is True
+    assert len(meta.input_norm.mean) == 5 and meta.target_scale.shape == (2,) and (meta.target_scale > 0).all()
+    assert meta.control_dt == pytest.approx(0.005)
+    t = meta.training
+    assert t["stage"] == "delta_dagger1"
+    assert [s["name"] for s in t["stages"]] == STAGES
+    assert set(t["val_r2"]) == {"knee", "ankle"} and all(np.isfinite(v) for v in t["val_r2"].values())
+    assert 0.0 <= t["val_sparsity"] <= 1.0
+    # DAgger grew the training set with the learner-driven episode.
+    assert t["stages"][1]["train_episodes"] == t["stages"][0]["train_episodes"] + cfg.dagger.episodes
+    for stage in STAGES:
+        assert (out / "stages" / f"{stage}.pt").exists() and (out / "stages" / f"{stage}.json").exists()
+    assert _same_weights(out / "stages" / "delta_dagger1.pt", out / "controller.pt")
+    # The last round was driven by the delta network.
+    delta_manifest = json.loads((out / "data" / "delta_dagger1" / "manifest.json").read_text())
+    assert delta_manifest["collect"]["driver"]["checkpoint"].endswith("delta.pt")
+    assert any((out / "tb").iterdir()), "no TensorBoard event file"
+    dagger_manifest = json.loads((out / "data" / "dagger1" / "manifest.json").read_text())
+    assert dagger_manifest["collect"]["driver"]["checkpoint"].endswith("bc.pt")
+    assert dagger_manifest["collect"]["beta"] == pytest.approx(cfg.dagger.beta(1))
+    summary = json.loads((out / "train.json").read_text())
+    assert [s["name"] for s in summary["stages"]] == STAGES
+    if res.export_error is None:
+        assert all(Path(p).exists() for p in res.exported.values())
+
+
+def test_same_seed_gives_identical_weights(tiny_run, tmp_path: Path) -> None:
+    from experiments.train import run_training
+
+    out, _ = tiny_run
+    run_training(load_config(TINY), tmp_path / "again", progress=False)
+    for name in [*(f"stages/{s}.pt" for s in STAGES), "controller.pt"]:
+        assert _same_weights(out / name, tmp_path / "again" / name), name
+
+
+def test_resume_skips_finished_stages(tiny_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from experiments import train
+
+    out, _ = tiny_run
+    run = tmp_path / "resume"
+    shutil.copytree(out, run)
+    # An interrupted run: the delta stage and the deliverable never got written.
+    for f in ("stages/delta_dagger1.pt", "stages/delta_dagger1.json", "controller.pt", "controller.json"):
+        (run / f).unlink()
+    trained: list[str] = []
+    real = train.train_stage
+
+    def spy(model, spec, *args, **kwargs):
+        trained.append(spec.name)
+        return real(model, spec, *args, **kwargs)
+
+    monkeypatch.setattr(train, "train_stage", spy)
+    bc_bytes = (run / "stages" / "bc.pt").read_bytes()
+    train.run_training(load_config(TINY), run, progress=False)
+    assert trained == ["delta_dagger1"]
+    assert (run / "stages" / "bc.pt").read_bytes() == bc_bytes
+    assert _same_weights(run / "controller.pt", out / "controller.pt")  # resumed = uninterrupted
+    # --restart recomputes every stage.
+    trained.clear()
+    train.run_training(load_config(TINY), run, restart=True, force=True, progress=False)
+    assert trained == STAGES
+
+
+def test_refuses_existing_controller_and_changed_config(tiny_run, tmp_path: Path, capsys) -> None:
+    out, _ = tiny_run
+    before = (out / "controller.pt").read_bytes()
+    assert main(["train", "--config", str(TINY), "--out", str(out), "--quiet"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (out / "controller.pt").read_bytes() == before
+
+    from experiments.train import TrainError, run_training
+
+    other = load_config(TINY).replace(seed=1)
+    with pytest.raises(TrainError, match="another configuration"):
+        run_training(other, out, force=True, progress=False)
+    assert (out / "controller.pt").read_bytes() == before
+
+
+# ------------------------------------------------------------------------------------------------ logs
+def _sim_csv(tiny_run, path: Path, drop: str | None = None) -> Path:
+    """An AMPRO CSV log made from a simulated episode (optionally without one column)."""
+    out, _ = tiny_run
+    ep = dataset_mod.load_dataset([str(out / "data" / "pd")])[0]
+    if drop is None:
+        return dataset_mod.export_csv(ep, path)
+    # Written by hand: export_csv fills absent AMPRO columns with zeros, a real log would just lack them.
+    names = [k for k in ep.columns if k != drop]
+    np.savetxt(
+        path, np.stack([ep.columns[k] for k in names], axis=1), delimiter=",", header=",".join(names), comments=""
+    )
+    return path
+
+
+def test_csv_missing_column_is_a_clear_error_and_overwrites_nothing(tiny_run, tmp_path: Path, capsys) -> None:
+    csv = _sim_csv(tiny_run, tmp_path / "log.csv", drop="torque_pd_knee")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "controller.pt").write_bytes(b"an earlier controller")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    rc = main(["train", "--config", str(TINY), "--data", str(csv), "--out", str(out), "--force", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "torque_pd_knee" in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_missing_data_source_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    rc = main(["train", "--config", str(TINY), "--data", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "r")])
+    assert rc == 2
+    assert "nope.csv" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_training_on_a_csv_log_skips_simulation(tiny_run, tmp_path: Path) -> None:
+    from experiments.train import run_training
+
+    csv = _sim_csv(tiny_run, tmp_path / "log.csv")
+    # A CSV log implies the ampro features even when the config says otherwise.
+    cfg = load_config(TINY).replace(feature_set="sensors")
+    res = run_training(cfg, tmp_path / "run", sources=[str(csv)], progress=False)
+    _, meta = load_checkpoint(res.controller)
+    assert meta.feature_set == "ampro"
+    assert [s["name"] for s in meta.training["stages"]] == ["bc", "delta"]
+    assert not (tmp_path / "run" / "data").exists()
+    for c in FEATURE_COLUMNS["ampro"] + TARGET_COLUMNS:
+        assert c in dataset_mod.load_dataset([str(csv)])[0].columns
+
+
+# ------------------------------------------------------------------------------------------------ config
+def test_default_and_tiny_configs_load() -> None:
+    cfg = load_config()
+    assert (cfg.optim.window, cfg.optim.batch_size, cfg.optim.lr, cfg.optim.loss) == (100, 32, 5e-4, "l1")
+    assert cfg.optim.grad_clip == 200.0 and cfg.delta.qat and cfg.delta.theta_x == pytest.approx(4 / 256)
+    assert load_config(TINY).model.hidden_size == 16
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        ({"model": {"hiden_size": 16}}, "model.hiden_size"),
+        ({"learning_rate": 0.1}, "learning_rate"),
+        ({"model": {"hidden_size": 20}}, "model.hidden_size"),
+        ({"model": {"hidden_size": "big"}}, "model.hidden_size must be an integer"),
+        ({"optim": {"lr": True}}, "optim.lr must be a number"),
+        ({"data": {"speeds": [1.0, 3.0]}}, "data.speeds"),
+        ({"optim": {"window": 10, "warmup": 10}}, "optim.warmup"),
+        ({"delta": 3}, "delta must be a table"),
+        ({"feature_set": "eeg"}, "feature_set"),
+    ],
+)
+def test_bad_config_names_the_key(raw: dict, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
+        config_from_dict(raw)
+
+
+def test_bad_config_file_via_cli(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[bc]\nepochs = 2\nepoks = 3\n")
+    assert main(["train", "--config", str(bad), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "bc.epoks" in err and str(bad) in err
+    assert not (tmp_path / "r").exists()
+    bad.write_text("seed = [")
+    assert main(["train", "--config", str(bad), "--out", str(tmp_path / "r")]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
