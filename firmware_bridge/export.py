@@ -34,6 +34,7 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -279,16 +280,23 @@ def onnx_bytes(model: DeltaGRU, meta: CheckpointMeta, opset: int = 17) -> bytes:
     buf = io.BytesIO()
     try:
         # The TorchScript exporter (dynamo=False) needs only `onnx`; the dynamo one also needs `onnxscript`.
-        torch.onnx.export(
-            net,
-            (x, h0),
-            buf,
-            input_names=["features", "h0"],
-            output_names=["torque", "h_n"],
-            dynamic_axes={"features": {0: "batch", 1: "time"}, "h0": {1: "batch"}, "torque": {0: "batch", 1: "time"}},
-            opset_version=opset,
-            dynamo=False,
-        )
+        # Its deprecation and batch-size notes are about the exporter, not the model: keep them off the user's screen.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                net,
+                (x, h0),
+                buf,
+                input_names=["features", "h0"],
+                output_names=["torque", "h_n"],
+                dynamic_axes={
+                    "features": {0: "batch", 1: "time"},
+                    "h0": {1: "batch"},
+                    "torque": {0: "batch", 1: "time"},
+                },
+                opset_version=opset,
+                dynamo=False,
+            )
     except ModuleNotFoundError as exc:
         raise OnnxUnavailableError(
             f"ONNX export needs the Python package {exc.name!r}, which is not installed"
