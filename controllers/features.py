@@ -24,18 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from envs.sensors import SENSOR_NAMES
+
 FEATURE_SETS = ("ampro", "sensors")
 FEATURE_NAMES = {
     "ampro": ("ishumanswing", "knee_pos_error", "knee_vel_error", "ankle_pos", "ankle_vel"),
-    "sensors": (
-        "knee_angle",
-        "knee_velocity",
-        "ankle_angle",
-        "ankle_velocity",
-        "thigh_angle",
-        "thigh_velocity",
-        "load",
-    ),
+    "sensors": SENSOR_NAMES,
 }
 # Log columns each feature set reads (AMPRO names; thigh_* and load are legloop additions).
 FEATURE_COLUMNS = {
