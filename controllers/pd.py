@@ -56,21 +56,6 @@ def horner(coeffs: tuple[float, ...], s: float) -> float:
     return value
 
 
-def bezier(coeffs: np.ndarray, s: float) -> tuple[float, float]:
-    """Value and derivative d/ds of a Bézier polynomial with the given control points at s ∈ [0, 1]."""
-    n = len(coeffs) - 1
-    s = min(1.0, max(0.0, s))
-    value = 0.0
-    deriv = 0.0
-    for k in range(n + 1):
-        basis = math.comb(n, k) * s**k * (1 - s) ** (n - k)
-        value += coeffs[k] * basis
-    for k in range(n):
-        basis = math.comb(n - 1, k) * s**k * (1 - s) ** (n - 1 - k)
-        deriv += n * (coeffs[k + 1] - coeffs[k]) * basis
-    return value, deriv
-
-
 @dataclass(frozen=True)
 class PDParams:
     """Gains, trajectories and switching thresholds of the AMPRO-style PD."""

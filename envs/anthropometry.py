@@ -15,7 +15,7 @@ such belt/ball-screw drives, not datasheet values: change them through :class:`P
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 
 GRAVITY = 9.81
 
@@ -123,13 +123,6 @@ class WalkerParams:
     def body_weight(self) -> float:
         """Weight of person plus prosthesis, N."""
         return self.total_mass * GRAVITY
-
-    def with_changes(self, **changes: float) -> WalkerParams:
-        """Copy with body (`mass`, `height`) or top-level fields changed."""
-        body_keys = {"mass", "height"}
-        body = replace(self.body, **{k: v for k, v in changes.items() if k in body_keys})
-        rest = {k: v for k, v in changes.items() if k not in body_keys}
-        return replace(self, body=body, **rest)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -42,20 +42,6 @@ SERVO_GAINS = {
     "ankle_s_servo": (300.0, 30.0),
     "hip_p_servo": (300.0, 30.0),
 }
-JOINTS = ("rootx", "rootz", "rooty", "hip_s", "knee_s", "ankle_s", "hip_p", "knee_p", "ankle_p")
-SENSORS = (
-    "knee_p_pos",
-    "knee_p_vel",
-    "ankle_p_pos",
-    "ankle_p_vel",
-    "thigh_imu_quat",
-    "thigh_imu_gyro",
-    "loadcell",
-    "heel_s_touch",
-    "toe_s_touch",
-    "heel_p_touch",
-    "toe_p_touch",
-)
 
 
 @dataclass(frozen=True)

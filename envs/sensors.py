@@ -32,7 +32,6 @@ SENSOR_NAMES = (
     "load",
 )
 SENSOR_UNITS = ("rad", "rad/s", "rad", "rad/s", "rad", "rad/s", "N")
-KNEE_ANGLE, KNEE_VEL, ANKLE_ANGLE, ANKLE_VEL, THIGH_ANGLE, THIGH_VEL, LOAD = range(7)
 N_SENSORS = len(SENSOR_NAMES)
 
 

@@ -215,8 +215,9 @@ class ProstheticWalkerEnv(gym.Env):
         self.geom = geometry(walker)
         self.human = VirtualHuman(self.model, walker, self.human_params)
         self.body_weight = walker.body_weight
-        self._peak = np.array([walker.prosthesis.knee_peak_torque, walker.prosthesis.ankle_peak_torque])
-        self._peak_knee, self._peak_ankle = float(self._peak[0]), float(self._peak[1])
+        # Motor peak torques [knee, ankle] in N·m: action = torque / peak_torque.
+        self.peak_torque = np.array([walker.prosthesis.knee_peak_torque, walker.prosthesis.ankle_peak_torque])
+        self._peak_knee, self._peak_ankle = float(self.peak_torque[0]), float(self.peak_torque[1])
         sensor_adr = {self.model.sensor(i).name: int(self.model.sensor_adr[i]) for i in range(self.model.nsensor)}
         self._s_quat = sensor_adr["thigh_imu_quat"]
         self._s_gyro_y = sensor_adr["thigh_imu_gyro"] + 1

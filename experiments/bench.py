@@ -39,7 +39,7 @@ def bench_plant(steps: int = 2000, rounds: int = 5, control_hz: float = 200.0, s
     action = np.zeros(2)
     # Walk for 2 s so every variant times steady walking, and keep that state to restart each round from.
     for _ in range(int(2.0 / env.dt)):
-        np.divide(pd.act(obs), env._peak, out=action)
+        np.divide(pd.act(obs), env.peak_torque, out=action)
         obs, *_ = env.step(action)
     m, d = env.model, env.data
     start = mujoco.MjData(m)
@@ -62,10 +62,10 @@ def bench_plant(steps: int = 2000, rounds: int = 5, control_hz: float = 200.0, s
     restore()
     o = start_obs
     for k in range(steps):
-        np.divide(pd.act(o), env._peak, out=actions[k])
+        np.divide(pd.act(o), env.peak_torque, out=actions[k])
         env.human.update(d, env.dt)  # what env.step will write, recorded for the physics replay
         ctrls[k] = d.ctrl
-        d.ctrl[0:2] = actions[k] * env._peak
+        d.ctrl[0:2] = actions[k] * env.peak_torque
         ctrls[k, 0:2] = d.ctrl[0:2]
         gains[k] = m.actuator_gainprm[:, 0]
         biases[k] = m.actuator_biasprm[:, :3]
@@ -102,7 +102,7 @@ def bench_plant(steps: int = 2000, rounds: int = 5, control_hz: float = 200.0, s
         o = start_obs
         t0 = _clock()
         for _ in range(steps):
-            np.divide(pd.act(o), env._peak, out=action)
+            np.divide(pd.act(o), env.peak_torque, out=action)
             o, *_ = env.step(action)
         times["loop"].append(_clock() - t0)
     # Best of the rounds (as timeit): interference from other processes only ever adds time.

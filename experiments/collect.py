@@ -111,7 +111,7 @@ def collect_episode(task: EpisodeTask) -> tuple[int, dict[str, np.ndarray], dict
     steps = max(1, round(task.seconds / dt))
     # β-mixing coins for the whole episode, drawn up front: the learner's choices cannot shift the stream.
     use_pd = np.random.default_rng([task.seed, _MIX_SALT]).random(steps) < task.beta if learner is not None else None
-    peak_k, peak_a = float(env._peak[0]), float(env._peak[1])
+    peak_k, peak_a = float(env.peak_torque[0]), float(env.peak_torque[1])
     buf = np.zeros((steps, len(EPISODE_COLUMNS)))  # rows = steps, one row written per step with a single call
     action = np.zeros(2)
     fell = False

@@ -178,7 +178,7 @@ def run_episode(
     shadow.reset()
     steps = round(seconds / env.dt)
     recorder = EpisodeRecorder(env, steps) if record else None
-    peak = env._peak
+    peak = env.peak_torque
     fell = False
     action = np.zeros(2)
     for _ in range(steps):

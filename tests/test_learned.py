@@ -139,7 +139,7 @@ def test_ampro_features_equal_log_columns_of_the_same_run(tmp_path: Path) -> Non
         }
         for k in names:
             log[k][t] = row[k]
-        obs, _, terminated, _, _ = env.step(pd.act(obs) / env._peak)
+        obs, _, terminated, _, _ = env.step(pd.act(obs) / env.peak_torque)
         assert not terminated
         # The controller's reference is the PD's own reference on the same sensor stream.
         assert (ref.domain, ref.knee_des) == (pd.domain, pd.knee_des)

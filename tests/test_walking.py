@@ -59,7 +59,7 @@ def test_prosthesis_carries_load_in_every_stride() -> None:
     for _ in range(4000):
         torque = pd.act(obs)
         rec.record(obs, pd.knee_des, pd.ankle_des)
-        obs, _, terminated, _, _ = env.step(torque / env._peak)
+        obs, _, terminated, _, _ = env.step(torque / env.peak_torque)
         assert not terminated
     s = rec.signals(False)
     contact = clean_contacts(detect_contacts(s.prosth_force, 50.0, 20.0, 4), round(0.1 / s.dt))
