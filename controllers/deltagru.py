@@ -73,7 +73,10 @@ class DeltaStats:
     total_cols: list[int]  # per layer: columns a dense step touches (I_l + H)
     macs_per_step: float  # mean MACs per step: fired columns · 3H over layers + the dense output layer
     dense_macs_per_step: int
-    delta_l1: Tensor  # mean |Δh| over layers, steps, batch and units; carries gradient (sparsity penalty)
+    # Mean |h_t − h_{t−1}| over layers, steps, batch and units; carries gradient (the sparsity penalty). It is the
+    # temporal change that both a layer's Δh and the next layer's Δx are cut from: in a stacked delta-GRU most
+    # fired columns are the next layer's Δx, so penalising only the thresholded Δh would miss them.
+    delta_l1: Tensor
 
     @property
     def sparsity(self) -> float:
@@ -267,6 +270,7 @@ class DeltaGRU(nn.Module):
         new_layers: list[LayerState] = []
         dx_list: list[Tensor] = []
         dh_list: list[Tensor] = []
+        change_list: list[Tensor] = []
         for layer in range(self.num_layers):
             p = self.layer_params(layer)
             st = state.layers[layer]
@@ -309,17 +313,19 @@ class DeltaGRU(nn.Module):
                 dhs.append(d)
             m_new = torch.cat([mx_rz[-1] + mh[:, : 2 * H], mx_n[-1], mh[:, 2 * H :]], dim=1)
             new_layers.append(LayerState(x_hat, h_hat, h, m_new))
-            inp = torch.stack(hs, dim=1)
+            seq = torch.stack(hs, dim=1)
             if return_stats:
                 dx_list.append(dx)
                 dh_list.append(torch.stack(dhs, dim=1))
+                change_list.append(torch.diff(seq, dim=1, prepend=st.h.unsqueeze(1)))
+            inp = seq
         w_fc, b_fc = self.output_params()
         y = torch.nn.functional.linear(inp, w_fc, b_fc)
         out: tuple[Any, ...] = (y,)
         if return_state:
             out += (DeltaGRUState(tuple(new_layers)),)
         if return_stats:
-            out += (self._stats(dx_list, dh_list),)
+            out += (self._stats(dx_list, dh_list, change_list),)
         return out[0] if len(out) == 1 else out
 
     def step(self, x: Tensor, state: DeltaGRUState | None = None, *, return_stats: bool = False) -> tuple[Any, ...]:
@@ -335,7 +341,7 @@ class DeltaGRU(nn.Module):
             state = self.reset_state(xb.shape[0])
         H = self.hidden_size
         inp = quantize_q88(xb) if self.qat else xb
-        new_layers, dx_list, dh_list = [], [], []
+        new_layers, dx_list, dh_list, change_list = [], [], [], []
         for layer in range(self.num_layers):
             p = self.layer_params(layer)
             st = state.layers[layer]
@@ -354,6 +360,7 @@ class DeltaGRU(nn.Module):
             new_layers.append(LayerState(x_hat, h_hat, h, m))
             dx_list.append(dx.unsqueeze(1))
             dh_list.append(dh.unsqueeze(1))
+            change_list.append((h - st.h).unsqueeze(1))
             inp = h
         w_fc, b_fc = self.output_params()
         y = torch.nn.functional.linear(inp, w_fc, b_fc)
@@ -361,11 +368,11 @@ class DeltaGRU(nn.Module):
             y = y.squeeze(0)
         out: tuple[Any, ...] = (y, DeltaGRUState(tuple(new_layers)))
         if return_stats:
-            out += (self._stats(dx_list, dh_list),)
+            out += (self._stats(dx_list, dh_list, change_list),)
         return out
 
-    def _stats(self, dx_list: list[Tensor], dh_list: list[Tensor]) -> DeltaStats:
-        """Counters from the per-layer deltas [B, T, ·] of one call."""
+    def _stats(self, dx_list: list[Tensor], dh_list: list[Tensor], change_list: list[Tensor]) -> DeltaStats:
+        """Counters from the per-layer deltas [B, T, ·] and hidden-state changes h_t − h_{t−1} of one call."""
         H = self.hidden_size
         dxs, dhs, fired, total = [], [], [], []
         with torch.no_grad():
@@ -377,7 +384,7 @@ class DeltaGRU(nn.Module):
                 fired.append(nx + nh)
                 total.append(dx.shape[-1] + H)
         macs = 3 * H * sum(fired) + H * self.output_size
-        delta_l1 = torch.cat([d.abs().flatten() for d in dh_list]).mean()
+        delta_l1 = torch.cat([c.abs().flatten() for c in change_list]).mean()
         return DeltaStats(dxs, dhs, fired, total, macs, self.dense_macs_per_step, delta_l1)
 
     # ---------------------------------------------------------------------------------- conversions

@@ -134,7 +134,7 @@ class DeltaConfig:
     epochs: int = 5
     theta_x: float = 4 / 256  # the paper's Θx (normalised input units)
     theta_h: float = 96 / 256  # the paper's is 128/256; 96/256 measured better R² at the same sparsity
-    l1_weight: float = 0.0  # weight of mean |Δh| added to the loss (buys sparsity)
+    l1_weight: float = 0.0  # weight of mean |h_t − h_{t−1}| (all layers) added to the loss: buys sparsity
     qat: bool = True  # Q8.8 activations / Q1.7 weights with straight-through rounding
     lr: float = 0.0  # 0: optim.lr
     # DAgger rounds with the delta network itself driving (its closed loop differs from the dense GRU's):

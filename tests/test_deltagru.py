@@ -258,3 +258,26 @@ def test_from_gru_drops_bhn_with_warning_and_state_dict_persistence() -> None:
     assert set(m.state_dict()) >= {"weight_ih_l0", "weight_hh_l1", "bias_hh_l0", "fc.weight", "fc.bias"}
     assert m.dense_macs_per_step == 3 * 16 * (5 + 16) + 3 * 16 * 32 + 16 * 2
     assert math.isclose(m.config()["theta_h"], 0.1)
+
+
+def test_delta_l1_is_the_hidden_state_change_and_the_penalty_smooths_it() -> None:
+    torch.manual_seed(4)
+    m = DeltaGRU(3, 16, 2, 2, theta_x=1 / 64, theta_h=1 / 16)
+    x = torch.randn(4, 30, 3)
+    _, stats = m(x, return_stats=True)
+    # Same number from the streaming step, one step at a time (the first step's change is from h = 0).
+    s, changes = m.reset_state(4), []
+    for t in range(30):
+        _, s_new, st = m.step(x[:, t], s, return_stats=True)
+        changes.append(st.delta_l1)
+        s = s_new
+    torch.testing.assert_close(stats.delta_l1, torch.stack(changes).mean(), atol=1e-6, rtol=1e-5)
+    # Minimising the penalty alone makes the hidden states change less from step to step.
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    first = stats.delta_l1.item()
+    for _ in range(20):
+        _, st = m(x, return_stats=True)
+        opt.zero_grad()
+        st.delta_l1.backward()
+        opt.step()
+    assert m(x, return_stats=True)[1].delta_l1.item() < 0.5 * first
