@@ -4,7 +4,10 @@ For PD, GRU (Θ = 0) and delta-GRU on the same seeds: 60 s episodes at 0.8, 1.0 
 randomisation, and at 1.0 m/s on fixed slopes of +3° and −3° (training walks on flat ground only). Prints falls,
 knee RMSE and its ratio to the PD's on the same episodes, sparsity and MACs per step; writes JSON.
 
-    python benchmarks/acceptance_learned.py --checkpoint runs/final/controller.pt --out runs/final/acceptance.json
+    python benchmarks/acceptance_learned.py --checkpoint runs/final --out runs/final/acceptance.json
+
+``--checkpoint`` is a training run directory (gru: its float GRU ``gru.pt``, deltagru: ``controller.pt``) or one
+checkpoint file, run with Θ = 0 as gru and with its thresholds as deltagru.
 """
 
 from __future__ import annotations

@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         trained = run_training(cfg, out / "train", force=args.force, progress=True)
     except TrainError as exc:
         raise CliError(str(exc)) from None
-    ckpt = trained.controller
+    ckpt = trained.controller.parent  # the run directory: gru runs its float GRU, the others the delta-GRU
     t_train = time.perf_counter() - t0
 
     say("2/3 held-out PD walk for the imitation check")
@@ -145,7 +145,12 @@ def run(args: argparse.Namespace) -> int:
                 "seeds": list(ecfg.seeds),
                 "quick": args.quick,
             },
-            "training": {"controller": str(ckpt), "seconds": round(t_train, 1), "summary": trained.summary},
+            "training": {
+                "controller": str(trained.controller),
+                "gru": str(trained.gru),
+                "seconds": round(t_train, 1),
+                "summary": trained.summary,
+            },
             "comparison": rows,
             "controllers": results,
             "seconds": round(time.perf_counter() - t0, 1),

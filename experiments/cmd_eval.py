@@ -53,7 +53,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="pd: AMPRO-style PD baseline; zero: zero-torque prosthesis; damped: passive damper; "
         "gru / deltagru: a checkpoint on the CPU with Θ = 0 / its thresholds; edgedrnn: on the EdgeDRNN model",
     )
-    p.add_argument("--checkpoint", help="learned controllers: checkpoint (.pt with its .json, or a run directory)")
+    p.add_argument(
+        "--checkpoint",
+        help="learned controllers: a checkpoint (.pt with its .json), or a training run directory: gru runs its "
+        "float GRU (DIR/gru.pt), deltagru and edgedrnn its delta-GRU (DIR/controller.pt)",
+    )
     p.add_argument(
         "--features", choices=["ampro", "sensors"], help="require the checkpoint to use this feature set (default: any)"
     )

@@ -26,6 +26,7 @@ from controllers.pd import AmproPD
 from envs.metrics import push_robustness, summarize
 from envs.recorder import EpisodeRecorder
 from envs.walker_env import ProstheticWalkerEnv, Push, Randomization
+from experiments.rundir import learned_checkpoint
 
 ControllerFactory = Callable[[ProstheticWalkerEnv], Controller]
 
@@ -94,6 +95,7 @@ def _learned_factory(
 
     if checkpoint is None:
         raise ValueError(f"controller {name!r} needs a checkpoint")
+    checkpoint = learned_checkpoint(name, checkpoint)
     model, meta = load_checkpoint(checkpoint, feature_set=feature_set)
 
     def check_rate(env: ProstheticWalkerEnv) -> None:

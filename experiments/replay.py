@@ -24,6 +24,7 @@ from controllers.checkpoint import load_checkpoint
 from controllers.features import FEATURE_COLUMNS, TARGET_COLUMNS, features_from_columns
 from controllers.learned import LearnedController
 from experiments.ampro_log import LogFormatError, read_csv
+from experiments.rundir import learned_checkpoint
 from firmware_bridge.export import bundle_from_model
 from hil.edgedrnn_controller import EdgeDRNNController
 
@@ -115,6 +116,7 @@ def replay_log(
     """
     if controller_name not in LEARNED:
         raise ValueError(f"replay needs a learned controller ({', '.join(LEARNED)}), got {controller_name!r}")
+    checkpoint = learned_checkpoint(controller_name, checkpoint)
     model, meta = load_checkpoint(checkpoint, feature_set=feature_set)
     fs = meta.feature_set
     cols = read_log(log_path, tuple(dict.fromkeys(FEATURE_COLUMNS[fs] + TARGET_COLUMNS)))

@@ -11,6 +11,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+DELTA_GRU = "controller.pt"  # `legloop train`'s deliverable: the quantised delta-GRU
+FLOAT_GRU = "gru.pt"  # the float GRU it was fine-tuned from (behavioural cloning + DAgger, no thresholds)
+
+
+def learned_checkpoint(controller: str, path: str | os.PathLike) -> Path:
+    """The checkpoint a learned controller runs from ``path``: a file as given; a training run directory stands
+    for its deliverables — ``gru`` runs ``DIR/gru.pt`` (the float GRU), the others ``DIR/controller.pt`` (the
+    delta-GRU). A run directory from before ``gru.pt`` existed gives ``controller.pt`` for all of them."""
+    p = Path(path)
+    if not p.is_dir():
+        return p
+    if controller == "gru" and (p / FLOAT_GRU).exists():
+        return p / FLOAT_GRU
+    return p / DELTA_GRU
+
 
 class OutputExistsError(Exception):
     """The output already exists and the user did not ask to overwrite it."""

@@ -44,11 +44,11 @@ from controllers.deltagru import DeltaGRU
 from controllers.features import FEATURE_COLUMNS, TARGET_COLUMNS, Normalizer, feature_size, features_from_columns
 from controllers.quant import Q17_MAX, Q17_MIN, Q17_SCALE
 from envs.walker_env import Randomization
-from experiments.rundir import provenance, write_json
+from experiments.rundir import DELTA_GRU, FLOAT_GRU, provenance, write_json
 from experiments.train_config import TrainConfig
 
 JOINTS = ("knee", "ankle")  # order of TARGET_COLUMNS and of the network outputs
-FINAL = "controller.pt"
+FINAL = DELTA_GRU
 DEFAULT_DT = 0.005
 
 
@@ -429,6 +429,7 @@ class TrainResult:
     """What `run_training` leaves: the final checkpoint, the export files and the per-stage records."""
 
     controller: Path
+    gru: Path | None  # the float GRU before the delta fine-tune (``DIR/gru.pt``)
     stages: list[dict[str, Any]]
     exported: dict[str, Path] = field(default_factory=dict)
     export_error: str | None = None
@@ -698,7 +699,12 @@ def run_training(
     writer.close()
     assert scaling is not None
 
-    # ---- the deliverable: the delta-GRU, then its export
+    # ---- the deliverables: the float GRU it started from, the delta-GRU, then its export
+    float_stages = [s.name for s in specs if s.theta_x == 0.0 and s.theta_h == 0.0 and not s.qat]
+    gru_path = None
+    if float_stages:
+        gru_model, gru_meta = load_checkpoint(stages_dir / f"{float_stages[-1]}.pt", fs)
+        gru_path = save_checkpoint(out / FLOAT_GRU, gru_model, gru_meta, overwrite=True)
     meta = _meta(cfg, fs, scaling, dt, specs[-1].name, history, data_info)
     final_path = save_checkpoint(final, model, meta, overwrite=True)
     exported: dict[str, Path] = {}
@@ -719,6 +725,7 @@ def run_training(
     seconds = time.perf_counter() - t_start
     summary = {
         "controller": str(final_path),
+        "gru": str(gru_path) if gru_path else None,
         "feature_set": fs,
         "control_dt": dt,
         "stages": [{k: v for k, v in s.items() if k != "history"} for s in history],
@@ -730,7 +737,7 @@ def run_training(
         "provenance": provenance(),
     }
     write_json(out / "train.json", summary)
-    return TrainResult(final_path, history, exported, export_error, seconds, summary)
+    return TrainResult(final_path, gru_path, history, exported, export_error, seconds, summary)
 
 
 def _meta(

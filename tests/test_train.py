@@ -75,6 +75,22 @@ def test_pipeline_end_to_end_leaves_controller_with_metadata(tiny_run) -> None:
         assert all(Path(p).exists() for p in res.exported.values())
 
 
+def test_run_directory_also_leaves_the_float_gru_and_resolves_per_controller(tiny_run) -> None:
+    from experiments.rundir import learned_checkpoint
+
+    out, res = tiny_run
+    # The float GRU is the last stage before the delta fine-tune: no thresholds, no QAT, weights of that stage.
+    assert res.gru == out / "gru.pt" and (out / "gru.json").exists()
+    gru, meta = load_checkpoint(res.gru, feature_set="ampro")
+    assert (gru.theta_x, gru.theta_h, gru.qat) == (0.0, 0.0, False)
+    assert meta.training["stage"] == "dagger1"
+    assert _same_weights(out / "stages" / "dagger1.pt", res.gru)
+    assert json.loads((out / "train.json").read_text())["gru"] == str(res.gru)
+    assert learned_checkpoint("gru", out) == res.gru
+    assert learned_checkpoint("deltagru", out) == learned_checkpoint("edgedrnn", out) == out / "controller.pt"
+    assert learned_checkpoint("gru", out / "controller.pt") == out / "controller.pt"  # a file is used as given
+
+
 def test_same_seed_gives_identical_weights(tiny_run, tmp_path: Path) -> None:
     from experiments.train import run_training
 
