@@ -48,12 +48,17 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1,2,3,4")
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--controllers", default="gru,deltagru", help="learned controllers to run (the PD always runs)")
     p.add_argument("--out", default=None, help="write the episodes and the summary as JSON here")
     args = p.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
+    learned = [c for c in args.controllers.split(",") if c]
+    if not set(learned) <= {"gru", "deltagru"}:
+        p.error(f"--controllers takes gru and/or deltagru, got {args.controllers!r}")
+    names = ("pd", *learned)
     jobs = [
         (name, args.checkpoint, speed, slope, seed, args.seconds)
-        for name in ("pd", "gru", "deltagru")
+        for name in names
         for _, speed, slope in CONDITIONS
         for seed in seeds
     ]
@@ -62,7 +67,7 @@ def main() -> None:
         episodes = list(ex.map(_job, jobs))
     pd_rmse = {(e["speed"], e["slope"], e["seed"]): e["knee_rmse_rad"] for e in episodes if e["controller"] == "pd"}
     rows = []
-    for name in ("pd", "gru", "deltagru"):
+    for name in names:
         for kind, speed, slope in CONDITIONS:
             eps = [e for e in episodes if e["controller"] == name and e["speed"] == speed and e["slope"] == slope]
             ratios = [e["knee_rmse_rad"] / pd_rmse[(speed, slope, e["seed"])] for e in eps]
