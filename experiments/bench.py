@@ -25,7 +25,7 @@ from envs.walker_env import ProstheticWalkerEnv
 _clock = time.thread_time
 
 
-def bench_plant(steps: int = 2000, rounds: int = 5, control_hz: float = 200.0, seed: int = 0) -> dict[str, Any]:
+def bench_plant(steps: int = 2000, rounds: int = 15, control_hz: float = 200.0, seed: int = 0) -> dict[str, Any]:
     """Best over rounds of µs per control step for each variant, their ratios and the real-time factor.
 
     Every variant follows the same trajectory: the closed loop is run once to record its actuator commands and
@@ -45,12 +45,13 @@ def bench_plant(steps: int = 2000, rounds: int = 5, control_hz: float = 200.0, s
     start = mujoco.MjData(m)
     mujoco.mj_copyData(start, m, d)
     start_obs = obs
-    saved = (dict(vars(pd)), dict(vars(env.human)), m.actuator_gainprm.copy(), m.actuator_biasprm.copy())
+    # The PD's and the human's states are arrays their kernels update in place: saved as copies, restored in place.
+    saved = (pd._s.copy(), env.human.h.copy(), m.actuator_gainprm.copy(), m.actuator_biasprm.copy())
 
     def restore() -> None:
         mujoco.mj_copyData(d, m, start)
-        vars(pd).update(saved[0])
-        vars(env.human).update(saved[1])
+        pd._s[:] = saved[0]
+        env.human.h[:] = saved[1]
         m.actuator_gainprm[:] = saved[2]
         m.actuator_biasprm[:] = saved[3]
         env.time = 2.0
@@ -84,6 +85,7 @@ def bench_plant(steps: int = 2000, rounds: int = 5, control_hz: float = 200.0, s
             bias_cols[:] = biases[k]
             mujoco.mj_step(m, d, nstep=env.frame_skip)
         times["physics"].append(_clock() - t0)
+        end_qpos = d.qpos.copy()
 
         t0 = _clock()
         for k in range(steps):
@@ -97,6 +99,7 @@ def bench_plant(steps: int = 2000, rounds: int = 5, control_hz: float = 200.0, s
         for k in range(steps):
             env.step(actions[k])
         times["env"].append(_clock() - t0)
+        _check_same_trajectory("env", end_qpos, d.qpos)
 
         restore()
         o = start_obs
@@ -105,6 +108,7 @@ def bench_plant(steps: int = 2000, rounds: int = 5, control_hz: float = 200.0, s
             np.divide(pd.act(o), env.peak_torque, out=action)
             o, *_ = env.step(action)
         times["loop"].append(_clock() - t0)
+        _check_same_trajectory("loop", end_qpos, d.qpos)
     # Best of the rounds (as timeit): interference from other processes only ever adds time.
     us = {k: float(np.min(v)) / steps * 1e6 for k, v in times.items()}
     us["physics"] = max(us["physics"] - us.pop("copy"), 1e-3)
@@ -120,6 +124,12 @@ def bench_plant(steps: int = 2000, rounds: int = 5, control_hz: float = 200.0, s
         "real_time_factor": env.dt / (us["loop"] * 1e-6),
         "physics_real_time_factor": env.dt / (us["physics"] * 1e-6),
     }
+
+
+def _check_same_trajectory(variant: str, physics_qpos: np.ndarray, qpos: np.ndarray) -> None:
+    # The ratios are only meaningful on one trajectory; a state restore() misses would silently change it.
+    if not np.array_equal(physics_qpos, qpos):
+        raise RuntimeError(f"bench: the {variant} variant left the physics variant's trajectory (incomplete restore)")
 
 
 def format_plant(r: dict[str, Any]) -> str:
