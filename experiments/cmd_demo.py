@@ -5,7 +5,8 @@
    (`legloop train` with its default configuration);
 2. record one held-out PD walk (a seed training never saw) and replay it open loop through every learned
    controller: torque imitation R²;
-3. run PD, GRU (dense), delta-GRU (CPU) and delta-GRU on the bit-exact EdgeDRNN model — with its trained
+3. run PD, the float GRU (after DAgger, before the delta fine-tune: `gru.pt`), the delta-GRU on the CPU
+   (`controller.pt`) and the delta-GRU on the bit-exact EdgeDRNN model — with its trained
    thresholds, and with the runtime threshold governor — in closed loop on the same seeds, with the 21 µs budget
    checked on every step of the EdgeDRNN runs (a late step holds the last torque);
 4. print one comparison table and leave everything (data, checkpoints, exports, metrics) under `--out`.
