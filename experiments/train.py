@@ -612,9 +612,10 @@ def run_training(
 
     # ---- stages
     rounds = 0 if sources else cfg.dagger.rounds
-    specs = [StageSpec("bc", 0, cfg.bc.epochs, cfg.bc.lr or cfg.optim.lr)]
+    l1 = cfg.optim.l1_weight
+    specs = [StageSpec("bc", 0, cfg.bc.epochs, cfg.bc.lr or cfg.optim.lr, l1_weight=l1)]
     specs += [
-        StageSpec(f"dagger{k}", k, cfg.dagger.epochs, cfg.dagger.lr or cfg.optim.lr, dagger_round=k)
+        StageSpec(f"dagger{k}", k, cfg.dagger.epochs, cfg.dagger.lr or cfg.optim.lr, l1_weight=l1, dagger_round=k)
         for k in range(1, rounds + 1)
     ]
     d = cfg.delta

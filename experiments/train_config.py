@@ -76,9 +76,13 @@ class OptimConfig:
     grad_clip: float = 200.0  # max gradient norm
     window_stride: int = 0  # windows per epoch = training steps / stride (0: window − warmup, each step ~once)
     clamp_weights: bool = True  # keep weights in Q1.7's range [-1, 127/128] so QAT does not clip a trained net
+    # Weight of mean |h_t − h_{t−1}| in the float stages (BC, DAgger): smoother hidden states, a network that is
+    # already nearly sparse before the delta fine-tune (whose own weight is delta.l1_weight).
+    l1_weight: float = 0.0
 
     def validate(self) -> None:
         _check(self.window >= 2, "optim.window", ">= 2")
+        _check(self.l1_weight >= 0.0, "optim.l1_weight", ">= 0")
         _check(0 <= self.warmup < self.window, "optim.warmup", "in [0, window)")
         _check(self.batch_size >= 1, "optim.batch_size", ">= 1")
         _check(0.0 < self.lr <= 1.0, "optim.lr", "in (0, 1]")

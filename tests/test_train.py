@@ -215,6 +215,7 @@ def test_default_and_tiny_configs_load() -> None:
         ({"optim": {"window": 10, "warmup": 10}}, "optim.warmup"),
         ({"delta": 3}, "delta must be a table"),
         ({"feature_set": "eeg"}, "feature_set"),
+        ({"optim": {"l1_weight": -1.0}}, "optim.l1_weight"),
     ],
 )
 def test_bad_config_names_the_key(raw: dict, needle: str) -> None:
