@@ -6,9 +6,9 @@
 2. record one held-out PD walk (a seed training never saw) and replay it open loop through every learned
    controller: torque imitation R²;
 3. run PD, the float GRU (after DAgger, before the delta fine-tune: `gru.pt`), the delta-GRU on the CPU
-   (`controller.pt`) and the delta-GRU on the bit-exact EdgeDRNN model — with its trained
-   thresholds, and with the runtime threshold governor — in closed loop on the same seeds, with the 21 µs budget
-   checked on every step of the EdgeDRNN runs (a late step holds the last torque);
+   (`controller.pt`) and the delta-GRU on the bit-exact EdgeDRNN model in closed loop on the same seeds, with the
+   21 µs budget checked on every EdgeDRNN step: as a hard deadline (a late step holds the last torque), the same with
+   the runtime threshold governor, and as a reported target with the 5 ms control period as the deadline;
 4. print one comparison table and leave everything (data, checkpoints, exports, metrics) under `--out`.
 
 `--quick` runs the same pipeline with a tiny network and seconds of data: a smoke test, not a result.
@@ -24,14 +24,17 @@ from pathlib import Path
 from experiments.cli import CliError
 from experiments.rundir import OutputExistsError, prepare_out, provenance, write_json
 
-# (row label, controller, governor): the EdgeDRNN runs once with its trained thresholds and once with the runtime
-# threshold governor, which raises Θ when the next step's predicted latency nears the budget.
+# (row label, controller, governor, deadline policy). The EdgeDRNN runs three ways with the 21 µs budget: a hard
+# deadline (a late step holds the last torque), the same with the runtime threshold governor (raises Θ when the next
+# step's predicted latency nears the budget), and the budget as a reported target with the 5 ms control period as
+# the deadline (how the AMPRO3 rig reads the controller).
 CONTROLLERS = (
-    ("pd", "pd", False),
-    ("gru", "gru", False),
-    ("deltagru", "deltagru", False),
-    ("edgedrnn", "edgedrnn", False),
-    ("edgedrnn+gov", "edgedrnn", True),
+    ("pd", "pd", False, "hold"),
+    ("gru", "gru", False, "hold"),
+    ("deltagru", "deltagru", False, "hold"),
+    ("edgedrnn", "edgedrnn", False, "hold"),
+    ("edgedrnn+gov", "edgedrnn", True, "hold"),
+    ("edgedrnn@5ms", "edgedrnn", False, "period"),
 )
 COLUMNS = [
     ("controller", "controller"),
@@ -129,10 +132,12 @@ def run(args: argparse.Namespace) -> int:
     say("3/3 closed loop on the same seeds")
     ecfg = EvalConfig(speed=args.speed, seconds=seconds, seeds=(0,) if args.quick else (0, 1, 2))
     rows, results = [], {}
-    for label, name, governor in CONTROLLERS:
-        factory = controller_factory(name, checkpoint=None if name == "pd" else ckpt, governor=governor)
+    for label, name, governor, policy in CONTROLLERS:
+        factory = controller_factory(
+            name, checkpoint=None if name == "pd" else ckpt, governor=governor, deadline_policy=policy
+        )
         episodes = evaluate(factory, ecfg, pushes=False, progress=lambda m, n=label: say(f"  {n} {m}"))
-        replay = None if name == "pd" else replay_log(name, ckpt, csv, governor=governor)[0]
+        replay = None if name == "pd" else replay_log(name, ckpt, csv, governor=governor, policy=policy)[0]
         results[label] = {"episodes": episodes, "replay": replay}
         rows.append(_row(label, episodes, replay))
 

@@ -64,9 +64,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget-us", type=float, default=21.0, help="edgedrnn: latency budget per step, µs (default 21)")
     p.add_argument(
         "--deadline-policy",
-        choices=["hold", "fallback_pd", "stop"],
+        choices=["hold", "fallback_pd", "stop", "period"],
         default="hold",
-        help="edgedrnn: on a missed deadline hold the last torque, use the PD's torque, or stop (zero torque)",
+        help="edgedrnn: on a missed budget hold the last torque, use the PD's torque, stop (zero torque), or "
+        "'period': count the miss but apply the late result if it arrived within the control period",
     )
     p.add_argument("--governor", action="store_true", help="edgedrnn: run-time threshold governor")
     p.add_argument("--replay", metavar="LOG.csv", help="learned controllers: open-loop replay of a recorded log")

@@ -10,9 +10,13 @@ policy         on a miss
 ``hold``       hold the torque applied in the previous period (zero before the first step)
 ``fallback_pd``  the AMPRO PD's torque for this period (the PD law on the reference the controller tracks)
 ``stop``       zero torque from now on, and the run is flagged as stopped (a safety stop latches)
+``period``     the budget is a target, checked and reported but not enforced: the late result is applied this
+               period as long as it arrived within the control period (as on the AMPRO3 rig, where the
+               controller's output is read once per 5 ms tick); a step longer than the period holds the last torque
 =============  =================================================================================================
 
-Every miss is counted. :class:`DeadlineMonitor` keeps the latency of every step in a preallocated array (grown by
+Every miss of the budget is counted (``misses``), whatever the policy; ``held`` counts the periods whose torque was
+held. :class:`DeadlineMonitor` keeps the latency of every step in a preallocated array (grown by
 doubling when an episode outlasts it, never per step) and reports mean / p50 / p99 / max on demand.
 """
 
@@ -22,8 +26,8 @@ import numpy as np
 
 from controllers.pd import AmproPD
 
-POLICIES = ("hold", "fallback_pd", "stop")
-HOLD, FALLBACK_PD, STOP = POLICIES
+POLICIES = ("hold", "fallback_pd", "stop", "period")
+HOLD, FALLBACK_PD, STOP, PERIOD = POLICIES
 DEFAULT_CAPACITY = 1 << 15  # 164 s at 200 Hz before the first (amortised) growth
 
 
@@ -55,20 +59,30 @@ class DeadlineMonitor:
     budget_s
         Latency budget of one inference step, s (21 µs default for the AMPRO3 controller).
     policy
-        ``hold``, ``fallback_pd`` or ``stop``.
+        ``hold``, ``fallback_pd``, ``stop`` or ``period``.
     n_outputs
         Torques per step.
     capacity
         Latency samples preallocated (steps); the array doubles when exceeded.
+    period_s
+        The control period, s: the hard deadline of the ``period`` policy (required for it).
     """
 
     def __init__(
-        self, budget_s: float = 21e-6, policy: str = HOLD, n_outputs: int = 2, capacity: int = DEFAULT_CAPACITY
+        self,
+        budget_s: float = 21e-6,
+        policy: str = HOLD,
+        n_outputs: int = 2,
+        capacity: int = DEFAULT_CAPACITY,
+        period_s: float | None = None,
     ) -> None:
         if not budget_s > 0:
             raise ValueError(f"budget_s must be > 0, got {budget_s}")
         self.budget_s = float(budget_s)
         self.policy = check_policy(policy)
+        if self.policy == PERIOD and not (period_s is not None and period_s > 0):
+            raise ValueError(f"deadline policy 'period' needs the control period period_s > 0, got {period_s}")
+        self.period_s = float(period_s) if period_s is not None else float("inf")
         self._latency = np.zeros(max(16, int(capacity)), dtype=np.float64)
         # The applied torque; between steps it is also the torque `hold` holds, so holding costs nothing.
         self._out = np.zeros(n_outputs, dtype=np.float64)
@@ -109,7 +123,12 @@ class DeadlineMonitor:
         self.misses += 1  # also after a stop: the record says how late the controller kept being
         if self.stopped:
             return out  # zero since the stop
-        if self.policy == HOLD:
+        if self.policy == PERIOD:
+            if latency_s <= self.period_s:
+                out[:] = torque  # late for the budget, in time for this period's tick
+            else:
+                self.held += 1
+        elif self.policy == HOLD:
             self.held += 1  # `out` still holds the previous period's torque
         elif self.policy == FALLBACK_PD:
             if fallback is None:

@@ -90,7 +90,7 @@ class EdgeDRNNController:
             burst_latency=burst_latency,
             t_sys_s=t_sys_s,
         )
-        self.monitor = DeadlineMonitor(budget_s, self.policy, 2, capacity)
+        self.monitor = DeadlineMonitor(budget_s, self.policy, 2, capacity, period_s=self.dt)
         needs_reference = self.feature_set == "ampro" or self.policy == FALLBACK_PD
         self.reference: AmproPD | None = AmproPD(self.dt, walker=walker) if needs_reference else None
         self.torque_limits = torque_limits_of(walker, torque_limits)

@@ -84,6 +84,17 @@ def test_fallback_and_stop_policies() -> None:
         DeadlineMonitor(policy="ignore")
 
 
+def test_period_policy_counts_budget_misses_but_applies_results_within_the_period() -> None:
+    mon = DeadlineMonitor(21e-6, "period", period_s=5e-3)
+    np.testing.assert_array_equal(mon.apply(10e-6, np.array([1.0, 2.0])), [1.0, 2.0])
+    np.testing.assert_array_equal(mon.apply(60e-6, np.array([3.0, 4.0])), [3.0, 4.0])  # late for 21 µs, not for 5 ms
+    np.testing.assert_array_equal(mon.apply(6e-3, np.array([5.0, 6.0])), [3.0, 4.0])  # missed the period: held
+    s = mon.stats()
+    assert (s["misses"], s["held"], s["policy"]) == (2, 1, "period")
+    with pytest.raises(ValueError, match="needs the control period"):
+        DeadlineMonitor(21e-6, "period")
+
+
 def test_latency_statistics_and_growth() -> None:
     mon = DeadlineMonitor(21e-6, capacity=16)
     lat = np.random.default_rng(0).uniform(1e-6, 30e-6, 1000)

@@ -1,0 +1,46 @@
+"""`legloop demo --quick`: the whole seed experiment end to end on a tiny network (a smoke run, not a result)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from experiments.cli import main
+from experiments.cmd_demo import CONTROLLERS
+
+torch.set_num_threads(1)
+
+
+def test_quick_demo_runs_every_controller_and_refuses_to_overwrite(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    demo = json.loads((out / "demo.json").read_text())
+    labels = [label for label, *_ in CONTROLLERS]
+    assert [r["controller"] for r in demo["comparison"]] == labels
+    for label in labels:
+        assert label in printed
+    rows = {r["controller"]: r for r in demo["comparison"]}
+    # Learned rows carry imitation and sparsity; EdgeDRNN rows the modelled latency against the 21 µs budget.
+    for label in labels[1:]:
+        assert rows[label]["r2_knee"] is not None
+    for label in ("edgedrnn", "edgedrnn+gov", "edgedrnn@5ms"):
+        eps = demo["controllers"][label]["episodes"]
+        assert all(e["latency_us"]["mean"] > 0 for e in eps)
+    # The float GRU and the delta-GRU are different networks of the same run.
+    assert Path(demo["training"]["gru"]).name == "gru.pt"
+    assert Path(demo["training"]["controller"]).name == "controller.pt"
+    before = (out / "demo.json").read_bytes()
+    assert main(["demo", "--quick", "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (out / "demo.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("speed", ["0.1", "3"])
+def test_demo_rejects_a_speed_outside_the_walker_range(tmp_path: Path, speed: str, capsys) -> None:
+    assert main(["demo", "--quick", "--speed", speed, "--out", str(tmp_path / "d")]) == 2
+    assert "--speed" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
