@@ -150,9 +150,12 @@ def _linear(w: np.ndarray, b: np.ndarray, v: np.ndarray, acc: np.ndarray, out: n
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
-def _kernel_step(
-    x: np.ndarray, P: np.ndarray, S: np.ndarray, lay: np.ndarray, cnt: np.ndarray, out: np.ndarray
-) -> None:
+def kernel_step(x: np.ndarray, P: np.ndarray, S: np.ndarray, lay: np.ndarray, cnt: np.ndarray, out: np.ndarray) -> None:
+    """One step on a kernel's flat buffers (``DeltaGRUKernel._P/_S/_lay/_cnt/_out``): x → out.
+
+    Public so other compiled code can fuse it into its own step (``LearnedController`` normalises, steps and
+    de-normalises in one call); Python callers use :meth:`DeltaGRUKernel.step`.
+    """
     n_layers = lay[0, _G_LAYERS]
     H = lay[0, _G_HIDDEN]
     H3 = 3 * H
@@ -332,7 +335,7 @@ class DeltaGRUKernel:
                 raise ValueError(f"expected x of shape [{self.input_size}], got {a.shape}")
             self._xbuf[:] = a
             x = self._xbuf
-        _kernel_step(x, self._P, self._S, self._lay, self._cnt, self._out)
+        kernel_step(x, self._P, self._S, self._lay, self._cnt, self._out)
         return self._out
 
     # --------------------------------------------------------------------------------------- counters

@@ -29,7 +29,7 @@ from numba import njit
 from controllers.checkpoint import CheckpointMeta, load_checkpoint
 from controllers.deltagru import DeltaGRU
 from controllers.features import check_feature_set, feature_size, features_from_obs
-from controllers.gru_kernel import DeltaGRUKernel, _kernel_step
+from controllers.gru_kernel import DeltaGRUKernel, kernel_step
 from controllers.pd import AmproPD
 from envs.anthropometry import WalkerParams
 
@@ -52,7 +52,7 @@ def _controller_step(
     """z-score → kernel step → de-normalise and saturate, in one compiled call (numpy ufuncs cost ~0.5 µs each)."""
     for i in range(x.shape[0]):
         x[i] = (feat[i] - norm[0, i]) / norm[1, i]  # float32, as Normalizer.__call__ computes it
-    _kernel_step(x, P, S, lay, cnt, y)
+    kernel_step(x, P, S, lay, cnt, y)
     for o in range(y.shape[0]):
         r = np.float64(y[o]) * io[_IO_SCALE, o] + io[_IO_OFFSET, o]
         io[_IO_RAW, o] = r
