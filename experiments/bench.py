@@ -137,9 +137,9 @@ def format_plant(r: dict[str, Any]) -> str:
     lines = [
         f"plant benchmark: {r['control_hz']:g} Hz control, {r['frame_skip']} physics steps per control step, "
         f"best of {r['rounds']} rounds x {r['steps_per_round']} steps",
-        f"  raw physics (mj_step x {r['frame_skip']}) {us['physics']:8.1f} us/step   1.00x",
-        f"  env.step (human, sensors)      {us['env']:8.1f} us/step   {r['env_over_physics']:.2f}x",
-        f"  closed loop (env.step + PD)    {us['loop']:8.1f} us/step   {r['loop_over_physics']:.2f}x"
+        f"  {'raw physics (mj_step x ' + str(r['frame_skip']) + ')':30} {us['physics']:8.1f} us/step   1.00x",
+        f"  {'env.step (human, sensors)':30} {us['env']:8.1f} us/step   {r['env_over_physics']:.2f}x",
+        f"  {'closed loop (env.step + PD)':30} {us['loop']:8.1f} us/step   {r['loop_over_physics']:.2f}x"
         f"   overhead {r['overhead_pct']:+.0f} % over raw physics",
         f"  real-time factor: closed loop {r['real_time_factor']:.0f}x, "
         f"raw physics {r['physics_real_time_factor']:.0f}x",
