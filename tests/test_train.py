@@ -201,6 +201,7 @@ def test_default_and_tiny_configs_load() -> None:
     assert (cfg.optim.window, cfg.optim.batch_size, cfg.optim.lr, cfg.optim.loss) == (100, 32, 5e-4, "l1")
     assert cfg.optim.grad_clip == 200.0 and cfg.delta.qat and cfg.delta.theta_x == pytest.approx(4 / 256)
     assert load_config(TINY).model.hidden_size == 16
+    assert load_config(CONFIG_DIR / "train_h64.toml").model.hidden_size == 64
 
 
 @pytest.mark.parametrize(
