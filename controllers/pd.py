@@ -39,6 +39,7 @@ from numba import njit
 
 from envs.anthropometry import WalkerParams
 from envs.model import Geometry, geometry
+from envs.state_array import StateSlot
 
 STANCE, SWING = 1, 0
 
@@ -213,12 +214,18 @@ def _pd_step(s: np.ndarray, obs: np.ndarray, out: np.ndarray, torque: bool) -> b
     s[S_ANKLE_DES] = 0.0
     s[S_ANKLE_VEL_DES] = 0.0
     if torque:
-        tk = -s[S_KP_KNEE] * (qk - knee_des) - s[S_KD_KNEE] * (qkd - knee_vel_des)
-        ta = -s[S_KP_ANKLE] * (qa - 0.0) - s[S_KD_ANKLE] * qad
-        lk, la = s[S_KNEE_LIMIT], s[S_ANKLE_LIMIT]
-        out[0] = -lk if tk < -lk else (lk if tk > lk else tk)
-        out[1] = -la if ta < -la else (la if ta > la else ta)
+        _pd_law(s, qk, qkd, qa, qad, out)
     return True
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def _pd_law(s: np.ndarray, qk: float, qkd: float, qa: float, qad: float, out: np.ndarray) -> None:
+    """The saturated PD law on the reference held in `s` (AMPRO3's law, see the module docstring) into `out`."""
+    tk = -s[S_KP_KNEE] * (qk - s[S_KNEE_DES]) - s[S_KD_KNEE] * (qkd - s[S_KNEE_VEL_DES])
+    ta = -s[S_KP_ANKLE] * (qa - s[S_ANKLE_DES]) - s[S_KD_ANKLE] * qad
+    lk, la = s[S_KNEE_LIMIT], s[S_ANKLE_LIMIT]
+    out[0] = -lk if tk < -lk else (lk if tk > lk else tk)
+    out[1] = -la if ta < -la else (la if ta > la else ta)
 
 
 class AmproPD:
@@ -277,50 +284,22 @@ class AmproPD:
         s[S_SWING_START] = self.p.swing_end
 
     # ------------------------------------------------------------------ internals, read-only views of `_s`
-    @property
-    def domain(self) -> int:
-        """STANCE (1) or SWING (0)."""
-        return int(self._s[S_DOMAIN])
-
-    @property
-    def t_domain(self) -> float:
-        """Time in the current domain, s."""
-        return float(self._s[S_T_DOMAIN])
-
-    @property
-    def t_unloaded(self) -> float:
-        """Time the load has been below `unload_n` in this stance, s."""
-        return float(self._s[S_T_UNLOADED])
-
-    @property
-    def phase(self) -> float:
-        """Phase τ: hip progression in stance (not clipped), time over `t_end` in swing."""
-        return float(self._s[S_PHASE])
-
-    @property
-    def knee_des(self) -> float:
-        """Desired knee angle, rad."""
-        return float(self._s[S_KNEE_DES])
-
-    @property
-    def knee_vel_des(self) -> float:
-        """Desired knee velocity, rad/s."""
-        return float(self._s[S_KNEE_VEL_DES])
-
-    @property
-    def ankle_des(self) -> float:
-        """Desired ankle angle, rad (0: flat foot)."""
-        return float(self._s[S_ANKLE_DES])
-
-    @property
-    def ankle_vel_des(self) -> float:
-        """Desired ankle velocity, rad/s."""
-        return float(self._s[S_ANKLE_VEL_DES])
-
-    @property
-    def hip_x(self) -> float:
-        """Last stance estimate of the hip's forward position relative to the prosthetic mid-foot, m."""
-        return float(self._s[S_HIP_X])
+    domain = StateSlot("_s", S_DOMAIN, int, "STANCE (1) or SWING (0).")
+    t_domain = StateSlot("_s", S_T_DOMAIN, float, "Time in the current domain, s.")
+    t_unloaded = StateSlot("_s", S_T_UNLOADED, float, "Time the load has been below `unload_n` in this stance, s.")
+    phase = StateSlot(
+        "_s", S_PHASE, float, "Phase τ: hip progression in stance (not clipped), time over `t_end` in swing."
+    )
+    knee_des = StateSlot("_s", S_KNEE_DES, float, "Desired knee angle, rad.")
+    knee_vel_des = StateSlot("_s", S_KNEE_VEL_DES, float, "Desired knee velocity, rad/s.")
+    ankle_des = StateSlot("_s", S_ANKLE_DES, float, "Desired ankle angle, rad (0: flat foot).")
+    ankle_vel_des = StateSlot("_s", S_ANKLE_VEL_DES, float, "Desired ankle velocity, rad/s.")
+    hip_x = StateSlot(
+        "_s",
+        S_HIP_X,
+        float,
+        "Last stance estimate of the hip's forward position relative to the prosthetic mid-foot, m.",
+    )
 
     # ------------------------------------------------------------------ kinematics
     def hip_position(self, obs: np.ndarray) -> tuple[float, float]:
@@ -337,6 +316,16 @@ class AmproPD:
         """Advance the domain and phase from one sensor vector and set the desired trajectory (no torque)."""
         if not _pd_step(self._s, obs, self._out, False):
             raise ValueError(f"observation must be the 7 prosthesis sensors, got shape {np.shape(obs)}")
+
+    def torque_on_reference(self, observation: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """The saturated PD law on the reference already set this step, into `out`: no second reference update.
+
+        For a caller that ran :meth:`update_reference` this period (e.g. as the reference of a learned controller)
+        and now needs the PD's torque too — :meth:`act` would advance the domain timers twice.
+        """
+        f64 = np.float64
+        _pd_law(self._s, f64(observation[0]), f64(observation[1]), f64(observation[2]), f64(observation[3]), out)
+        return out
 
     def act(self, observation: np.ndarray) -> np.ndarray:
         """Torques [knee, ankle] in N·m for one sensor vector; the returned array is reused by the next call."""

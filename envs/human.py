@@ -58,6 +58,7 @@ from envs.plant_kernel import (
     SOUND,
     simbicon_step,
 )
+from envs.state_array import StateSlot
 
 __all__ = ["PROSTHESIS", "SOUND", "HumanParams", "VirtualHuman"]
 
@@ -151,62 +152,14 @@ class VirtualHuman:
         h[H_LEAN_BASE] = float(np.interp(self.target_speed, hp.lean_speeds, hp.lean_angles)) + (
             hp.slope_lean_gain * math.atan2(-g[0], -g[2])
         )
-        self._set_hip_servo(stance, on=False)
-        self._set_hip_servo(1 - stance, on=True)
+        self.switch_servos()
 
-    @property
-    def stance(self) -> int:
-        """The stance leg, SOUND or PROSTHESIS."""
-        return int(self.h[H_STANCE])
-
-    @stance.setter
-    def stance(self, leg: int) -> None:
-        self.h[H_STANCE] = leg
-
-    @property
-    def t_swing(self) -> float:
-        """Time since the last stance change, s."""
-        return float(self.h[H_T_SWING])
-
-    @t_swing.setter
-    def t_swing(self, t: float) -> None:
-        self.h[H_T_SWING] = t
-
-    @property
-    def lean_correction(self) -> float:
-        """Trunk lean added by the speed feedback, rad."""
-        return float(self.h[H_LEAN_CORR])
-
-    @lean_correction.setter
-    def lean_correction(self, rad: float) -> None:
-        self.h[H_LEAN_CORR] = rad
-
-    @property
-    def speed_estimate(self) -> float:
-        """Low-passed pelvis velocity, m/s."""
-        return float(self.h[H_SPEED_EST])
-
-    @speed_estimate.setter
-    def speed_estimate(self, v: float) -> None:
-        self.h[H_SPEED_EST] = v
-
-    @property
-    def steps(self) -> int:
-        """Stance changes since reset."""
-        return int(self.h[H_STEPS])
-
-    @steps.setter
-    def steps(self, n: int) -> None:
-        self.h[H_STEPS] = n
-
-    @property
-    def target_speed(self) -> float:
-        """Walking speed the human aims at, m/s."""
-        return float(self.h[H_TARGET_SPEED])
-
-    @target_speed.setter
-    def target_speed(self, v: float) -> None:
-        self.h[H_TARGET_SPEED] = v
+    stance = StateSlot("h", H_STANCE, int, "The stance leg, SOUND or PROSTHESIS.", writable=True)
+    t_swing = StateSlot("h", H_T_SWING, float, "Time since the last stance change, s.", writable=True)
+    lean_correction = StateSlot("h", H_LEAN_CORR, float, "Trunk lean added by the speed feedback, rad.", writable=True)
+    speed_estimate = StateSlot("h", H_SPEED_EST, float, "Low-passed pelvis velocity, m/s.", writable=True)
+    steps = StateSlot("h", H_STEPS, int, "Stance changes since reset.", writable=True)
+    target_speed = StateSlot("h", H_TARGET_SPEED, float, "Walking speed the human aims at, m/s.", writable=True)
 
     def lean(self) -> float:
         """Trunk pitch target in the model frame: speed lean, speed correction, and the slope (upright to gravity)."""

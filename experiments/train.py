@@ -8,7 +8,8 @@ Stages, each leaving ``DIR/stages/<stage>.pt`` + ``.json`` (a :mod:`controllers.
 ``daggerK``   DAgger round K: the previous stage's network drives the simulation (mixed with the PD by
               β_K = beta_decay^K), the PD in shadow labels every step, the new episodes join the training set and
               the network is fine-tuned on all of it — so it learns to correct its own drift.
-``delta``     delta fine-tune: Θx, Θh on, an L1 penalty on Δh (sparsity), quantisation-aware training on.
+``delta``     delta fine-tune: Θx, Θh on, an L1 penalty on the hidden-state change h_t − h_{t−1} (sparsity),
+              quantisation-aware training on.
 ``delta_daggerJ``  DAgger round with the delta network itself driving (β continues to decay), then a delta
               fine-tune on the grown set: the deployed network's own closed loop differs from the dense GRU's.
 

@@ -43,12 +43,7 @@ def pd_torque(pd: AmproPD, observation: np.ndarray, out: np.ndarray) -> np.ndarr
     The controller has called ``pd.update_reference(observation)`` this period; calling ``pd.act`` would advance
     its domain timers twice.
     """
-    p = pd.p
-    tk = -p.kp_knee * (float(observation[0]) - pd.knee_des) - p.kd_knee * (float(observation[1]) - pd.knee_vel_des)
-    ta = -p.kp_ankle * (float(observation[2]) - pd.ankle_des) - p.kd_ankle * float(observation[3])
-    out[0] = min(max(tk, -p.knee_limit), p.knee_limit)
-    out[1] = min(max(ta, -p.ankle_limit), p.ankle_limit)
-    return out
+    return pd.torque_on_reference(observation, out)
 
 
 class DeadlineMonitor:
