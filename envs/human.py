@@ -147,12 +147,18 @@ class VirtualHuman:
         self.lean_correction = 0.0
         self.speed_estimate = float(target_speed)
         self.steps = 0
-        # Constant through an episode: computed here, not per step.
-        g = self.m.opt.gravity
-        h[H_LEAN_BASE] = float(np.interp(self.target_speed, hp.lean_speeds, hp.lean_angles)) + (
+        self.update_lean_base()
+        self.switch_servos()
+
+    def update_lean_base(self) -> None:
+        """Recompute the trunk lean for the target speed and the model's current gravity (the slope).
+
+        Called by `reset` and whenever the env changes the slope; not per step otherwise (it is constant).
+        """
+        hp, g = self.hp, self.m.opt.gravity
+        self.h[H_LEAN_BASE] = float(np.interp(self.target_speed, hp.lean_speeds, hp.lean_angles)) + (
             hp.slope_lean_gain * math.atan2(-g[0], -g[2])
         )
-        self.switch_servos()
 
     stance = StateSlot("h", H_STANCE, int, "The stance leg, SOUND or PROSTHESIS.", writable=True)
     t_swing = StateSlot("h", H_T_SWING, float, "Time since the last stance change, s.", writable=True)

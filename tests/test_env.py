@@ -66,6 +66,31 @@ def test_start_posture_is_on_the_ground_and_at_rest() -> None:
     np.testing.assert_array_equal(obs, obs2)
 
 
+def test_slope_fades_in_over_the_ramp() -> None:
+    """The walker starts on level ground; gravity tilts to the slope over `slope_ramp_s`, the human leans with it."""
+    import math
+
+    def gravity_slope(env: ProstheticWalkerEnv) -> float:
+        g = env.model.opt.gravity
+        return math.degrees(math.atan2(-g[0], -g[2]))
+
+    env = ProstheticWalkerEnv(slope_deg=4.0, slope_ramp_s=1.0)
+    env.reset(seed=0)
+    assert gravity_slope(env) == pytest.approx(0.0)
+    lean0 = env.human.lean()
+    for _ in range(100):  # 0.5 s: half way
+        env.step(np.zeros(2))
+    assert gravity_slope(env) == pytest.approx(2.0, abs=0.05)
+    for _ in range(200):
+        env.step(np.zeros(2))
+    assert gravity_slope(env) == pytest.approx(4.0)
+    assert env.episode_slope_deg == 4.0
+    assert env.human.lean() != lean0
+    env = ProstheticWalkerEnv(slope_deg=-3.0, slope_ramp_s=0.0)
+    env.reset(seed=0)
+    assert gravity_slope(env) == pytest.approx(-3.0)
+
+
 def test_unknown_option_is_rejected_with_the_valid_list() -> None:
     with pytest.raises(TypeError, match=r"unknown ProstheticWalker option.*speeed.*valid options are"):
         ProstheticWalkerEnv(speeed=1.0)
@@ -77,6 +102,7 @@ def test_unknown_option_is_rejected_with_the_valid_list() -> None:
         ({"speed": 3.0}, r"speed must be within \[0.6, 1.5\]"),
         ({"control_hz": 300}, "must divide the physics rate"),
         ({"physics_dt": 0.002}, r"physics_dt must be within"),
+        ({"slope_ramp_s": -1.0}, r"slope_ramp_s must be within \[0(\.0)?, 60(\.0)?\]"),
         ({"render_mode": "human"}, "render_mode must be None or one of"),
     ],
 )
