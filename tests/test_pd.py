@@ -50,3 +50,17 @@ def test_an_unloaded_foot_starts_the_swing_after_unload_s_wherever_the_hip_is(wh
     assert pd.domain == STANCE
     _run(pd, 0.02, **where, thigh_vel=0.0, load=0.0)
     assert pd.domain == SWING
+
+
+@pytest.mark.parametrize(
+    ("knee", "load_bw", "domain"),
+    [(0.9, 0.15, SWING), (0.3, 0.15, STANCE), (0.9, 0.6, STANCE)],
+    ids=["toe-scuff-flexed-knee", "heel-strike", "heavy-early-landing"],
+)
+def test_swing_ends_on_a_landing_not_on_a_toe_scuff(knee: float, load_bw: float, domain: int) -> None:
+    pd = _loaded_stance()
+    _run(pd, 0.03, **AHEAD, thigh_vel=0.0, load=0.0)
+    assert pd.domain == SWING
+    _run(pd, 0.3, knee=knee, thigh=0.4, thigh_vel=0.0, load=0.0)  # past min_swing_s, in the air
+    _run(pd, 0.01, knee=knee, thigh=0.4, thigh_vel=0.0, load=load_bw * pd.body_weight)
+    assert pd.domain == domain
