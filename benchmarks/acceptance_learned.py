@@ -5,6 +5,7 @@ randomisation, and at 1.0 m/s on fixed slopes of +3° and −3° (training walks
 knee RMSE and its ratio to the PD's on the same episodes, sparsity and MACs per step; writes JSON.
 
     python benchmarks/acceptance_learned.py --checkpoint runs/final --out runs/final/acceptance.json
+    python benchmarks/acceptance_learned.py --controllers "" --seeds $(seq -s, 0 29)   # the PD alone, 150 episodes
 
 ``--checkpoint`` is a training run directory (gru: its float GRU ``gru.pt``, deltagru: ``controller.pt``) or one
 checkpoint file, run with Θ = 0 as gru and with its thresholds as deltagru.
@@ -44,7 +45,7 @@ def _job(args: tuple[str, str, float, float, int, float]) -> dict[str, Any]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", default=None, help="training run directory or checkpoint (not needed for PD only)")
     p.add_argument("--seeds", default="0,1,2,3,4")
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--workers", type=int, default=2)
@@ -55,6 +56,8 @@ def main() -> None:
     learned = [c for c in args.controllers.split(",") if c]
     if not set(learned) <= {"gru", "deltagru"}:
         p.error(f"--controllers takes gru and/or deltagru, got {args.controllers!r}")
+    if learned and args.checkpoint is None:
+        p.error(f"--checkpoint is required to run {', '.join(learned)} (or pass --controllers '' for the PD alone)")
     names = ("pd", *learned)
     jobs = [
         (name, args.checkpoint, speed, slope, seed, args.seconds)
@@ -78,17 +81,18 @@ def main() -> None:
                 "falls": sum(e["fell"] for e in eps), "episodes": len(eps),
                 "knee_rmse": float(np.mean([e["knee_rmse_rad"] for e in eps])),
                 "max_knee_ratio_to_pd": float(np.max(ratios)),
+                "mean_sparsity": float(np.mean(sp)) if sp else None,
                 "min_sparsity": float(np.min(sp)) if sp else None,
                 "mean_macs": float(np.mean(macs)) if macs else None,
             })  # fmt: skip
-    header = ("controller", "condition", "falls", "knee rmse", "max ×PD", "min sparsity", "MACs")
-    print("{:10} {:22} {:>6} {:>9} {:>8} {:>12} {:>8}".format(*header))
+    header = ("controller", "condition", "falls", "knee rmse", "max ×PD", "sparsity mean/min", "MACs")
+    print("{:10} {:22} {:>6} {:>9} {:>8} {:>17} {:>8}".format(*header))
     for r in rows:
-        sp = "-" if r["min_sparsity"] is None else f"{r['min_sparsity']:.3f}"
+        sp = "-" if r["min_sparsity"] is None else f"{r['mean_sparsity']:.3f} / {r['min_sparsity']:.3f}"
         macs = "-" if r["mean_macs"] is None else f"{r['mean_macs']:.0f}"
         print(
             f"{r['controller']:10} {r['condition']:22} {r['falls']:>3}/{r['episodes']:<2} {r['knee_rmse']:9.3f} "
-            f"{r['max_knee_ratio_to_pd']:8.2f} {sp:>12} {macs:>8}"
+            f"{r['max_knee_ratio_to_pd']:8.2f} {sp:>17} {macs:>8}"
         )
     print(f"{len(episodes)} episodes in {time.perf_counter() - t0:.0f} s")
     if args.out:
