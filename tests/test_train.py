@@ -199,7 +199,7 @@ def test_training_on_a_csv_log_skips_simulation(tiny_run, tmp_path: Path) -> Non
 def test_default_and_tiny_configs_load() -> None:
     cfg = load_config()
     assert (cfg.optim.window, cfg.optim.batch_size, cfg.optim.lr, cfg.optim.loss) == (100, 32, 5e-4, "l1")
-    assert cfg.optim.grad_clip == 200.0 and cfg.delta.qat and cfg.delta.theta_x == pytest.approx(4 / 256)
+    assert cfg.optim.grad_clip == 200.0 and cfg.delta.qat and cfg.delta.theta_x == pytest.approx(6 / 256)
     assert load_config(TINY).model.hidden_size == 16
     assert load_config(CONFIG_DIR / "train_h64.toml").model.hidden_size == 64
 
