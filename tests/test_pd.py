@@ -17,7 +17,7 @@ def _run(pd: AmproPD, seconds: float, *, knee: float, thigh: float, thigh_vel: f
 
 
 def _loaded_stance(params: PDParams | None = None) -> AmproPD:
-    pd = AmproPD(0.005) if params is None else AmproPD(0.005, params=params)
+    pd = AmproPD(0.005, params=params)
     _run(pd, 0.3, knee=0.15, thigh=0.1, thigh_vel=0.5, load=700.0)  # past min_stance_s, full weight
     assert pd.domain == STANCE
     return pd
