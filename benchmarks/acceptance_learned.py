@@ -26,15 +26,16 @@ CONDITIONS = [("speed", 0.8, 0.0), ("speed", 1.0, 0.0), ("speed", 1.2, 0.0), ("s
 
 def _job(args: tuple[str, str, float, float, int, float]) -> dict[str, Any]:
     from envs.walker_env import Randomization
-    from experiments.evaluate import EVAL_RANDOMIZATION, EvalConfig, controller_factory, run_episode
+    from experiments.evaluate import EVAL_RANDOMIZATION, EvalConfig, run_episode
+    from hil.spec import ControllerSpec
 
     name, ckpt, speed, slope, seed, seconds = args
     # Speed conditions use the evaluation randomisation (slopes within ±5°); slope conditions fix the slope.
     rnd = EVAL_RANDOMIZATION if slope == 0.0 else Randomization(speed_delta=0.0, slope_deg=0.0)
     cfg = EvalConfig(speed=speed, seconds=seconds, seeds=(seed,), slope_deg=slope, env_options={"randomization": rnd})
     stats: dict[str, Any] = {}
-    factory = controller_factory(name, checkpoint=None if name == "pd" else ckpt)
-    fell, walked, m = run_episode(factory, seed, seconds, cfg.env_kwargs(), stats_out=stats)
+    with ControllerSpec(name, checkpoint=None if name == "pd" else ckpt).factory() as factory:
+        fell, walked, m = run_episode(factory, seed, seconds, cfg.env_kwargs(), stats_out=stats)
     assert m is not None
     return (
         {"controller": name, "speed": speed, "slope": slope, "seed": seed, "fell": fell, "walked_s": walked}

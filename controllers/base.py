@@ -7,9 +7,22 @@ The closed-loop runner scales torques to the env's normalised action; controller
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from envs.anthropometry import WalkerParams
+
+
+def torque_limits_of(walker: WalkerParams | None, limits: tuple[float, float] | None = None) -> np.ndarray:
+    """Motor peak torques [knee, ankle] (N·m): explicit ``limits``, else the walker's prosthesis (142 / 168)."""
+    if limits is None:
+        pr = (walker or WalkerParams()).prosthesis
+        limits = (pr.knee_peak_torque, pr.ankle_peak_torque)
+    lim = np.asarray(limits, dtype=np.float64)
+    if lim.shape != (2,) or not np.all(lim > 0):
+        raise ValueError(f"torque limits must be two positive numbers [knee, ankle] N·m, got {limits!r}")
+    return lim
 
 
 @runtime_checkable
@@ -23,6 +36,9 @@ class Controller(Protocol):
 
     def act(self, observation: np.ndarray) -> np.ndarray:
         """Return ``[knee_torque, ankle_torque]`` in N·m for one control step."""
+
+    def episode_stats(self) -> dict[str, Any]:
+        """The controller's own counters since :meth:`reset` for the results file (``{}`` when it has none)."""
 
 
 class ZeroTorque:
@@ -38,6 +54,9 @@ class ZeroTorque:
 
     def act(self, observation: np.ndarray) -> np.ndarray:
         return self._out
+
+    def episode_stats(self) -> dict[str, Any]:
+        return {}
 
 
 class DampedPassive:
@@ -56,3 +75,6 @@ class DampedPassive:
         self._out[0] = -self.c[0] * observation[1]
         self._out[1] = -self.c[1] * observation[3]
         return self._out
+
+    def episode_stats(self) -> dict[str, Any]:
+        return {}

@@ -39,6 +39,20 @@ from controllers.deltagru import DeltaGRU
 from controllers.features import Normalizer, check_feature_set, feature_size
 
 FORMAT = "legloop-controller/1"
+DELTA_GRU = "controller.pt"  # `legloop train`'s deliverable: the quantised delta-GRU
+FLOAT_GRU = "gru.pt"  # the float GRU it was fine-tuned from (behavioural cloning + DAgger, no thresholds)
+
+
+def learned_checkpoint(controller: str, path: str | os.PathLike) -> Path:
+    """The checkpoint a learned controller runs from ``path``: a file as given; a training run directory stands
+    for its deliverables — ``gru`` runs ``DIR/gru.pt`` (the float GRU), the others ``DIR/controller.pt`` (the
+    delta-GRU). A run directory from before ``gru.pt`` existed gives ``controller.pt`` for all of them."""
+    p = Path(path)
+    if not p.is_dir():
+        return p
+    if controller == "gru" and (p / FLOAT_GRU).exists():
+        return p / FLOAT_GRU
+    return p / DELTA_GRU
 
 
 class CheckpointError(ValueError):

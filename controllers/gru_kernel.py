@@ -153,8 +153,8 @@ def _linear(w: np.ndarray, b: np.ndarray, v: np.ndarray, acc: np.ndarray, out: n
 def kernel_step(x: np.ndarray, P: np.ndarray, S: np.ndarray, lay: np.ndarray, cnt: np.ndarray, out: np.ndarray) -> None:
     """One step on a kernel's flat buffers (``DeltaGRUKernel._P/_S/_lay/_cnt/_out``): x → out.
 
-    Public so other compiled code can fuse it into its own step (``LearnedController`` normalises, steps and
-    de-normalises in one call); Python callers use :meth:`DeltaGRUKernel.step`.
+    Public so other compiled code can fuse it into its own step (:mod:`hil.cpu_backend` normalises, steps and
+    de-normalises in one call, on :meth:`DeltaGRUKernel.buffers`); Python callers use :meth:`DeltaGRUKernel.step`.
     """
     n_layers = lay[0, _G_LAYERS]
     H = lay[0, _G_HIDDEN]
@@ -338,7 +338,17 @@ class DeltaGRUKernel:
         kernel_step(x, self._P, self._S, self._lay, self._cnt, self._out)
         return self._out
 
+    def buffers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(P, S, lay, cnt, out)``: the flat arrays :func:`kernel_step` takes after ``x``, for compiled callers that
+        fuse the step into their own (they are updated in place; the kernel keeps owning them)."""
+        return self._P, self._S, self._lay, self._cnt, self._out
+
     # --------------------------------------------------------------------------------------- counters
+    @property
+    def delta_elements(self) -> int:
+        """Δx + Δh entries per step over all layers, Σ_l (I_l + H): the denominator of temporal sparsity."""
+        return sum(int(self._lay[1 + layer, _L_IN]) + self.hidden_size for layer in range(self.num_layers))
+
     @property
     def fired_columns(self) -> int:
         """Weight columns fetched in the last step, all layers (x and h)."""

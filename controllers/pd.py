@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -355,3 +356,23 @@ class AmproPD:
         if not _pd_step(self._s, observation, self._out, True):
             raise ValueError(f"observation must be the 7 prosthesis sensors, got shape {np.shape(observation)}")
         return self._out
+
+    @property
+    def last_torque(self) -> np.ndarray:
+        """The torques [knee, ankle] N·m of the last :meth:`act` (the array :meth:`act` returned; copy to keep)."""
+        return self._out
+
+    def episode_stats(self) -> dict[str, Any]:
+        """The PD has no counters of its own (its tracking is measured by the episode metrics)."""
+        return {}
+
+    # ------------------------------------------------------------------ snapshots
+    def snapshot(self) -> np.ndarray:
+        """A copy of the controller's whole state (domain, timers, phase, reference); see :meth:`restore`."""
+        return self._s.copy()
+
+    def restore(self, snapshot: np.ndarray) -> None:
+        """Return to a state taken by :meth:`snapshot` of a PD with the same parameters and body."""
+        if snapshot.shape != self._s.shape:
+            raise ValueError(f"a PD snapshot has shape {self._s.shape}, got {snapshot.shape}")
+        self._s[:] = snapshot

@@ -12,6 +12,7 @@ slower than its physics; now ~17 %).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
@@ -55,6 +56,21 @@ class Push:
 
 
 @dataclass(frozen=True)
+class EnvSnapshot:
+    """The plant's closed-loop state, from :meth:`ProstheticWalkerEnv.snapshot` (opaque; pass it to ``restore``)."""
+
+    data: mujoco.MjData
+    human: np.ndarray
+    gainprm: np.ndarray
+    biasprm: np.ndarray
+    gravity: np.ndarray
+    time: float
+    push: tuple[int, float]
+    rng: dict
+    model_id: int
+
+
+@dataclass(frozen=True)
 class Randomization:
     """Ranges of domain randomisation, drawn at every `reset(seed=...)` from the env's seeded generator.
 
@@ -70,7 +86,7 @@ class Randomization:
     noise_scale: tuple[float, float] = (0.5, 2.0)
 
 
-_OPTIONS = (
+OPTIONS = (  # the constructor's keyword arguments, in the order of the docstring's table
     "speed",
     "body_mass",
     "body_height",
@@ -150,38 +166,71 @@ class ProstheticWalkerEnv(gym.Env):
     | render_mode | None | ``"rgb_array"`` (offscreen; set ``MUJOCO_GL=osmesa`` on headless machines) |
     | width, height | 480, 360 | rendered frame size |
     | human | None | :class:`envs.human.HumanParams` to change the virtual human |
+
+    ## State
+    :meth:`observe` (the sensor vector of the current state), :meth:`state_vector` / :meth:`set_state` (qpos, qvel,
+    as Gymnasium's MuJoCo envs), :meth:`snapshot` / :meth:`restore` (the whole plant, human included, for tools that
+    replay a state: benchmarks, what-if runs).
+
+    ## Version History
+    * v0: legloop 0.1 — planar walker (Winter anthropometrics), SIMBICON-style virtual human, 7 prosthesis sensors,
+      knee/ankle torque actions, domain randomisation, pushes; slopes fade in over ``slope_ramp_s`` (3 s).
     """
 
     metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": 50}
 
-    def __init__(self, **options: Any) -> None:
-        unknown = sorted(set(options) - set(_OPTIONS))
+    def __init__(
+        self,
+        *,
+        speed: float = 1.0,
+        body_mass: float = 75.0,
+        body_height: float = 1.75,
+        control_hz: float = 200.0,
+        physics_dt: float = 0.001,
+        slope_deg: float = 0.0,
+        slope_ramp_s: float = 3.0,
+        sensor_noise: bool | float = False,
+        quantise_sensors: bool = False,
+        pushes: Sequence[Push] = (),
+        randomize: bool = False,
+        randomization: Randomization | None = None,
+        friction: float = 1.0,
+        forward_reward_weight: float = 1.0,
+        healthy_reward: float = 1.0,
+        ctrl_cost_weight: float = 0.01,
+        render_mode: str | None = None,
+        width: int = 480,
+        height: int = 360,
+        human: HumanParams | None = None,
+        **unknown: Any,
+    ) -> None:
         if unknown:
             raise TypeError(
-                f"unknown ProstheticWalker option(s) {', '.join(unknown)}; valid options are: {', '.join(_OPTIONS)}"
+                f"unknown ProstheticWalker option(s) {', '.join(sorted(unknown))}; "
+                f"valid options are: {', '.join(OPTIONS)}"
             )
         o = {
-            "speed": 1.0,
-            "body_mass": 75.0,
-            "body_height": 1.75,
-            "control_hz": 200.0,
-            "physics_dt": 0.001,
-            "slope_deg": 0.0,
-            "slope_ramp_s": 3.0,
-            "sensor_noise": False,
-            "quantise_sensors": False,
-            "pushes": (),
-            "randomize": False,
-            "randomization": None,
-            "friction": 1.0,
-            "forward_reward_weight": 1.0,
-            "healthy_reward": 1.0,
-            "ctrl_cost_weight": 0.01,
-            "render_mode": None,
-            "width": 480,
-            "height": 360,
-            "human": None,
-        } | options
+            "speed": speed,
+            "body_mass": body_mass,
+            "body_height": body_height,
+            "control_hz": control_hz,
+            "physics_dt": physics_dt,
+            "slope_deg": slope_deg,
+            "slope_ramp_s": slope_ramp_s,
+            "sensor_noise": sensor_noise,
+            "quantise_sensors": quantise_sensors,
+            "pushes": pushes,
+            "randomize": randomize,
+            "randomization": randomization,
+            "friction": friction,
+            "forward_reward_weight": forward_reward_weight,
+            "healthy_reward": healthy_reward,
+            "ctrl_cost_weight": ctrl_cost_weight,
+            "render_mode": render_mode,
+            "width": width,
+            "height": height,
+            "human": human,
+        }
         self.speed = _check_range("speed", o["speed"], 0.6, 1.5)
         self.slope_deg = _check_range("slope_deg", o["slope_deg"], -10.0, 10.0)
         # Gait initiation on a slope is the virtual human's weak spot, not what the testbed measures: starting on
@@ -311,7 +360,7 @@ class ProstheticWalkerEnv(gym.Env):
         self._push_index = 0
         self._push_end = -1.0
         self.time = 0.0
-        return self._observe(), self._info(0.0, 0.0, 0.0)
+        return self.observe(), self._info(0.0, 0.0, 0.0)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         try:
@@ -374,14 +423,66 @@ class ProstheticWalkerEnv(gym.Env):
             self._renderer.close()
             self._renderer = None
 
-    # ------------------------------------------------------------------ internals
-    def _observe(self) -> np.ndarray:
-        # The sensor vector of the current state (reset, and tools that step the physics themselves); the kernel's
-        # other outputs are step-only and dropped.
+    # ------------------------------------------------------------------ state (as Gymnasium's MuJoCo envs)
+    def observe(self) -> np.ndarray:
+        """The prosthesis sensor vector of the current state, with this episode's noise and quantisation (a fresh
+        noise draw: for tools that step the physics themselves). The array is the env's own, overwritten by the
+        next step or observe."""
         noisy = self.episode_noise_scale > 0.0
         if noisy:
             self.np_random.standard_normal(out=self._noise_buf)
         return after_physics(*self._post_args, noisy, self.quantise_sensors)[0]
+
+    def state_vector(self) -> np.ndarray:
+        """``concatenate([qpos, qvel])`` of the simulation (a copy), as Gymnasium's ``MujocoEnv.state_vector``."""
+        return np.concatenate([self.data.qpos, self.data.qvel])
+
+    def set_state(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
+        """Set the simulation's joint positions and velocities (as ``MujocoEnv.set_state``); the virtual human's
+        state machine and the time are not changed (use :meth:`snapshot` / :meth:`restore` for the whole state)."""
+        qpos, qvel = np.asarray(qpos, dtype=np.float64), np.asarray(qvel, dtype=np.float64)
+        if qpos.shape != (self.model.nq,) or qvel.shape != (self.model.nv,):
+            raise ValueError(
+                f"set_state needs qpos ({self.model.nq},) and qvel ({self.model.nv},), "
+                f"got {qpos.shape} and {qvel.shape}"
+            )
+        self.data.qpos[:] = qpos
+        self.data.qvel[:] = qvel
+        mujoco.mj_forward(self.model, self.data)
+
+    def snapshot(self) -> EnvSnapshot:
+        """The whole closed-loop state of the plant: physics, virtual human, servo gains, slope, pushes, time and the
+        noise generator. :meth:`restore` returns to it exactly (same model: no reset in between)."""
+        data = mujoco.MjData(self.model)
+        mujoco.mj_copyData(data, self.model, self.data)
+        m = self.model
+        return EnvSnapshot(
+            data=data,
+            human=self.human.h.copy(),
+            gainprm=m.actuator_gainprm.copy(),
+            biasprm=m.actuator_biasprm.copy(),
+            gravity=m.opt.gravity.copy(),
+            time=self.time,
+            push=(self._push_index, self._push_end),
+            rng=self.np_random.bit_generator.state,
+            model_id=id(self.model),
+        )
+
+    def restore(self, snap: EnvSnapshot) -> None:
+        """Return to a :meth:`snapshot` of this env taken since its last reset."""
+        if snap.model_id != id(self.model):
+            raise ValueError("this snapshot belongs to another model (the env was reset since, or another env)")
+        m = self.model
+        mujoco.mj_copyData(self.data, m, snap.data)
+        self.human.h[:] = snap.human
+        m.actuator_gainprm[:] = snap.gainprm
+        m.actuator_biasprm[:] = snap.biasprm
+        m.opt.gravity[:] = snap.gravity
+        self.time = snap.time
+        self._push_index, self._push_end = snap.push
+        self.np_random.bit_generator.state = snap.rng
+
+    # ------------------------------------------------------------------ internals
 
     def _apply_pushes(self) -> None:
         xfrc = self.data.xfrc_applied

@@ -5,7 +5,8 @@ ratios are comparable on a noisy shared machine:
 
 * ``physics``  — `mj_step` × frame_skip on a walking state (the floor);
 * ``env``      — `ProstheticWalkerEnv.step` with a fixed action (physics + virtual human + sensors + reward);
-* ``loop``     — env.step + the AMPRO PD controller's `act` (one closed-loop control step).
+* ``loop``     — :func:`hil.rollout.rollout` of the AMPRO PD: env.step + the controller + the loop's own checks (one
+  closed-loop control step, exactly as evaluation and collection run it).
 
 Times are the thread's CPU time (`time.thread_time`), so waiting for a core on a busy machine does not count.
 """
@@ -20,6 +21,7 @@ import numpy as np
 
 from controllers.pd import AmproPD
 from envs.walker_env import ProstheticWalkerEnv
+from hil.rollout import rollout
 
 # CPU time of this thread: a variant preempted by another process on a shared machine is not charged for the wait.
 _clock = time.thread_time
@@ -42,19 +44,12 @@ def bench_plant(steps: int = 2000, rounds: int = 15, control_hz: float = 200.0, 
         np.divide(pd.act(obs), env.peak_torque, out=action)
         obs, *_ = env.step(action)
     m, d = env.model, env.data
-    start = mujoco.MjData(m)
-    mujoco.mj_copyData(start, m, d)
-    start_obs = obs
-    # The PD's and the human's states are arrays their kernels update in place: saved as copies, restored in place.
-    saved = (pd._s.copy(), env.human.h.copy(), m.actuator_gainprm.copy(), m.actuator_biasprm.copy())
+    start_obs = obs.copy()
+    env_start, pd_start = env.snapshot(), pd.snapshot()
 
     def restore() -> None:
-        mujoco.mj_copyData(d, m, start)
-        pd._s[:] = saved[0]
-        env.human.h[:] = saved[1]
-        m.actuator_gainprm[:] = saved[2]
-        m.actuator_biasprm[:] = saved[3]
-        env.time = 2.0
+        env.restore(env_start)
+        pd.restore(pd_start)
 
     ctrls = np.zeros((steps, m.nu))
     gains = np.zeros((steps, m.nu))
@@ -72,7 +67,7 @@ def bench_plant(steps: int = 2000, rounds: int = 15, control_hz: float = 200.0, 
         biases[k] = m.actuator_biasprm[:, :3]
         mujoco.mj_step(m, d, nstep=env.frame_skip)
         env.time += env.dt
-        o = env._observe()
+        o = env.observe()
 
     times: dict[str, list[float]] = {"physics": [], "copy": [], "env": [], "loop": []}
     gain_col, bias_cols = m.actuator_gainprm[:, 0], m.actuator_biasprm[:, :3]
@@ -102,11 +97,8 @@ def bench_plant(steps: int = 2000, rounds: int = 15, control_hz: float = 200.0, 
         _check_same_trajectory("env", end_qpos, d.qpos)
 
         restore()
-        o = start_obs
         t0 = _clock()
-        for _ in range(steps):
-            np.divide(pd.act(o), env.peak_torque, out=action)
-            o, *_ = env.step(action)
+        rollout(env, pd, start_obs, steps)
         times["loop"].append(_clock() - t0)
         _check_same_trajectory("loop", end_qpos, d.qpos)
     # Best of the rounds (as timeit): interference from other processes only ever adds time.

@@ -92,11 +92,12 @@ def _row(name: str, episodes: list[dict], replay: dict | None) -> dict:
 def run(args: argparse.Namespace) -> int:
     from experiments.collect import collect
     from experiments.dataset import export_csv, load_dataset
-    from experiments.evaluate import EvalConfig, controller_factory, evaluate
+    from experiments.evaluate import EvalConfig, evaluate
     from experiments.replay import replay_log
     from experiments.tables import table
     from experiments.train import TrainError, run_training
     from experiments.train_config import CONFIG_DIR, DEFAULT_CONFIG, ConfigError, load_config
+    from hil.spec import ControllerSpec
 
     if not 0.6 <= args.speed <= 1.5:
         raise CliError(f"--speed must be within 0.6..1.5 m/s, got {args.speed}")
@@ -133,11 +134,19 @@ def run(args: argparse.Namespace) -> int:
     ecfg = EvalConfig(speed=args.speed, seconds=seconds, seeds=(0,) if args.quick else (0, 1, 2))
     rows, results = [], {}
     for label, name, governor, policy in CONTROLLERS:
-        factory = controller_factory(
-            name, checkpoint=None if name == "pd" else ckpt, governor=governor, deadline_policy=policy
+        learned = name != "pd"
+        spec = ControllerSpec(
+            name,
+            checkpoint=str(ckpt) if learned else None,
+            governor=governor,
+            policy=policy if name == "edgedrnn" else None,
+            label=label,
         )
-        episodes = evaluate(factory, ecfg, pushes=False, progress=lambda m, n=label: say(f"  {n} {m}"))
-        replay = None if name == "pd" else replay_log(name, ckpt, csv, governor=governor, policy=policy)[0]
+        with spec.factory() as factory:
+            episodes = evaluate(factory, ecfg, pushes=False, progress=lambda m, n=label: say(f"  {n} {m}"))
+        replay = None
+        if learned:
+            replay = replay_log(name, ckpt, csv, governor=governor, policy=policy if name == "edgedrnn" else None)[0]
         results[label] = {"episodes": episodes, "replay": replay}
         rows.append(_row(label, episodes, replay))
 

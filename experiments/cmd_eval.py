@@ -32,6 +32,7 @@ EPISODE_COLUMNS = [
 LEARNED_COLUMNS = [("sparsity", "sparsity"), ("macs_per_step", "MACs/step")]
 EDGEDRNN_COLUMNS = [("latency_p99_us", "p99 us"), ("latency_max_us", "max us"), ("deadline_misses", "misses")]
 LEARNED = ("gru", "deltagru", "edgedrnn")
+POLICIES = ("hold", "fallback_pd", "stop", "period", "none")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -45,7 +46,12 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="run closed-loop episodes and write DIR/metrics.json", description=__doc__)
+    p = sub.add_parser(
+        "eval",
+        help="run closed-loop episodes and write DIR/metrics.json",
+        description=__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument(
         "--controller",
         default="pd",
@@ -61,15 +67,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--features", choices=["ampro", "sensors"], help="require the checkpoint to use this feature set (default: any)"
     )
-    p.add_argument("--budget-us", type=float, default=21.0, help="edgedrnn: latency budget per step, µs (default 21)")
+    p.add_argument("--budget-us", type=float, default=21.0, help="learned controllers: latency budget per step, µs")
     p.add_argument(
         "--deadline-policy",
-        choices=["hold", "fallback_pd", "stop", "period"],
-        default="hold",
-        help="edgedrnn: on a missed budget hold the last torque, use the PD's torque, stop (zero torque), or "
-        "'period': count the miss but apply the late result if it arrived within the control period",
+        choices=POLICIES,
+        default=None,
+        help="learned controllers: on a missed budget hold the last torque, use the PD's torque, stop (zero torque), "
+        "'period': count the miss but apply the late result if it arrived within the control period, or 'none': "
+        "report only. Default: hold on edgedrnn, none on the CPU (gru, deltagru), whose measured time varies "
+        "with the machine's load",
     )
     p.add_argument("--governor", action="store_true", help="edgedrnn: run-time threshold governor")
+    p.add_argument("--clock-mhz", type=float, default=125.0, help="edgedrnn: accelerator clock, MHz")
     p.add_argument("--replay", metavar="LOG.csv", help="learned controllers: open-loop replay of a recorded log")
     p.add_argument("--gain-scale", type=float, default=1.0, help="multiply the PD gains (e.g. 0.2 for 'gains / 5')")
     p.add_argument("--speed", type=float, default=1.0, help="target walking speed, m/s (0.6-1.5)")
@@ -93,21 +102,20 @@ def _check_learned_args(args: argparse.Namespace) -> None:
             ("--replay", args.replay),
             ("--features", args.features),
             ("--governor", args.governor),
-            ("--deadline-policy", args.deadline_policy != "hold"),
+            ("--deadline-policy", args.deadline_policy is not None),
             ("--budget-us", args.budget_us != 21.0),
+            ("--clock-mhz", args.clock_mhz != 125.0),
         ):
             if given:
                 raise CliError(f"{flag} applies to learned controllers ({', '.join(LEARNED)}), not {args.controller!r}")
     elif args.controller != "edgedrnn":
-        for flag, given in (
-            ("--governor", args.governor),
-            ("--deadline-policy", args.deadline_policy != "hold"),
-            ("--budget-us", args.budget_us != 21.0),
-        ):
+        for flag, given in (("--governor", args.governor), ("--clock-mhz", args.clock_mhz != 125.0)):
             if given:
                 raise CliError(f"{flag} applies to --controller edgedrnn only")
     if not 0.0 < args.budget_us <= 1e6:
         raise CliError(f"--budget-us must be in (0, 1e6] µs, got {args.budget_us}")
+    if not 0.0 < args.clock_mhz <= 10_000.0:
+        raise CliError(f"--clock-mhz must be in (0, 10000] MHz, got {args.clock_mhz}")
 
 
 def _learned_errors() -> tuple[type[Exception], ...]:
@@ -134,7 +142,7 @@ def run_replay(args: argparse.Namespace) -> int:
             policy=args.deadline_policy,
             governor=args.governor,
         )
-    except (ReplayError, *_learned_errors()) as exc:
+    except (ReplayError, ValueError, *_learned_errors()) as exc:
         raise CliError(str(exc)) from None
     except KeyError as exc:  # features_from_columns names the missing log column
         raise CliError(str(exc.args[0]) if exc.args else str(exc)) from None
@@ -164,8 +172,9 @@ def run_replay(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments.evaluate import EvalConfig, controller_factory, evaluate, summarize_episodes
+    from experiments.evaluate import EvalConfig, evaluate, summarize_episodes
     from experiments.tables import table
+    from hil.spec import ControllerSpec
 
     _check_learned_args(args)
     if args.replay:
@@ -181,16 +190,18 @@ def run(args: argparse.Namespace) -> int:
     # The factory loads (and for edgedrnn exports) the checkpoint: a bad one fails here, before --out is touched.
     errors: tuple[type[Exception], ...] = _learned_errors() if learned else ()
     try:
-        factory = controller_factory(
+        spec = ControllerSpec(
             args.controller,
-            args.gain_scale,
             checkpoint=args.checkpoint,
             feature_set=args.features,
+            gain_scale=args.gain_scale,
+            policy=args.deadline_policy,
             budget_s=args.budget_us * 1e-6,
-            deadline_policy=args.deadline_policy,
             governor=args.governor,
+            clock_hz=args.clock_mhz * 1e6,
         )
-    except errors as exc:
+        factory = spec.factory()
+    except (ValueError, *errors) as exc:
         raise CliError(str(exc)) from None
     try:
         out = prepare_out(args.out, ("metrics.json",), args.force)
@@ -199,18 +210,19 @@ def run(args: argparse.Namespace) -> int:
     cfg = EvalConfig(
         speed=args.speed, seconds=args.seconds, seeds=seeds, randomize=not args.no_randomize, slope_deg=args.slope
     )
-    name = args.controller if args.gain_scale == 1.0 else f"{args.controller}*{args.gain_scale:g}"
+    name = spec.display_name
     print(
         f"legloop eval: {name} at {args.speed} m/s, {args.seconds:g} s x {len(seeds)} seeds"
         f"{'' if args.no_pushes else ' + push trials'}",
         file=sys.stderr,
     )
-    episodes = evaluate(
-        factory,
-        cfg,
-        pushes=not args.no_pushes,
-        progress=lambda msg: print("  " + msg, file=sys.stderr),
-    )
+    with factory:
+        episodes = evaluate(
+            factory,
+            cfg,
+            pushes=not args.no_pushes,
+            progress=lambda msg: print("  " + msg, file=sys.stderr),
+        )
     config = {
         "speed": cfg.speed,
         "seconds": cfg.seconds,
@@ -220,9 +232,11 @@ def run(args: argparse.Namespace) -> int:
         "pushes": not args.no_pushes,
     }
     if learned:
-        config["checkpoint"] = str(args.checkpoint)
+        config["checkpoint"] = str(factory.checkpoint_path)
+        config |= {"budget_us": args.budget_us, "deadline_policy": episodes[0].get("deadline_policy")}
     if args.controller == "edgedrnn":
-        config |= {"budget_us": args.budget_us, "deadline_policy": args.deadline_policy, "governor": args.governor}
+        config |= {"governor": args.governor, "clock_mhz": args.clock_mhz}
+    config["controller"] = spec.to_dict()
     result = {
         "controller": name,
         "config": config,

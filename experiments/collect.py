@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from controllers.base import Controller
 from controllers.pd import AmproPD
 from experiments.ampro_log import ANKLE_CONTROL_FACTOR, KNEE_CONTROL_FACTOR
 from experiments.dataset import (
@@ -38,6 +39,8 @@ from experiments.dataset import (
 )
 from experiments.evaluate import EVAL_RANDOMIZATION
 from experiments.rundir import OutputExistsError, provenance
+from hil.rollout import rollout
+from hil.spec import ControllerSpec
 
 # Salt of the β-mixing generator: decorrelates it from the env's generator, which gymnasium seeds with the same seed.
 _MIX_SALT = 0xDA66E7
@@ -45,9 +48,9 @@ _MIX_SALT = 0xDA66E7
 
 @dataclass(frozen=True)
 class DriverSpec:
-    """A learned controller that drives the plant (DAgger): the checkpoint path, loaded inside the worker with
-    ``controllers.learned.LearnedController.from_checkpoint(checkpoint, dt=env.dt, walker=env.walker)``;
-    `use_thresholds` False runs a delta-GRU checkpoint dense (Θ = 0)."""
+    """A learned controller that drives the plant (DAgger): the checkpoint path, loaded inside the worker as a
+    ``deltagru`` (or, with `use_thresholds` False, ``gru``: Θ = 0) :class:`hil.spec.ControllerSpec` on the episode's
+    env."""
 
     checkpoint: str
     use_thresholds: bool = True
@@ -81,15 +84,60 @@ def _env_kwargs(task: EpisodeTask) -> dict[str, Any]:
     return kw | dict(task.env_options)
 
 
-def _load_driver(spec: DriverSpec, env: Any) -> Any:
-    # Imported here: controllers.learned (torch, numba) is only needed when a learner drives.
-    from controllers.learned import LearnedController
-
-    kw: dict[str, Any] = {"dt": env.dt, "walker": env.walker}
-    if not spec.use_thresholds:
-        kw["use_thresholds"] = False
+def load_driver(spec: DriverSpec, env: Any) -> Controller:
+    """The learner of a DAgger episode on this episode's env (torch and numba load only when a learner drives)."""
+    name = "deltagru" if spec.use_thresholds else "gru"
     # The episode's (randomised) body: the learner's AMPRO reference must match the PD that labels the data.
-    return LearnedController.from_checkpoint(spec.checkpoint, **kw)
+    return ControllerSpec(name, checkpoint=spec.checkpoint).factory()(env)
+
+
+class DaggerMix:
+    """The controller of a collection episode: the PD labels every step; the applied torque is the PD's (β-mixing
+    coin heads, or no learner) or the learner's, saturated at the motor peaks as the env will apply it.
+
+    The learner runs every step (a recurrent learner must see the whole sensor stream); a non-finite learner torque
+    is an error of the learner under training, raised with the episode's seed and step.
+    """
+
+    name = "dagger"
+
+    def __init__(self, pd: AmproPD, learner: Controller | None, use_pd: np.ndarray | None, task: EpisodeTask,
+                 peak: np.ndarray) -> None:  # fmt: skip
+        self.pd, self.learner, self.use_pd, self.task = pd, learner, use_pd, task
+        self.peak_k, self.peak_a = float(peak[0]), float(peak[1])
+        self.applied = np.zeros(2)
+        self.k = 0
+
+    def reset(self) -> None:
+        self.pd.reset()
+        if self.learner is not None:
+            self.learner.reset()
+        self.k = 0
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        k = self.k
+        self.k = k + 1
+        pd_out = self.pd.act(obs)
+        if self.learner is None:
+            return pd_out
+        out = self.learner.act(obs)
+        assert self.use_pd is not None
+        if self.use_pd[k]:
+            return pd_out
+        tk, ta = float(out[0]), float(out[1])
+        if not (math.isfinite(tk) and math.isfinite(ta)):
+            assert self.task.driver is not None
+            raise ValueError(
+                f"learned controller {self.task.driver.checkpoint} returned a non-finite torque "
+                f"[{tk}, {ta}] at step {k} of seed {self.task.seed}"
+            )
+        pk, pa = self.peak_k, self.peak_a
+        self.applied[0] = -pk if tk < -pk else (pk if tk > pk else tk)
+        self.applied[1] = -pa if ta < -pa else (pa if ta > pa else ta)
+        return self.applied
+
+    def episode_stats(self) -> dict[str, Any]:
+        return {}
 
 
 def collect_episode(task: EpisodeTask) -> tuple[int, dict[str, np.ndarray], dict[str, Any]]:
@@ -103,39 +151,17 @@ def collect_episode(task: EpisodeTask) -> tuple[int, dict[str, np.ndarray], dict
     obs, _ = env.reset(seed=task.seed)
     dt = env.dt
     pd = AmproPD(dt, walker=env.walker)
-    pd.reset()
-    learner = None
-    if task.driver is not None:
-        learner = _load_driver(task.driver, env)
-        learner.reset()
+    learner = load_driver(task.driver, env) if task.driver is not None else None
     steps = max(1, round(task.seconds / dt))
     # β-mixing coins for the whole episode, drawn up front: the learner's choices cannot shift the stream.
     use_pd = np.random.default_rng([task.seed, _MIX_SALT]).random(steps) < task.beta if learner is not None else None
-    peak_k, peak_a = float(env.peak_torque[0]), float(env.peak_torque[1])
+    mix = DaggerMix(pd, learner, use_pd, task, env.peak_torque)
+    mix.reset()
     buf = np.zeros((steps, len(EPISODE_COLUMNS)))  # rows = steps, one row written per step with a single call
-    action = np.zeros(2)
-    fell = False
-    n = steps
-    pd_steps = steps
-    for k in range(steps):
-        pd_out = pd.act(obs)
-        tpk, tpa = float(pd_out[0]), float(pd_out[1])
-        if learner is not None:
-            out = learner.act(obs)  # runs every step: a recurrent learner must see the whole sensor stream
-            if not use_pd[k]:
-                tk, ta = float(out[0]), float(out[1])
-                if not (math.isfinite(tk) and math.isfinite(ta)):
-                    raise ValueError(
-                        f"learned controller {task.driver.checkpoint} returned a non-finite torque "
-                        f"[{tk}, {ta}] at step {k} of seed {task.seed}"
-                    )
-                # The env clips to the motor peaks: record what is actually applied.
-                tk = -peak_k if tk < -peak_k else (peak_k if tk > peak_k else tk)
-                ta = -peak_a if ta < -peak_a else (peak_a if ta > peak_a else ta)
-            else:
-                tk, ta = tpk, tpa
-        else:
-            tk, ta = tpk, tpa
+
+    def record(k: int, obs: np.ndarray, torque: np.ndarray) -> None:
+        tpk, tpa = pd.last_torque.tolist()
+        tk, ta = torque.tolist()
         qk, qkd, qa, qad, th, thd, load = obs.tolist()
         stance = pd.domain == 1
         t_dom = pd.t_domain
@@ -168,15 +194,11 @@ def collect_episode(task: EpisodeTask) -> tuple[int, dict[str, np.ndarray], dict
             thd,
             load,
         )
-        action[0] = tk / peak_k
-        action[1] = ta / peak_a
-        obs, _, terminated, _, _ = env.step(action)
-        if terminated:
-            fell = True
-            n = k + 1
-            break
-    if use_pd is not None:
-        pd_steps = int(np.count_nonzero(use_pd[:n]))
+
+    result = rollout(env, mix, obs, steps, [record])
+    n = result.steps
+    fell = result.fell
+    pd_steps = int(np.count_nonzero(use_pd[:n])) if use_pd is not None else n
     columns = {c: np.ascontiguousarray(buf[:n, j]) for j, c in enumerate(EPISODE_COLUMNS)}
     meta = {
         "name": task.name,

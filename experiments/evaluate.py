@@ -5,134 +5,32 @@ also runs an AMPRO PD *in shadow* on the same sensor stream, so tracking errors 
 against the PD's desired trajectory. Push robustness runs separate episodes of the same seed with a series of short
 trunk pushes of growing magnitude at different gait phases, and reports the largest magnitude survived.
 
-Learned controllers (``gru``, ``deltagru`` on the CPU kernel, ``edgedrnn`` on the EdgeDRNN model) run from a
-checkpoint; their episodes carry the controller's own counters too (``sparsity``, ``macs_per_step`` and, for
-edgedrnn, ``latency_us`` {mean, p50, p99, max}, ``deadline_misses``, ``governor_actions``).
+Controllers come from a :class:`hil.spec.ControllerSpec` (its factory builds one per episode) and every episode is
+one :func:`hil.rollout.rollout`. Learned controllers (``gru``, ``deltagru`` on the CPU kernel, ``edgedrnn`` on the
+EdgeDRNN model) carry their own counters into the episode (``sparsity``, ``macs_per_step``, ``latency_us`` {mean,
+p50, p99, p99_9, max}, the budget, the deadline policy and what it did: see :meth:`hil.learned.LearnedController.
+episode_stats`).
 """
 
 from __future__ import annotations
 
-import os
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from controllers.base import Controller, DampedPassive, ZeroTorque
+from controllers.base import Controller
 from controllers.pd import AmproPD
 from envs.metrics import push_robustness, summarize
 from envs.recorder import EpisodeRecorder
 from envs.walker_env import ProstheticWalkerEnv, Push, Randomization
-from experiments.rundir import learned_checkpoint
-
-ControllerFactory = Callable[[ProstheticWalkerEnv], Controller]
+from hil.rollout import Observer, rollout
+from hil.spec import ControllerFactory
 
 # Eval keeps the speed fixed (it is the condition under test) and randomises the rest.
 EVAL_RANDOMIZATION = Randomization(speed_delta=0.0)
-
-
-LEARNED_CONTROLLERS = ("gru", "deltagru", "edgedrnn")
-BUILTIN_CONTROLLERS = ("pd", "zero", "damped")
-
-
-def controller_factory(
-    name: str,
-    gain_scale: float = 1.0,
-    *,
-    checkpoint: str | os.PathLike | None = None,
-    feature_set: str | None = None,
-    budget_s: float = 21e-6,
-    deadline_policy: str = "hold",
-    governor: bool = False,
-) -> ControllerFactory:
-    """Factory for a controller; it is called after each reset with the episode's (randomised) env.
-
-    Built-in: ``pd`` (with ``gain_scale``), ``zero``, ``damped``. Learned (need ``checkpoint``): ``gru`` (the
-    checkpoint run with Θ = 0), ``deltagru`` (with its thresholds), both on the CPU kernel, and ``edgedrnn`` (the
-    checkpoint exported to the EdgeDRNN model with a latency budget, deadline policy and optional threshold
-    governor). The checkpoint is loaded (and for edgedrnn exported) once, here, so a bad one fails before any
-    episode runs: ``CheckpointError`` (corrupt, or not of ``feature_set``), ``ExportError`` (does not fit EdgeDRNN).
-    """
-    if name in LEARNED_CONTROLLERS:
-        return _learned_factory(name, checkpoint, feature_set, budget_s, deadline_policy, governor)
-    if checkpoint is not None:
-        raise ValueError(
-            f"controller {name!r} takes no checkpoint; learned controllers are: {', '.join(LEARNED_CONTROLLERS)}"
-        )
-    if name == "pd":
-
-        def make(env: ProstheticWalkerEnv) -> Controller:
-            pd = AmproPD(env.dt, walker=env.walker)
-            if gain_scale != 1.0:
-                pd = AmproPD(env.dt, params=pd.p.scaled_gains(gain_scale), walker=env.walker)
-            return pd
-
-        return make
-    if name == "zero":
-        return lambda env: ZeroTorque()
-    if name == "damped":
-        return lambda env: DampedPassive()
-    raise ValueError(
-        f"unknown controller {name!r}; built-in controllers are: {', '.join(BUILTIN_CONTROLLERS)}; "
-        f"learned (with a checkpoint): {', '.join(LEARNED_CONTROLLERS)}"
-    )
-
-
-def _learned_factory(
-    name: str,
-    checkpoint: str | os.PathLike | None,
-    feature_set: str | None,
-    budget_s: float,
-    deadline_policy: str,
-    governor: bool,
-) -> ControllerFactory:
-    # Imported here: the built-in controllers need neither torch nor the EdgeDRNN model.
-    from controllers.checkpoint import load_checkpoint
-    from controllers.learned import LearnedController
-
-    if checkpoint is None:
-        raise ValueError(f"controller {name!r} needs a checkpoint")
-    checkpoint = learned_checkpoint(name, checkpoint)
-    model, meta = load_checkpoint(checkpoint, feature_set=feature_set)
-
-    def check_rate(env: ProstheticWalkerEnv) -> None:
-        if abs(env.dt - meta.control_dt) > 1e-9:
-            warnings.warn(
-                f"{checkpoint} was trained at a {meta.control_dt * 1e3:g} ms control period; the env runs at "
-                f"{env.dt * 1e3:g} ms, so the network sees different dynamics than it learned",
-                stacklevel=3,
-            )
-
-    if name == "edgedrnn":
-        from firmware_bridge.export import bundle_from_model
-        from hil.deadline import check_policy
-        from hil.edgedrnn_controller import EdgeDRNNController
-
-        check_policy(deadline_policy)
-        bundle = bundle_from_model(model, meta, source=str(checkpoint))
-
-        def make_edgedrnn(env: ProstheticWalkerEnv) -> Controller:
-            check_rate(env)
-            return EdgeDRNNController(
-                bundle,
-                env.dt,
-                meta.feature_set,
-                budget_s=budget_s,
-                policy=deadline_policy,
-                governor=governor,
-                walker=env.walker,
-            )
-
-        return make_edgedrnn
-
-    def make_learned(env: ProstheticWalkerEnv) -> Controller:
-        check_rate(env)
-        return LearnedController(model, meta, dt=env.dt, use_thresholds=name == "deltagru", walker=env.walker)
-
-    return make_learned
 
 
 @dataclass
@@ -159,18 +57,35 @@ class EvalConfig:
         return kw | dict(self.env_options)
 
 
+def _shadow_observer(controller: Controller, shadow: AmproPD, recorder: EpisodeRecorder | None) -> Observer | None:
+    """Per step: advance the shadow PD's reference on the sensors the controller saw, and record the step."""
+    if shadow is controller:
+        if recorder is None:
+            return None
+        return lambda k, obs, torque: recorder.record(obs, shadow.knee_des, shadow.ankle_des)
+
+    def observe(k: int, obs: np.ndarray, torque: np.ndarray) -> None:
+        shadow.update_reference(obs)
+        if recorder is not None:
+            recorder.record(obs, shadow.knee_des, shadow.ankle_des)
+
+    return observe
+
+
 def run_episode(
-    factory: ControllerFactory,
+    factory: ControllerFactory | Callable[[ProstheticWalkerEnv], Controller],
     seed: int,
     seconds: float,
     env_kwargs: dict[str, Any],
     record: bool = True,
     stats_out: dict[str, Any] | None = None,
+    observers: Sequence[Observer] = (),
 ) -> tuple[bool, float, dict[str, Any] | None]:
     """Run one episode; returns (fell, seconds walked, metrics or None when not recording).
 
-    ``stats_out``, when given, receives the controller's own counters (``episode_stats()`` of learned controllers:
-    sparsity, MACs per step, and for edgedrnn latency and deadline misses).
+    ``stats_out``, when given, receives the controller's own counters (``episode_stats()``: sparsity, MACs per step,
+    latency and deadline misses for learned controllers) and how the episode ended (``ended``: completed, fell or
+    aborted, with ``aborted_reason``; the safety counters ``nonfinite_obs`` / ``nonfinite_torque``).
     """
     env = ProstheticWalkerEnv(**env_kwargs)
     obs, _ = env.reset(seed=seed)
@@ -180,29 +95,24 @@ def run_episode(
     shadow.reset()
     steps = round(seconds / env.dt)
     recorder = EpisodeRecorder(env, steps) if record else None
-    peak = env.peak_torque
-    fell = False
-    action = np.zeros(2)
-    for _ in range(steps):
-        torque = controller.act(obs)
-        if shadow is not controller:
-            shadow.update_reference(obs)
-        if recorder is not None:
-            recorder.record(obs, shadow.knee_des, shadow.ankle_des)
-        np.divide(torque, peak, out=action)
-        obs, _, terminated, _, _ = env.step(action)
-        if terminated:
-            fell = True
-            break
-    walked = env.time
+    shadow_obs = _shadow_observer(controller, shadow, recorder)
+    every = ([shadow_obs] if shadow_obs is not None else []) + list(observers)
+    result = rollout(env, controller, obs, steps, every)
     env.close()
-    if stats_out is not None and hasattr(controller, "episode_stats"):
+    if stats_out is not None:
         stats_out.update(controller.episode_stats())
-    metrics = summarize(recorder.signals(fell)) if recorder is not None else None
-    return fell, walked, metrics
+        stats_out["ended"] = result.ended
+        if result.aborted:
+            stats_out["aborted_reason"] = result.aborted
+        stats_out["nonfinite_obs"] = result.nonfinite_obs
+        stats_out["nonfinite_torque"] = result.nonfinite_torque
+    metrics = summarize(recorder.signals(result.fell)) if recorder is not None else None
+    return result.fell, result.sim_time_s, metrics
 
 
-def push_trials(factory: ControllerFactory, seed: int, cfg: EvalConfig) -> tuple[float, list[tuple[float, bool]]]:
+def push_trials(
+    factory: ControllerFactory | Callable[[ProstheticWalkerEnv], Controller], seed: int, cfg: EvalConfig
+) -> tuple[float, list[tuple[float, bool]]]:
     """Largest push magnitude (N) survived, trying magnitudes in increasing order until the first fall."""
     results: list[tuple[float, bool]] = []
     duration = cfg.push_start_s + cfg.push_count * cfg.push_interval_s + 2.0
@@ -221,7 +131,7 @@ def push_trials(factory: ControllerFactory, seed: int, cfg: EvalConfig) -> tuple
 
 
 def evaluate(
-    factory: ControllerFactory,
+    factory: ControllerFactory | Callable[[ProstheticWalkerEnv], Controller],
     cfg: EvalConfig,
     pushes: bool = True,
     progress: Callable[[str], None] | None = None,

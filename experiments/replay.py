@@ -20,15 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from controllers.checkpoint import load_checkpoint
 from controllers.features import FEATURE_COLUMNS, TARGET_COLUMNS, features_from_columns
-from controllers.learned import LearnedController
 from experiments.ampro_log import LogFormatError, read_csv
-from experiments.rundir import learned_checkpoint
-from firmware_bridge.export import bundle_from_model
-from hil.edgedrnn_controller import EdgeDRNNController
+from hil.deadline import DEFAULT_BUDGET_S
+from hil.learned import LearnedController
+from hil.spec import LEARNED_CONTROLLERS, ControllerSpec
 
-LEARNED = ("gru", "deltagru", "edgedrnn")
+LEARNED = LEARNED_CONTROLLERS
 JOINTS = ("knee", "ankle")
 
 
@@ -81,15 +79,15 @@ def torque_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, dict[str, 
 # ---------------------------------------------------------------------------------------------------- replay
 
 
-def replay(
-    controller: LearnedController | EdgeDRNNController, features: np.ndarray, pd_torque: np.ndarray | None = None
-) -> np.ndarray:
-    """Run ``controller`` open loop over raw features [T, F] from a fresh state → torques float64 [T, 2]."""
+def replay(controller: LearnedController, features: np.ndarray, pd_torque: np.ndarray | None = None) -> np.ndarray:
+    """Run ``controller`` open loop over raw features [T, F] from a fresh state → torques float64 [T, 2].
+
+    ``pd_torque`` [T, 2] (the logged PD torque) is the fallback of a late step under the ``fallback_pd`` policy."""
     controller.reset()
     T = features.shape[0]
     pred = np.empty((T, 2), dtype=np.float64)
-    feats = np.ascontiguousarray(features, dtype=controller.features.dtype)
-    if isinstance(controller, EdgeDRNNController) and pd_torque is not None:
+    feats = np.ascontiguousarray(features, dtype=np.float64)
+    if pd_torque is not None and controller.policy == "fallback_pd":
         fb = np.ascontiguousarray(pd_torque, dtype=np.float64)
         for t in range(T):
             pred[t] = controller.act_features(feats[t], fb[t])
@@ -105,45 +103,50 @@ def replay_log(
     log_path: str | os.PathLike,
     *,
     feature_set: str | None = None,
-    budget_s: float = 21e-6,
-    policy: str = "hold",
+    budget_s: float = DEFAULT_BUDGET_S,
+    policy: str | None = None,
     governor: bool = False,
+    theta_x: float | None = None,
+    theta_h: float | None = None,
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """Replay ``log_path`` through a checkpoint; returns (metrics, predicted torques [T, 2], logged PD torques).
 
-    Raises ``CheckpointError`` (unusable checkpoint or feature-set mismatch), :class:`ReplayError` (log) or
-    ``ExportError`` (edgedrnn: a checkpoint that does not fit the accelerator).
+    ``theta_x`` / ``theta_h`` override the checkpoint's thresholds (normalised units). Raises ``CheckpointError``
+    (unusable checkpoint or feature-set mismatch), :class:`ReplayError` (log) or ``ExportError`` (edgedrnn: a
+    checkpoint that does not fit the accelerator).
     """
     if controller_name not in LEARNED:
         raise ValueError(f"replay needs a learned controller ({', '.join(LEARNED)}), got {controller_name!r}")
-    checkpoint = learned_checkpoint(controller_name, checkpoint)
-    model, meta = load_checkpoint(checkpoint, feature_set=feature_set)
-    fs = meta.feature_set
-    cols = read_log(log_path, tuple(dict.fromkeys(FEATURE_COLUMNS[fs] + TARGET_COLUMNS)))
-    feats = features_from_columns(fs, cols)
-    target = np.stack([cols[c] for c in TARGET_COLUMNS], axis=1)
-    ctrl: LearnedController | EdgeDRNNController
-    if controller_name == "edgedrnn":
-        bundle = bundle_from_model(model, meta, source=str(checkpoint))
-        ctrl = EdgeDRNNController(
-            bundle, meta.control_dt, fs, budget_s=budget_s, policy=policy, governor=governor, capacity=len(feats)
-        )
-    else:
-        ctrl = LearnedController(model, meta, use_thresholds=controller_name == "deltagru")
-    pred = replay(ctrl, feats, target)
+    spec = ControllerSpec(
+        controller_name,
+        checkpoint=os.fspath(checkpoint),
+        feature_set=feature_set,
+        budget_s=budget_s,
+        policy=policy,
+        governor=governor,
+        theta_x=theta_x,
+        theta_h=theta_h,
+    )
+    with spec.factory() as factory:
+        fs = factory.meta.feature_set
+        cols = read_log(log_path, tuple(dict.fromkeys(FEATURE_COLUMNS[fs] + TARGET_COLUMNS)))
+        feats = features_from_columns(fs, cols)
+        target = np.stack([cols[c] for c in TARGET_COLUMNS], axis=1)
+        ctrl = factory.offline(capacity=len(feats))
+        assert isinstance(ctrl, LearnedController)
+        pred = replay(ctrl, feats, target)
     metrics: dict[str, Any] = {
         "controller": controller_name,
-        "checkpoint": str(checkpoint),
+        "checkpoint": str(factory.checkpoint_path),
         "log": str(log_path),
         "rows": len(feats),
         "feature_set": fs,
         "joints": torque_metrics(pred, target),
     }
     metrics |= ctrl.episode_stats()
-    if isinstance(ctrl, EdgeDRNNController):
-        metrics["latency"] = ctrl.latency_stats()
-        metrics["latency_histogram"] = ctrl.monitor.histogram(1.0)
-        qs = (1, 5, 25, 50, 75, 90, 95, 99, 99.9)
-        pct = np.percentile(ctrl.latencies_s * 1e6, qs)
-        metrics["latency_percentiles_us"] = {f"p{q:g}": round(float(v), 4) for q, v in zip(qs, pct, strict=True)}
+    metrics["latency"] = ctrl.latency_stats()
+    metrics["latency_histogram"] = ctrl.monitor.histogram(1.0)
+    qs = (1, 5, 25, 50, 75, 90, 95, 99, 99.9)
+    pct = np.percentile(ctrl.latencies_s * 1e6, qs)
+    metrics["latency_percentiles_us"] = {f"p{q:g}": round(float(v), 4) for q, v in zip(qs, pct, strict=True)}
     return metrics, pred, target

@@ -13,7 +13,14 @@ policy         on a miss
 ``period``     the budget is a target, checked and reported but not enforced: the late result is applied this
                period as long as it arrived within the control period (as on the AMPRO3 rig, where the
                controller's output is read once per 5 ms tick); a step longer than the period holds the last torque
+``none``       the budget is reported, never enforced: the simulation waits for the controller (the default for
+               the CPU kernel, whose measured wall time must not change what a deterministic run does)
 =============  =================================================================================================
+
+A step that produced no result at all (a board's frame lost or corrupted: ``ok=False``) is a miss under every
+policy; ``period`` and ``none`` hold the last torque for it. Across a link the round trip counts too: a result whose
+round trip exceeds the control period missed this period's tick (``hold``, ``fallback_pd``, ``stop`` act on it,
+``period`` holds).
 
 Every miss of the budget is counted (``misses``), whatever the policy; ``held`` counts the periods whose torque was
 held. :class:`DeadlineMonitor` keeps the latency of every step in a preallocated array (grown by
@@ -26,9 +33,21 @@ import numpy as np
 
 from controllers.pd import AmproPD
 
-POLICIES = ("hold", "fallback_pd", "stop", "period")
-HOLD, FALLBACK_PD, STOP, PERIOD = POLICIES
+POLICIES = ("hold", "fallback_pd", "stop", "period", "none")
+HOLD, FALLBACK_PD, STOP, PERIOD, NONE = POLICIES
 DEFAULT_CAPACITY = 1 << 15  # 164 s at 200 Hz before the first (amortised) growth
+# Where each step's applied torque came from (DeadlineMonitor.sources, the run log's `torque_source`).
+SOURCE_ON_TIME, SOURCE_LATE, SOURCE_HELD, SOURCE_FALLBACK, SOURCE_STOPPED = range(5)
+SOURCE_NAMES = ("controller", "late", "held", "fallback", "stopped")
+# The seed's figure: EdgeDRNN ran the AMPRO3 RNN controller in ~21 µs per 5 ms step. The one default budget.
+DEFAULT_BUDGET_S = 21e-6
+POLICY_HELP = {
+    HOLD: "a late or lost step holds the last torque",
+    FALLBACK_PD: "a late or lost step gets the PD's torque",
+    STOP: "the first late or lost step stops the motors (zero torque, latched)",
+    PERIOD: "the budget is a target; results within the control period are applied",
+    NONE: "the budget is reported, never enforced",
+}
 
 
 def check_policy(policy: str) -> str:
@@ -54,7 +73,7 @@ class DeadlineMonitor:
     budget_s
         Latency budget of one inference step, s (21 µs default for the AMPRO3 controller).
     policy
-        ``hold``, ``fallback_pd``, ``stop`` or ``period``.
+        ``hold``, ``fallback_pd``, ``stop``, ``period`` or ``none``.
     n_outputs
         Torques per step.
     capacity
@@ -65,7 +84,7 @@ class DeadlineMonitor:
 
     def __init__(
         self,
-        budget_s: float = 21e-6,
+        budget_s: float = DEFAULT_BUDGET_S,
         policy: str = HOLD,
         n_outputs: int = 2,
         capacity: int = DEFAULT_CAPACITY,
@@ -78,7 +97,9 @@ class DeadlineMonitor:
         if self.policy == PERIOD and not (period_s is not None and period_s > 0):
             raise ValueError(f"deadline policy 'period' needs the control period period_s > 0, got {period_s}")
         self.period_s = float(period_s) if period_s is not None else float("inf")
+        self._enforce = self.policy in (HOLD, FALLBACK_PD, STOP)
         self._latency = np.zeros(max(16, int(capacity)), dtype=np.float64)
+        self._source = np.zeros(self._latency.size, dtype=np.int8)
         # The applied torque; between steps it is also the torque `hold` holds, so holding costs nothing.
         self._out = np.zeros(n_outputs, dtype=np.float64)
         self.reset()
@@ -89,21 +110,31 @@ class DeadlineMonitor:
         self.misses = 0
         self.held = 0
         self.fallbacks = 0
+        self.lost = 0
+        self.late_round_trips = 0
         self.stopped = False
         self.stopped_at_step = -1
         self._out.fill(0.0)
 
     def _grow(self) -> None:
-        bigger = np.zeros(2 * self._latency.size, dtype=np.float64)
-        bigger[: self._latency.size] = self._latency
-        self._latency = bigger
+        n = self._latency.size
+        self._latency = np.concatenate([self._latency, np.zeros(n, dtype=np.float64)])
+        self._source = np.concatenate([self._source, np.zeros(n, dtype=np.int8)])
 
-    def apply(self, latency_s: float, torque: np.ndarray, fallback: np.ndarray | None = None) -> np.ndarray:
+    def apply(
+        self,
+        latency_s: float,
+        torque: np.ndarray,
+        fallback: np.ndarray | None = None,
+        ok: bool = True,
+        round_trip_s: float = 0.0,
+    ) -> np.ndarray:
         """Record one step's latency and return the torque to apply.
 
         ``torque`` is the controller's (late or on-time) result; ``fallback`` the PD's torque for ``fallback_pd``
-        (required for that policy when the step misses). The returned array is the monitor's own, reused every
-        step and holding the last applied torque: read or copy it, do not modify it.
+        (required for that policy when the step misses). ``ok=False``: no result arrived (``torque`` is ignored).
+        ``round_trip_s``: wall-clock round trip across a link (0 in process). The returned array is the monitor's
+        own, reused every step and holding the last applied torque: read or copy it, do not modify it.
         """
         n = self.steps
         if n == self._latency.size:
@@ -111,49 +142,81 @@ class DeadlineMonitor:
         self._latency[n] = latency_s
         self.steps = n + 1
         out = self._out
-        if latency_s <= self.budget_s:
+        if ok and latency_s <= self.budget_s and round_trip_s <= self.period_s:
             if not self.stopped:
                 out[:] = torque
+                self._source[n] = SOURCE_ON_TIME
+            else:
+                self._source[n] = SOURCE_STOPPED
             return out
-        self.misses += 1  # also after a stop: the record says how late the controller kept being
+        # A miss: the budget, the period's tick, or no result at all.
+        if ok:
+            if latency_s > self.budget_s:
+                self.misses += 1  # also after a stop: the record says how late the controller kept being
+            if round_trip_s > self.period_s:
+                self.late_round_trips += 1
+                if latency_s <= self.budget_s:
+                    self.misses += 1
+        else:
+            self.lost += 1
+            self.misses += 1
+        source = self._source
         if self.stopped:
+            source[n] = SOURCE_STOPPED
             return out  # zero since the stop
-        if self.policy == PERIOD:
-            if latency_s <= self.period_s:
-                out[:] = torque  # late for the budget, in time for this period's tick
+        if not self._enforce:
+            # period / none: a result that arrived within the period is applied; otherwise the last torque holds.
+            if ok and (self.policy == NONE or (latency_s <= self.period_s and round_trip_s <= self.period_s)):
+                out[:] = torque
+                source[n] = SOURCE_LATE
             else:
                 self.held += 1
+                source[n] = SOURCE_HELD
         elif self.policy == HOLD:
             self.held += 1  # `out` still holds the previous period's torque
+            source[n] = SOURCE_HELD
         elif self.policy == FALLBACK_PD:
             if fallback is None:
                 raise ValueError("deadline policy 'fallback_pd' needs the PD torque of the step")
             self.fallbacks += 1
             out[:] = fallback
+            source[n] = SOURCE_FALLBACK
         else:
             self.stopped = True
             self.stopped_at_step = n
             out.fill(0.0)
+            source[n] = SOURCE_STOPPED
         return out
 
     # ------------------------------------------------------------------------------------------ statistics
+    @property
+    def sources(self) -> np.ndarray:
+        """Where each step's applied torque came from since :meth:`reset` (``SOURCE_*`` codes; a view)."""
+        return self._source[: self.steps]
+
     @property
     def latencies_s(self) -> np.ndarray:
         """Latency of every step since :meth:`reset` (a view; copy to keep)."""
         return self._latency[: self.steps]
 
     def stats(self) -> dict[str, float | int | bool]:
-        """Mean / p50 / p99 / max latency (µs), misses, what the policy did, and the budget."""
+        """Mean / p50 / p99 / p99.9 / max latency (µs), misses, what the policy did, and the budget.
+
+        Latency statistics cover the steps that produced a result (a lost step has no latency; it is counted in
+        ``lost``).
+        """
         lat = self.latencies_s * 1e6
+        lat = lat[np.isfinite(lat)] if self.lost else lat
         if lat.size:
-            p50, p99 = np.percentile(lat, [50, 99])
+            p50, p99, p999 = np.percentile(lat, [50, 99, 99.9])
             mean, mx = float(lat.mean()), float(lat.max())
         else:
-            p50 = p99 = mean = mx = 0.0
+            p50 = p99 = p999 = mean = mx = 0.0
         return {
             "mean_us": round(mean, 4),
             "p50_us": round(float(p50), 4),
             "p99_us": round(float(p99), 4),
+            "p99_9_us": round(float(p999), 4),
             "max_us": round(mx, 4),
             "budget_us": round(self.budget_s * 1e6, 4),
             "steps": self.steps,
@@ -162,6 +225,8 @@ class DeadlineMonitor:
             "policy": self.policy,
             "held": self.held,
             "fallbacks": self.fallbacks,
+            "lost": self.lost,
+            "late_round_trips": self.late_round_trips,
             "stopped": self.stopped,
             "stopped_at_step": self.stopped_at_step,
         }
@@ -169,6 +234,7 @@ class DeadlineMonitor:
     def histogram(self, bin_us: float = 1.0) -> dict[str, list[float]]:
         """Latency histogram in µs with ``bin_us`` wide bins from 0 to past the max (for reports)."""
         lat = self.latencies_s * 1e6
+        lat = lat[np.isfinite(lat)]
         top = max(float(lat.max()) if lat.size else 0.0, self.budget_s * 1e6)
         edges = np.arange(0.0, top + bin_us + 1e-12, bin_us)
         counts, edges = np.histogram(lat, bins=edges)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
-
 import numpy as np
 import pytest
 
@@ -89,7 +86,7 @@ def test_bad_arguments(tmp_path) -> None:
 
 
 class _ConstantLearner:
-    """Stands in for controllers.learned.LearnedController: a constant torque, counting its calls."""
+    """Stands in for a learned controller (experiments.collect.load_driver): a constant torque, counting its calls."""
 
     calls = 0
 
@@ -97,9 +94,9 @@ class _ConstantLearner:
         self.torque = np.array(torque)
 
     @classmethod
-    def from_checkpoint(cls, path: str, dt: float, **kw) -> _ConstantLearner:
-        assert dt == 0.005 and "walker" in kw
-        return cls((500.0, -3.0) if path == "big" else (2.0, -3.0))
+    def load(cls, spec: DriverSpec, env) -> _ConstantLearner:
+        assert env.dt == 0.005 and spec.use_thresholds
+        return cls((500.0, -3.0) if spec.checkpoint == "big" else (2.0, -3.0))
 
     def reset(self) -> None:
         pass
@@ -110,9 +107,7 @@ class _ConstantLearner:
 
 
 def test_dagger_beta_mixing_with_a_stand_in_learner(tmp_path, monkeypatch) -> None:
-    fake = types.ModuleType("controllers.learned")
-    fake.LearnedController = _ConstantLearner
-    monkeypatch.setitem(sys.modules, "controllers.learned", fake)
+    monkeypatch.setattr("experiments.collect.load_driver", _ConstantLearner.load)
     _ConstantLearner.calls = 0
     collect(tmp_path / "mix", 1, 1.0, workers=1, progress=False, driver=DriverSpec("small"), beta=0.5, stage="dagger1")
     (ep,) = load_dataset([tmp_path / "mix"])
@@ -131,7 +126,6 @@ def test_dagger_beta_mixing_with_a_stand_in_learner(tmp_path, monkeypatch) -> No
 
 
 def test_dagger_with_a_real_checkpoint(tmp_path) -> None:
-    learned = pytest.importorskip("controllers.learned", reason="controllers/learned.py (LearnedController) absent")
     from controllers.checkpoint import CheckpointMeta, save_checkpoint
     from controllers.deltagru import DeltaGRU
     from controllers.features import Normalizer
@@ -145,7 +139,6 @@ def test_dagger_with_a_real_checkpoint(tmp_path) -> None:
         target_offset=np.zeros(2, np.float32),
     )
     ckpt = save_checkpoint(tmp_path / "c.pt", model, meta)
-    assert hasattr(learned, "LearnedController")
     collect(tmp_path / "d", 1, 0.5, workers=1, progress=False, driver=DriverSpec(str(ckpt)), beta=0.0)
     (ep,) = load_dataset([tmp_path / "d"])
     assert ep.meta["driver"] == str(ckpt) and ep.meta["pd_fraction"] == 0.0

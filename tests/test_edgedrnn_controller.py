@@ -1,4 +1,5 @@
-"""Deadline policies and the EdgeDRNN controller: bundle on the model, per-step records, policies, governor, eval."""
+"""Deadline policies and the learned-controller front end on the EdgeDRNN backend: per-step records, policies,
+governor, eval."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ from controllers.checkpoint import CheckpointError, CheckpointMeta, save_checkpo
 from controllers.deltagru import DeltaGRU
 from controllers.features import Normalizer, features_from_obs
 from controllers.pd import AmproPD
-from experiments.evaluate import EvalConfig, controller_factory, evaluate, summarize_episodes
+from experiments.evaluate import EvalConfig, evaluate, summarize_episodes
 from firmware_bridge.export import ExportError, bundle_from_checkpoint
 from hil.deadline import DeadlineMonitor, pd_torque
 from hil.edgedrnn.backend import EdgeDRNNBackend
-from hil.edgedrnn_controller import EdgeDRNNController
+from hil.learned import LearnedController
+from hil.spec import ControllerSpec
 
 torch.set_num_threads(1)
 
@@ -125,7 +127,7 @@ def test_pd_torque_is_the_pd_law_without_a_second_reference_update() -> None:
 
 def test_controller_equals_the_backend_when_deadlines_are_met(tmp_path: Path) -> None:
     ck = _checkpoint(tmp_path, theta_x=4 / 256, theta_h=0.05)
-    c = EdgeDRNNController.from_checkpoint(ck, budget_s=1.0, capacity=16)
+    c = LearnedController.from_checkpoint(ck, "edgedrnn", budget_s=1.0, capacity=16)
     assert isinstance(c, Controller) and c.name == "edgedrnn"
     be = EdgeDRNNBackend(bundle_from_checkpoint(ck))
     feats = _features(300)
@@ -153,12 +155,12 @@ def test_policies_in_the_controller(tmp_path: Path, policy: str) -> None:
         obs = np.array([0.3 + 0.2 * np.sin(t / 20), 0.5, 0.05, -0.2, 0.1, 0.3, 500.0 if t < 80 else 5.0])
         obs[1:4] += 0.2 * rng.standard_normal(3) * (t % 7 == 0)  # occasional bursts of activity
         observations.append(obs)
-    free = EdgeDRNNController.from_checkpoint(ck, dt=0.005, budget_s=1.0)
+    free = LearnedController.from_checkpoint(ck, "edgedrnn", dt=0.005, budget_s=1.0)
     net = [free.act(obs).copy() for obs in observations]
     # A budget at the median modelled latency: about half the steps miss (the policy does not change the network).
     budget = float(np.median(free.latencies_s))
     missed = list(free.latencies_s > budget)
-    c = EdgeDRNNController.from_checkpoint(ck, dt=0.005, budget_s=budget, policy=policy)
+    c = LearnedController.from_checkpoint(ck, "edgedrnn", dt=0.005, budget_s=budget, policy=policy)
     shadow = AmproPD(0.005)
     applied, fallback = [], []
     for obs in observations:
@@ -186,7 +188,7 @@ def test_policies_in_the_controller(tmp_path: Path, policy: str) -> None:
 
 
 def test_ampro_features_follow_the_reference(tmp_path: Path) -> None:
-    c = EdgeDRNNController.from_checkpoint(_checkpoint(tmp_path), dt=0.005)
+    c = LearnedController.from_checkpoint(_checkpoint(tmp_path), "edgedrnn", dt=0.005)
     pd = AmproPD(0.005)
     f = np.zeros(5)
     for t in range(50):
@@ -201,30 +203,31 @@ def test_ampro_features_follow_the_reference(tmp_path: Path) -> None:
 def test_governor_acts_under_a_tight_budget(tmp_path: Path) -> None:
     ck = _checkpoint(tmp_path, hidden=128, name="big")
     feats = _features(300)
-    plain = EdgeDRNNController.from_checkpoint(ck, budget_s=21e-6)
-    gov = EdgeDRNNController.from_checkpoint(ck, budget_s=21e-6, governor=True)
+    plain = LearnedController.from_checkpoint(ck, "edgedrnn", budget_s=21e-6)
+    gov = LearnedController.from_checkpoint(ck, "edgedrnn", budget_s=21e-6, governor=True)
     for f in feats:
         plain.act_features(f)
         gov.act_features(f)
-    sp, sg = plain.latency_stats(), gov.latency_stats()
+    sp, sg = plain.episode_stats(), gov.episode_stats()
     assert sp["governor_actions"] == 0 and sg["governor_actions"] > 0
-    assert sg["misses"] < sp["misses"]  # dense 2L-128H misses 21 µs; raising Θ buys the deadline back
+    assert sg["deadline_misses"] < sp["deadline_misses"]  # dense 2L-128H misses 21 µs; raising Θ buys the deadline back
     assert gov.sparsity() > plain.sparsity()
 
 
 def test_bad_checkpoints(tmp_path: Path) -> None:
     ck = _checkpoint(tmp_path)
     with pytest.raises(CheckpointError, match="feature set"):
-        EdgeDRNNController.from_checkpoint(ck, feature_set="sensors")
+        LearnedController.from_checkpoint(ck, "edgedrnn", feature_set="sensors")
     big = _checkpoint(tmp_path, theta_h=2.5, name="bigtheta")
     with pytest.raises(ExportError, match="10-bit"):
-        EdgeDRNNController.from_checkpoint(big)
+        LearnedController.from_checkpoint(big, "edgedrnn")
 
 
 def test_eval_episodes_report_latency(tmp_path: Path) -> None:
     ck = _checkpoint(tmp_path, theta_x=4 / 256, theta_h=0.05)
     cfg = EvalConfig(seconds=0.5, seeds=(0,), randomize=False)
-    eps = evaluate(controller_factory("edgedrnn", checkpoint=ck, budget_s=3e-6, governor=True), cfg, pushes=False)
+    spec = ControllerSpec("edgedrnn", checkpoint=str(ck), budget_s=3e-6, governor=True)
+    eps = evaluate(spec.factory(), cfg, pushes=False)
     ep = eps[0]
     assert set(ep["latency_us"]) >= {"mean", "p99", "max"}
     assert ep["latency_us"]["max"] >= ep["latency_us"]["p99"] >= ep["latency_us"]["mean"] > 0

@@ -12,10 +12,11 @@ from controllers.base import Controller
 from controllers.checkpoint import CheckpointError, CheckpointMeta, save_checkpoint
 from controllers.deltagru import DeltaGRU
 from controllers.features import FEATURE_COLUMNS, Normalizer, feature_size, features_from_columns
-from controllers.learned import LearnedController
 from controllers.pd import AmproPD
 from envs.walker_env import ProstheticWalkerEnv
-from experiments.evaluate import EvalConfig, controller_factory, evaluate
+from experiments.evaluate import EvalConfig, evaluate
+from hil.learned import LearnedController
+from hil.spec import ControllerSpec
 
 torch.set_num_threads(1)
 
@@ -87,9 +88,9 @@ def torch_reference(ckpt: Path, feats: np.ndarray, use_thresholds: bool = True) 
 @pytest.mark.parametrize(("theta_x", "theta_h", "use"), [(0.0, 0.0, True), (4 / 256, 0.05, True), (0.02, 0.1, False)])
 def test_matches_torch_step(tmp_path: Path, theta_x: float, theta_h: float, use: bool) -> None:
     ck = make_checkpoint(tmp_path / "c.pt", theta_x=theta_x, theta_h=theta_h)
-    c = LearnedController.from_checkpoint(ck, use_thresholds=use)
+    c = LearnedController.from_checkpoint(ck, "deltagru" if use else "gru")
     assert isinstance(c, Controller)
-    assert c.name == ("deltagru" if use and theta_h > 0 else "gru")
+    assert c.name == ("deltagru" if use else "gru")
     feats = smooth_features(400)
     ref = torch_reference(ck, feats, use_thresholds=use)
     got = np.array([c.act_features(f).copy() for f in feats])
@@ -99,7 +100,7 @@ def test_matches_torch_step(tmp_path: Path, theta_x: float, theta_h: float, use:
     c.reset()
     for f in feats:
         c.act_features(f)
-        macs += c.kernel.macs
+        macs += c.backend.kernel.macs
     assert c.macs_per_step() == pytest.approx(macs / len(feats))
     assert c.macs_per_step() <= c.dense_macs_per_step
     if use and theta_h > 0:
@@ -180,10 +181,11 @@ def test_eval_episodes_report_sparsity_and_macs(tmp_path: Path) -> None:
     ck = make_checkpoint(tmp_path / "c.pt", theta_x=4 / 256, theta_h=0.05, hidden=16)
     cfg = EvalConfig(seconds=0.5, seeds=(0,), randomize=False)
     for name in ("gru", "deltagru"):
-        (ep,) = evaluate(controller_factory(name, checkpoint=ck), cfg, pushes=False)
+        (ep,) = evaluate(ControllerSpec(name, checkpoint=str(ck)).factory(), cfg, pushes=False)
         assert 0.0 <= ep["sparsity"] <= 1.0 and 0 < ep["macs_per_step"] <= ep["dense_macs_per_step"]
     assert ep["sparsity"] > 0.2
+    assert ep["latency_source"] == "measured" and ep["deadline_policy"] == "none"
     with pytest.raises(ValueError, match="needs a checkpoint"):
-        controller_factory("gru")
+        ControllerSpec("gru")
     with pytest.raises(ValueError, match="takes no checkpoint"):
-        controller_factory("pd", checkpoint=ck)
+        ControllerSpec("pd", checkpoint=str(ck))

@@ -13,10 +13,10 @@ import torch
 from controllers.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from controllers.deltagru import DeltaGRU
 from controllers.features import FEATURE_COLUMNS, Normalizer, features_from_columns
-from controllers.learned import LearnedController
 from experiments.ampro_log import write_csv
 from experiments.cli import main
 from experiments.replay import ReplayError, read_log, replay, replay_log, torque_metrics
+from hil.learned import LearnedController
 
 torch.set_num_threads(1)
 
@@ -113,8 +113,10 @@ def test_replay_carries_the_state_through_the_log(tmp_path: Path) -> None:
     assert metrics["rows"] == 600 and metrics["feature_set"] == "ampro"
     assert metrics["joints"] == torque_metrics(pred, target)
     assert 0.2 < metrics["sparsity"] < 1.0 and metrics["macs_per_step"] < metrics["dense_macs_per_step"]
-    again = replay(LearnedController(m, meta), feats)  # replay resets: same result twice
-    np.testing.assert_array_equal(again, replay(LearnedController(m, meta), feats))
+    c = LearnedController.from_checkpoint(ck, "deltagru")
+    again = replay(c, feats)  # replay resets: same result twice
+    np.testing.assert_array_equal(again, replay(c, feats))
+    np.testing.assert_array_equal(again, pred)
 
 
 def test_edgedrnn_replay_reports_latency(tmp_path: Path) -> None:
@@ -220,7 +222,6 @@ def test_sensors_replay_of_a_legloop_log(tmp_path: Path) -> None:
     ck = make_checkpoint(tmp_path / "s.pt", feature_set="sensors", theta_h=0.05)
     metrics, pred, _ = replay_log("deltagru", ck, log)
     assert metrics["feature_set"] == "sensors" and metrics["rows"] == 300
-    m, meta = load_checkpoint(ck)
-    c = LearnedController(m, meta)
+    c = LearnedController.from_checkpoint(ck, "deltagru")
     feats = features_from_columns("sensors", read_log(log, FEATURE_COLUMNS["sensors"]))
     np.testing.assert_array_equal(pred, replay(c, feats))

@@ -10,7 +10,8 @@ import pytest
 
 from envs.gait_events import clean_contacts, detect_contacts, gait_events, strides
 from envs.metrics import peak_load_per_stride
-from experiments.evaluate import EvalConfig, controller_factory, evaluate, push_trials, run_episode
+from experiments.evaluate import EvalConfig, evaluate, push_trials, run_episode
+from hil.spec import ControllerSpec
 
 SEEDS = (0, 1, 2, 3, 4)
 
@@ -23,7 +24,9 @@ def pd_grid() -> dict[float, list[dict]]:
     """The acceptance grid, run once: PD, seeds 0-4, 60 s, domain randomisation on, at each speed."""
     return {
         speed: evaluate(
-            controller_factory("pd"), EvalConfig(speed=speed, seconds=60.0, seeds=SEEDS, randomize=True), pushes=False
+            ControllerSpec("pd").factory(),
+            EvalConfig(speed=speed, seconds=60.0, seeds=SEEDS, randomize=True),
+            pushes=False,
         )
         for speed in SPEEDS
     }
@@ -72,14 +75,16 @@ def test_prosthesis_carries_load_in_every_stride() -> None:
 
 def test_zero_torque_prosthesis_falls() -> None:
     cfg = EvalConfig(speed=1.0, seconds=20.0, seeds=SEEDS)
-    falls = sum(run_episode(controller_factory("zero"), s, 20.0, cfg.env_kwargs(), record=False)[0] for s in SEEDS)
+    falls = sum(
+        run_episode(ControllerSpec("zero").factory(), s, 20.0, cfg.env_kwargs(), record=False)[0] for s in SEEDS
+    )
     assert falls >= 4
 
 
 def test_weak_pd_tracks_worse() -> None:
     cfg = EvalConfig(speed=1.0, seconds=20.0, seeds=(0, 1, 2))
-    strong = evaluate(controller_factory("pd"), cfg, pushes=False)
-    weak = evaluate(controller_factory("pd", gain_scale=0.2), cfg, pushes=False)
+    strong = evaluate(ControllerSpec("pd").factory(), cfg, pushes=False)
+    weak = evaluate(ControllerSpec("pd", gain_scale=0.2).factory(), cfg, pushes=False)
     rmse = np.mean([e["knee_rmse_rad"] for e in strong])
     rmse_weak = np.mean([e["knee_rmse_rad"] for e in weak])
     assert rmse_weak > 1.3 * rmse, (rmse, rmse_weak)
@@ -88,8 +93,8 @@ def test_weak_pd_tracks_worse() -> None:
 def test_pd_survives_larger_pushes_than_a_passive_damped_knee() -> None:
     cfg = EvalConfig(speed=1.0, push_magnitudes=(50, 100, 150, 200, 300))
     seeds = (0, 1, 2)
-    pd = [push_trials(controller_factory("pd"), s, cfg)[0] for s in seeds]
-    damped = [push_trials(controller_factory("damped"), s, cfg)[0] for s in seeds]
+    pd = [push_trials(ControllerSpec("pd").factory(), s, cfg)[0] for s in seeds]
+    damped = [push_trials(ControllerSpec("damped").factory(), s, cfg)[0] for s in seeds]
     assert np.mean(pd) > np.mean(damped), (pd, damped)
 
 

@@ -10,17 +10,17 @@ deadline when that is ≤ the budget (21 µs by default).
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 
 from firmware_bridge.weight_image import Bundle, load_bundle
 from hil.backend import StepResult
+from hil.deadline import DEFAULT_BUDGET_S
 
 from . import kernel as kn
 from .governor import ThresholdGovernor
 from .model import DEFAULT_CLOCK_HZ, EdgeDRNNError, EdgeDRNNModel
-
-DEFAULT_BUDGET_S = 21e-6
 
 
 class EdgeDRNNBackend:
@@ -31,7 +31,7 @@ class EdgeDRNNBackend:
     bundle
         A :class:`firmware_bridge.weight_image.Bundle` or the path of a bundle ``.npz``.
     budget_s
-        Latency budget of one step.
+        Latency budget of one step (what ``StepResult.deadline_met`` and the governor aim at).
     governor
         Optional :class:`ThresholdGovernor` (or True for one with default policy around ``budget_s``) that
         adjusts Θx/Θh after every step.
@@ -40,6 +40,8 @@ class EdgeDRNNBackend:
 
     ``step`` returns the same :class:`StepResult` object every time (outputs and h updated in place).
     """
+
+    kind = "edgedrnn"
 
     def __init__(
         self,
@@ -66,6 +68,10 @@ class EdgeDRNNBackend:
         self.governor: ThresholdGovernor | None = governor or None
         self.input_size = bundle.input_size
         self.n_outputs = bundle.n_outputs
+        self.hidden_size = bundle.hidden
+        self.delta_elements = self.model.delta_elements
+        # Columns of a dense step (Σ_l I_l + H, bias aside) · 3H, plus the output layer on the ARM core.
+        self.dense_macs = 3 * bundle.hidden * self.delta_elements + bundle.hidden * bundle.n_outputs
         width = max(self.input_size, self.n_outputs)
         self._fp = np.zeros((kn.FP_ROWS, width), dtype=np.float64)
         self._fp[kn.FP_MEAN, : self.input_size] = bundle.input_mean
@@ -76,20 +82,23 @@ class EdgeDRNNBackend:
         self._w_out = np.ascontiguousarray(bundle.out_weight, dtype=np.int8)
         self._inv_clock = 1.0 / self.model.clock_hz
         self._t_sys = self.model.t_sys_s
+        image, state, h_out = self.model.kernel_buffers()
+        self._args = (self._fp, image, self._w_out, state, h_out)
+        self._stats = self.model.step_stats
         self.steps = 0
         self.misses = 0
-        self.result = StepResult(
-            outputs=self._fp[kn.FP_OUT, : self.n_outputs], h=self.model._h_out, latency_s=0.0, cycles=0
-        )
+        self._gov_base = 0
+        self.result = StepResult(outputs=self._fp[kn.FP_OUT, : self.n_outputs], h=h_out, latency_s=0.0, cycles=0)
         self.reset()
 
     def reset(self) -> None:
-        """Zero the recurrent state and restore the bundle's thresholds (counters are kept)."""
+        """Zero the recurrent state, restore the bundle's thresholds (lifetime counters ``steps``/``misses`` kept)."""
         self.model.reset()
         self.model.theta_x = self.bundle.theta_x
         self.model.theta_h = self.bundle.theta_h
         if self.governor is not None:
             self.governor.reset()
+            self._gov_base = self.governor.actions
         self._fp[kn.FP_OUT] = 0.0
 
     def step(self, features: np.ndarray) -> StepResult:
@@ -99,18 +108,47 @@ class EdgeDRNNBackend:
             f = np.ascontiguousarray(f, dtype=np.float64)
         if f.shape != (self.input_size,):
             raise EdgeDRNNError(f"features must have shape ({self.input_size},), got {np.shape(features)}")
-        m = self.model
-        cycles = kn.backend_kernel(f, self._fp, m.image, self._w_out, m._state, m._h_out)
+        cycles = kn.backend_kernel(f, *self._args)
         latency = cycles * self._inv_clock + self._t_sys
         met = latency <= self.budget_s
         r = self.result
         r.latency_s = latency
         r.cycles = cycles
-        r.fired_columns = int(m._stats[kn.ST_FIRED])
+        stats = self._stats
+        r.fired_columns = int(stats[kn.ST_FIRED])
+        r.nonzero_deltas = int(stats[kn.ST_DELTAS])
         r.deadline_met = met
         self.steps += 1
         if not met:
             self.misses += 1
         if self.governor is not None:
-            self.governor.update(m, latency)
+            self.governor.update(self.model, latency)
         return r
+
+    @property
+    def governor_actions(self) -> int:
+        """Threshold changes the governor made since :meth:`reset` (0 without a governor)."""
+        return self.governor.actions - self._gov_base if self.governor is not None else 0
+
+    def episode_stats(self) -> dict[str, Any]:
+        return {"governor_actions": self.governor_actions}
+
+    def describe(self) -> dict[str, Any]:
+        b, m = self.bundle, self.model
+        return {
+            "kind": self.kind,
+            "layers": b.layers,
+            "hidden": b.hidden,
+            "inputs": b.input_size,
+            "outputs": b.n_outputs,
+            "theta_x_lsb": b.theta_x,
+            "theta_h_lsb": b.theta_h,
+            "clock_hz": m.clock_hz,
+            "t_sys_s": m.t_sys_s,
+            "burst_latency": m.burst_latency,
+            "budget_s": self.budget_s,
+            "governor": self.governor is not None,
+        }
+
+    def close(self) -> None:
+        pass

@@ -190,6 +190,16 @@ class EdgeDRNNModel:
             "m_nh": self._acc[:, 3].copy(),
         }
 
+    def kernel_buffers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(image, state, h_out)``: the arrays the compiled kernels of :mod:`hil.edgedrnn.kernel` take, for callers
+        that fuse a step into their own compiled call (updated in place; the model keeps owning them)."""
+        return self.image, self._state, self._h_out
+
+    @property
+    def step_stats(self) -> np.ndarray:
+        """The last step's statistics block (``kernel.ST_*`` indices; a live view, overwritten every step)."""
+        return self._stats
+
     # ---------------------------------------------------------------------------------------------- steps
 
     def _input(self, x: np.ndarray) -> np.ndarray:

@@ -1,0 +1,309 @@
+"""The one controller front end of every learned controller: sensors in, torques out, over any inference backend.
+
+Per control step (:meth:`LearnedController.act`)::
+
+    sensors ─┬─> AmproPD.update_reference (ampro features; the fallback_pd policy's PD law)
+             └─> features_from_obs ─> backend.step (normalise → network → de-normalise; CPU kernel, EdgeDRNN model
+                 or a board over serial) ─> saturate at the motor limits ─> DeadlineMonitor (hold | fallback_pd |
+                 stop | period | none) ─> torques [knee, ankle] N·m
+
+The same front end runs a recorded log open loop (:meth:`LearnedController.act_features`). Per step it records the
+backend's cycles and fired columns in preallocated arrays (the latency and the torque source live in the monitor);
+statistics are computed on demand (:meth:`episode_stats`), never in the loop. Nothing is allocated per step: the
+returned torque array is the monitor's, reused every step (copy it to keep it).
+
+Backends: :class:`hil.cpu_backend.CpuGRUBackend` (``gru``: dense, ``deltagru``: with thresholds),
+:class:`hil.edgedrnn.backend.EdgeDRNNBackend` (``edgedrnn``) and :class:`hil.board_backend.SerialBoardBackend`
+(``board``). :func:`hil.spec.ControllerSpec` builds any of them from a checkpoint by name.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from controllers.base import torque_limits_of
+from controllers.features import check_feature_set, feature_size, features_from_obs
+from controllers.pd import AmproPD
+from envs.anthropometry import WalkerParams
+from hil.backend import InferenceBackend
+from hil.deadline import DEFAULT_BUDGET_S, DEFAULT_CAPACITY, FALLBACK_PD, NONE, DeadlineMonitor, check_policy, pd_torque
+
+if TYPE_CHECKING:
+    from controllers.checkpoint import CheckpointMeta
+    from controllers.deltagru import DeltaGRU
+
+# The deadline policy a backend gets when none is asked for: modelled and board latencies are enforced as a hard
+# deadline (a late step holds the last torque); the CPU's measured wall time is reported, never enforced, so a
+# simulated run does not depend on the machine's load.
+DEFAULT_POLICY = {"cpu": NONE, "edgedrnn": "hold", "board": "hold"}
+DEFAULT_CLOCK_HZ = 125e6  # the EdgeDRNN accelerator's clock on the seed's board
+# Learned controller name → how its network runs.
+NETWORK_CONTROLLERS = ("gru", "deltagru", "edgedrnn")
+
+
+def make_backend(
+    controller: str,
+    model: DeltaGRU,
+    meta: CheckpointMeta,
+    *,
+    budget_s: float = DEFAULT_BUDGET_S,
+    governor: bool = False,
+    clock_hz: float = DEFAULT_CLOCK_HZ,
+    source: str = "",
+) -> InferenceBackend:
+    """The inference backend of a learned controller: ``gru`` (CPU kernel, Θ = 0), ``deltagru`` (CPU kernel, the
+    model's thresholds) or ``edgedrnn`` (exported to a bundle, on the bit-exact model with ``clock_hz``; raises
+    ``ExportError`` when the network does not fit the accelerator)."""
+    if controller == "edgedrnn":
+        from firmware_bridge.export import bundle_from_model
+        from hil.edgedrnn.backend import EdgeDRNNBackend
+
+        bundle = bundle_from_model(model, meta, source=source)
+        return EdgeDRNNBackend(bundle, budget_s=budget_s, governor=governor, clock_hz=clock_hz)
+    if controller in ("gru", "deltagru"):
+        from hil.cpu_backend import CpuGRUBackend
+
+        return CpuGRUBackend(model, meta, dense=controller == "gru")
+    raise ValueError(f"unknown learned controller {controller!r}; expected one of {', '.join(NETWORK_CONTROLLERS)}")
+
+
+class LearnedController:
+    """The :class:`controllers.base.Controller` interface over an :class:`hil.backend.InferenceBackend`.
+
+    Parameters
+    ----------
+    backend
+        The inference backend; its ``input_size`` must be the feature set's and ``n_outputs`` 2 [knee, ankle].
+    feature_set
+        ``ampro`` (needs the AMPRO reference) or ``sensors``.
+    dt
+        Control period, s: the AMPRO reference's swing phase is time-based, and ``period`` holds results later
+        than one period.
+    name
+        Controller name in results (default: the backend's kind).
+    policy, budget_s
+        Deadline policy (default per backend: ``none`` for the CPU, ``hold`` otherwise) and the latency budget.
+    walker, torque_limits
+        The reference PD's body parameters and the torque saturation [knee, ankle] N·m (default: the walker's motor
+        peak torques, 142 / 168).
+    capacity
+        Steps of per-step records preallocated (doubled when exceeded).
+    """
+
+    def __init__(
+        self,
+        backend: InferenceBackend,
+        feature_set: str,
+        dt: float,
+        *,
+        name: str | None = None,
+        policy: str | None = None,
+        budget_s: float = DEFAULT_BUDGET_S,
+        walker: WalkerParams | None = None,
+        torque_limits: tuple[float, float] | None = None,
+        capacity: int = DEFAULT_CAPACITY,
+    ) -> None:
+        self.feature_set = check_feature_set(feature_set)
+        n_in = feature_size(self.feature_set)
+        if backend.input_size != n_in:
+            raise ValueError(f"network has {backend.input_size} inputs; feature set {self.feature_set!r} has {n_in}")
+        if backend.n_outputs != 2:
+            raise ValueError(
+                f"a prosthesis controller needs 2 outputs [knee, ankle], the network has {backend.n_outputs}"
+            )
+        if not 0.0 < dt <= 0.02:
+            raise ValueError(f"control period dt must be in (0, 0.02] s, got {dt}")
+        self.backend = backend
+        self.name = name or backend.kind
+        self.dt = float(dt)
+        self.policy = check_policy(policy if policy is not None else DEFAULT_POLICY.get(backend.kind, "hold"))
+        self.monitor = DeadlineMonitor(budget_s, self.policy, 2, capacity, period_s=self.dt)
+        needs_reference = self.feature_set == "ampro" or self.policy == FALLBACK_PD
+        # The PD is the reference generator of the 'ampro' error features (and the fallback_pd policy's law).
+        self.reference: AmproPD | None = AmproPD(self.dt, walker=walker) if needs_reference else None
+        self.torque_limits = torque_limits_of(walker, torque_limits)
+        self._lim_knee, self._lim_ankle = (float(v) for v in self.torque_limits)
+        self.dense_macs_per_step = int(backend.dense_macs)
+        self._macs_out = backend.hidden_size * backend.n_outputs
+        self._h3 = 3 * backend.hidden_size
+        self._delta_elements = int(backend.delta_elements)
+        cap = max(16, int(capacity))
+        self._cycles = np.zeros(cap, dtype=np.int64)
+        self._fired = np.zeros(cap, dtype=np.int64)
+        self.features = np.zeros(n_in, dtype=np.float64)  # raw features of the last step
+        self.raw_output = np.zeros(2, dtype=np.float64)  # the network's torque before saturation and policy
+        self._net = np.zeros(2, dtype=np.float64)
+        self._fallback = np.zeros(2, dtype=np.float64)
+        self.reset()
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike,
+        controller: str = "deltagru",
+        *,
+        dt: float | None = None,
+        feature_set: str | None = None,
+        policy: str | None = None,
+        budget_s: float = DEFAULT_BUDGET_S,
+        governor: bool = False,
+        clock_hz: float = DEFAULT_CLOCK_HZ,
+        walker: WalkerParams | None = None,
+        torque_limits: tuple[float, float] | None = None,
+        capacity: int = DEFAULT_CAPACITY,
+    ) -> LearnedController:
+        """Load a checkpoint (a ``.pt``, or a training run directory: ``gru`` runs its ``gru.pt``, the others its
+        ``controller.pt``) and run it as ``controller`` (``gru`` | ``deltagru`` | ``edgedrnn``); ``dt`` defaults to
+        the checkpoint's control period. Raises ``CheckpointError`` (also on a feature-set mismatch) or
+        ``ExportError``."""
+        from controllers.checkpoint import learned_checkpoint, load_checkpoint
+
+        ckpt = learned_checkpoint(controller, path)
+        model, meta = load_checkpoint(ckpt, feature_set=feature_set)
+        backend = make_backend(
+            controller, model, meta, budget_s=budget_s, governor=governor, clock_hz=clock_hz, source=str(ckpt)
+        )
+        return cls(
+            backend,
+            meta.feature_set,
+            dt if dt is not None else meta.control_dt,
+            name=controller,
+            policy=policy,
+            budget_s=budget_s,
+            walker=walker,
+            torque_limits=torque_limits,
+            capacity=capacity,
+        )
+
+    # ------------------------------------------------------------------------------------------ control
+    def reset(self) -> None:
+        """New episode: zero the network state, clear the records and the deadline monitor, restart the reference."""
+        self.backend.reset()
+        self.monitor.reset()
+        if self.reference is not None:
+            self.reference.reset()
+        self._nonzero = 0
+        self._fired_total = 0
+        self._results = 0
+
+    def act(self, observation: np.ndarray) -> np.ndarray:
+        """Torques [knee, ankle] N·m for one sensor vector, after the deadline policy (array reused each step)."""
+        ref = self.reference
+        fallback = None
+        if ref is not None:
+            ref.update_reference(observation)
+            if self.policy == FALLBACK_PD:
+                fallback = pd_torque(ref, observation, self._fallback)
+            features_from_obs(self.feature_set, observation, ref.domain, ref.knee_des, ref.knee_vel_des, self.features)
+        else:
+            features_from_obs(self.feature_set, observation, 0.0, 0.0, 0.0, self.features)
+        return self._infer(fallback)
+
+    def act_features(self, features: np.ndarray, fallback: np.ndarray | None = None) -> np.ndarray:
+        """Torques from raw features (offline replay of a log); ``fallback`` is the PD torque ``fallback_pd`` uses."""
+        self.features[:] = features
+        return self._infer(fallback)
+
+    def _infer(self, fallback: np.ndarray | None) -> np.ndarray:
+        r = self.backend.step(self.features)
+        n = self.monitor.steps
+        if n == self._cycles.size:
+            self._grow()
+        net = self._net
+        if r.ok:
+            knee, ankle = r.outputs.tolist()
+            self.raw_output[0] = knee
+            self.raw_output[1] = ankle
+            # Two outputs: scalar saturation is cheaper than numpy calls on 2-element arrays.
+            lk, la = self._lim_knee, self._lim_ankle
+            net[0] = -lk if knee < -lk else (lk if knee > lk else knee)
+            net[1] = -la if ankle < -la else (la if ankle > la else ankle)
+            fired = r.fired_columns
+            self._cycles[n] = r.cycles
+            self._fired[n] = fired
+            self._fired_total += fired
+            self._nonzero += r.nonzero_deltas
+            self._results += 1
+            return self.monitor.apply(r.latency_s, net, fallback, True, r.round_trip_s)
+        self._cycles[n] = -1
+        self._fired[n] = -1
+        return self.monitor.apply(math.inf, net, fallback, False, r.round_trip_s)
+
+    def _grow(self) -> None:
+        n = self._cycles.size
+        self._cycles = np.concatenate([self._cycles, np.zeros(n, dtype=np.int64)])
+        self._fired = np.concatenate([self._fired, np.zeros(n, dtype=np.int64)])
+
+    def close(self) -> None:
+        """Release the backend (a serial port, a board process)."""
+        self.backend.close()
+
+    # ------------------------------------------------------------------------------------------ records
+    @property
+    def steps(self) -> int:
+        return self.monitor.steps
+
+    @property
+    def cycles(self) -> np.ndarray:
+        """Accelerator cycles of every step since :meth:`reset` (-1: no cycle count, or a lost step; a view)."""
+        return self._cycles[: self.steps]
+
+    @property
+    def fired_columns(self) -> np.ndarray:
+        """Weight columns fetched per step since :meth:`reset` (-1 for a lost step; a view)."""
+        return self._fired[: self.steps]
+
+    @property
+    def latencies_s(self) -> np.ndarray:
+        """Latency of every step since :meth:`reset` (inf for a lost step; a view)."""
+        return self.monitor.latencies_s
+
+    def sparsity(self) -> float:
+        """Fraction of zero Δx and Δh entries since :meth:`reset`, over the steps that produced a result."""
+        n = self._results
+        return 1.0 - self._nonzero / (n * self._delta_elements) if n else 0.0
+
+    def macs_per_step(self) -> float:
+        """Mean multiply-accumulates per step since :meth:`reset`: fetched columns · 3H + the output layer H·O."""
+        n = self._results
+        return self._fired_total * self._h3 / n + self._macs_out if n else 0.0
+
+    def latency_stats(self) -> dict[str, Any]:
+        """Latency (mean/p50/p99/p99.9/max µs), deadline misses, what the policy did, and the backend's counters."""
+        s: dict[str, Any] = self.monitor.stats()
+        cyc = self.cycles
+        cyc = cyc[cyc >= 0]
+        s["mean_cycles"] = round(float(cyc.mean()), 2) if cyc.size else 0.0
+        s["max_cycles"] = int(cyc.max()) if cyc.size else 0
+        return s
+
+    def episode_stats(self) -> dict[str, Any]:
+        """Counters of the episode so far, in the `legloop eval` JSON schema."""
+        s = self.latency_stats()
+        out: dict[str, Any] = {
+            "sparsity": round(self.sparsity(), 6),
+            "macs_per_step": round(self.macs_per_step(), 1),
+            "dense_macs_per_step": self.dense_macs_per_step,
+            "latency_us": {
+                "mean": s["mean_us"],
+                "p50": s["p50_us"],
+                "p99": s["p99_us"],
+                "p99_9": s["p99_9_us"],
+                "max": s["max_us"],
+            },
+            "latency_source": "measured" if self.backend.kind == "cpu" else "modelled",
+            "budget_us": s["budget_us"],
+            "deadline_policy": self.policy,
+            "deadline_misses": s["misses"],
+            "deadline_steps": s["steps"],
+            "deadline_held": s["held"],
+            "deadline_fallbacks": s["fallbacks"],
+            "deadline_stopped": s["stopped"],
+            "lost_steps": s["lost"],
+        }
+        out |= self.backend.episode_stats()
+        return out
