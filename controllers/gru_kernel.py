@@ -28,7 +28,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from numba import njit
+
+from envs.jit import kernel
 
 if TYPE_CHECKING:
     from controllers.deltagru import DeltaGRU, DeltaGRUState
@@ -57,7 +58,7 @@ _L_IN, _L_WX, _L_WH, _L_MINIT, _L_XHAT, _L_HHAT, _L_H, _L_MX, _L_MH = range(9)
 _C_STEPS, _C_FIRED, _C_MACS, _C_LAYER0 = 0, 1, 2, 3
 
 
-@njit(cache=True, fastmath=False, error_model="numpy", inline="always")
+@kernel(fastmath=False, error_model="numpy", inline="always")
 def _tanh(x: np.float32) -> np.float32:
     if x > _TANH_CLAMP:
         x = _TANH_CLAMP
@@ -79,12 +80,12 @@ def _tanh(x: np.float32) -> np.float32:
     return p / q
 
 
-@njit(cache=True, fastmath=False, error_model="numpy", inline="always")
+@kernel(fastmath=False, error_model="numpy", inline="always")
 def _sigmoid(x: np.float32) -> np.float32:
     return _HALF + _HALF * _tanh(_HALF * x)
 
 
-@njit(cache=True, fastmath=False, error_model="numpy")
+@kernel(fastmath=False, error_model="numpy")
 def _encode(v: np.ndarray, mem: np.ndarray, theta: np.float32, idx: np.ndarray, dd: np.ndarray) -> int:
     """Delta encoder: list the columns j whose |v[j] − mem[j]| ≥ Θ (and ≠ 0) with their Δ; update mem there."""
     n = 0
@@ -98,7 +99,7 @@ def _encode(v: np.ndarray, mem: np.ndarray, theta: np.float32, idx: np.ndarray, 
     return n
 
 
-@njit(cache=True, fastmath=False, error_model="numpy")
+@kernel(fastmath=False, error_model="numpy")
 def _accumulate(W: np.ndarray, idx: np.ndarray, dd: np.ndarray, n: int, m: np.ndarray) -> None:
     """m += Σ Δ_i · W[:, idx_i] over the fired columns (column c of W is the contiguous W[c·R : (c+1)·R])."""
     R = m.shape[0]
@@ -124,7 +125,7 @@ def _accumulate(W: np.ndarray, idx: np.ndarray, dd: np.ndarray, n: int, m: np.nd
         i += 1
 
 
-@njit(cache=True, fastmath=False, error_model="numpy")
+@kernel(fastmath=False, error_model="numpy")
 def _activate(mx: np.ndarray, mh: np.ndarray, g: np.ndarray, h: np.ndarray) -> None:
     """h ← (1 − z)·n + z·h from the input-side (r|z|nx) and hidden-side (r|z|nh) accumulators."""
     H = h.shape[0]
@@ -135,7 +136,7 @@ def _activate(mx: np.ndarray, mh: np.ndarray, g: np.ndarray, h: np.ndarray) -> N
         h[k] = n + g[H + k] * (h[k] - n)
 
 
-@njit(cache=True, fastmath=False, error_model="numpy")
+@kernel(fastmath=False, error_model="numpy")
 def _linear(w: np.ndarray, b: np.ndarray, v: np.ndarray, acc: np.ndarray, out: np.ndarray) -> None:
     """out = W v + b with W row-major [O, H]; eight partial sums per row so the reduction is not one long chain."""
     H = v.shape[0]
@@ -149,7 +150,7 @@ def _linear(w: np.ndarray, b: np.ndarray, v: np.ndarray, acc: np.ndarray, out: n
         out[o] = b[o] + (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])))
 
 
-@njit(cache=True, fastmath=False, error_model="numpy")
+@kernel(fastmath=False, error_model="numpy")
 def kernel_step(x: np.ndarray, P: np.ndarray, S: np.ndarray, lay: np.ndarray, cnt: np.ndarray, out: np.ndarray) -> None:
     """One step on a kernel's flat buffers (``DeltaGRUKernel._P/_S/_lay/_cnt/_out``): x → out.
 
@@ -199,7 +200,7 @@ def kernel_step(x: np.ndarray, P: np.ndarray, S: np.ndarray, lay: np.ndarray, cn
     cnt[_C_MACS] = fired_all * H3 + n_out * H
 
 
-@njit(cache=True, fastmath=False, error_model="numpy")
+@kernel(fastmath=False, error_model="numpy")
 def _kernel_reset(P: np.ndarray, S: np.ndarray, lay: np.ndarray, cnt: np.ndarray) -> None:
     H = lay[0, _G_HIDDEN]
     for layer in range(lay[0, _G_LAYERS]):

@@ -44,9 +44,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from numba import njit
 
 from envs.anthropometry import WalkerParams
+from envs.jit import kernel
 from envs.model import Geometry, geometry
 from envs.state_array import StateSlot
 
@@ -129,7 +129,7 @@ S_LATE_MIN_X, S_CONTACT_KNEE, S_CONTACT_BW = 37, 38, 39
 S_POLY = 40
 
 
-@njit(cache=True, fastmath=False, error_model="numpy")
+@kernel(fastmath=False, error_model="numpy")
 def _hip_kinematics(
     qk: float,
     qkd: float,
@@ -151,7 +151,7 @@ def _hip_kinematics(
     return x, xd
 
 
-@njit(cache=True, fastmath=False, error_model="numpy")
+@kernel(fastmath=False, error_model="numpy")
 def _pd_step(s: np.ndarray, obs: np.ndarray, out: np.ndarray, torque: bool) -> bool:
     """Domain switch and reference for one sensor vector (+ the saturated PD law into `out` when `torque`) on `s`.
 
@@ -241,7 +241,7 @@ def _pd_step(s: np.ndarray, obs: np.ndarray, out: np.ndarray, torque: bool) -> b
     return True
 
 
-@njit(cache=True, fastmath=False, error_model="numpy")
+@kernel(fastmath=False, error_model="numpy")
 def _pd_law(s: np.ndarray, qk: float, qkd: float, qa: float, qad: float, out: np.ndarray) -> None:
     """The saturated PD law on the reference held in `s` (AMPRO3's law, see the module docstring) into `out`."""
     tk = -s[S_KP_KNEE] * (qk - s[S_KNEE_DES]) - s[S_KD_KNEE] * (qkd - s[S_KNEE_VEL_DES])

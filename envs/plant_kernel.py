@@ -8,10 +8,10 @@ flushed. Two kernel calls per `env.step` (one before `mj_step`, one after) cost 
 Exactness: the float operations are those of the Python versions in the same order, with ``fastmath=False`` (no
 reassociation, no fused multiply-add), so observations and trajectories are bit-identical to them.
 
-Why one module: numba's on-disk cache (``cache=True``) is invalidated per source file and does not see changes in
-jitted functions or constants imported from other files (numba docs, "Cache invalidation"). Every kernel the env
-compiles, and everything they call, therefore lives here; :mod:`envs.human` and :mod:`envs.walker_env` keep the
-Python side (construction, reset, the public attributes, which are properties over these arrays).
+Why one module: the env's kernels and everything they call live together, so a reader finds the per-step work of
+`env.step` in one place; :mod:`envs.human` and :mod:`envs.walker_env` keep the Python side (construction, reset, the
+public attributes, which are properties over these arrays). (Numba's own cache is invalidated per source file only;
+``envs.jit.kernel`` keys it by every reachable project module, so splitting would now be safe too.)
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
+from envs.jit import kernel
 from envs.sensors import N_SENSORS
 
 SOUND, PROSTHESIS = 0, 1  # legs; re-exported by envs.human
@@ -43,7 +43,7 @@ H_KNEE_S, H_ANKLE_S, H_Q_PITCH = 40, 41, 42
 H_SIZE = 43
 
 
-@njit(cache=True, fastmath=False, error_model="numpy")
+@kernel(fastmath=False, error_model="numpy")
 def simbicon_step(
     h: np.ndarray,
     qpos: np.ndarray,
@@ -108,7 +108,7 @@ def simbicon_step(
     return stance + switched
 
 
-@njit(cache=True, fastmath=False, error_model="numpy")
+@kernel(fastmath=False, error_model="numpy")
 def _quantise(x: np.ndarray, step: np.ndarray) -> None:
     """:func:`envs.sensors.quantise` in a loop: same rounding (half to even: numba's np.round is rint, as NumPy's)."""
     for i in range(x.shape[0]):
@@ -126,7 +126,7 @@ E_OBS = E_NOISE + N_OBS
 E_SIZE = E_OBS + N_OBS
 
 
-@njit(cache=True, fastmath=False, error_model="numpy")
+@kernel(fastmath=False, error_model="numpy")
 def before_physics(
     a0: float,
     a1: float,
@@ -148,7 +148,7 @@ def before_physics(
     return code
 
 
-@njit(cache=True, fastmath=False, error_model="numpy")
+@kernel(fastmath=False, error_model="numpy")
 def after_physics(
     e: np.ndarray, sensors: np.ndarray, qpos: np.ndarray, noisy: bool, quantised: bool
 ) -> tuple[np.ndarray, bool, float, float]:

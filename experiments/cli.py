@@ -1,7 +1,10 @@
 """The `legloop` command line: one entry point, one module per sub-command.
 
 Each sub-command lives in `experiments/cmd_<name>.py` and exposes `register(subparsers)`, which adds its parser and
-sets `func` (called with the parsed namespace, returns an exit code).
+sets `func` (called with the parsed namespace, returns an exit code). Sub-command modules import their heavy
+dependencies (torch, numba, MuJoCo) inside `func`, so `legloop --help` stays fast. A sub-command whose module cannot
+be imported because an optional package is missing still appears, and says what to install when run; any other
+import error is a broken install and is raised, never hidden.
 """
 
 from __future__ import annotations
@@ -9,29 +12,62 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import TYPE_CHECKING, TypeAlias
 
-# Sub-command modules, imported lazily so `legloop --help` does not pay for torch or numba.
-_COMMANDS = ("demo", "eval", "bench", "edgedrnn", "collect", "train")
+COMMANDS = ("demo", "eval", "bench", "edgedrnn", "collect", "train")
+
+if TYPE_CHECKING:
+    # argparse has no public name for the object add_subparsers returns.
+    Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+else:
+    Subparsers = argparse._SubParsersAction
 
 
 class CliError(Exception):
     """A user error: printed as one line on stderr, exit code 2, no traceback."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="legloop",
-        description="Closed-loop testbed for robotic prosthesis controllers.",
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Every option's default in --help, and descriptions shown as written (module docstrings keep their layout)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """The parser class of every (sub-)command: always :class:`HelpFormatter`."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs["formatter_class"] = HelpFormatter
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def _missing(name: str, exc: ModuleNotFoundError) -> object:
+    """A stand-in sub-command for one whose optional dependency is not installed."""
+
+    def register(sub: Subparsers) -> None:
+        p = sub.add_parser(name, help=f"(unavailable: needs the package {exc.name!r})")
+        p.set_defaults(func=lambda args: _fail(name, exc))
+
+    return type("Missing", (), {"register": staticmethod(register)})
+
+
+def _fail(name: str, exc: ModuleNotFoundError) -> int:
+    raise CliError(
+        f"this command needs the Python package {exc.name!r}, which is not installed; "
+        f"install legloop with its extras (`pip install -e '.[dev,train]'` or `make setup`)"
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in _COMMANDS:
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="legloop", description="Closed-loop testbed for robotic prosthesis controllers.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
+    for name in COMMANDS:
         try:
-            module = importlib.import_module(f"experiments.cmd_{name}")
+            module: object = importlib.import_module(f"experiments.cmd_{name}")
         except ModuleNotFoundError as exc:
-            if exc.name != f"experiments.cmd_{name}":
-                raise
-            continue
-        module.register(sub)
+            if exc.name is None or exc.name.split(".")[0] in ("experiments", "envs", "controllers", "hil",
+                                                              "firmware_bridge"):  # fmt: skip
+                raise  # a module of legloop itself is missing: a broken install, never a missing feature
+            module = _missing(name, exc)
+        module.register(sub)  # type: ignore[attr-defined]
     return parser
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from experiments.cli import CliError
+from experiments.cli import CliError, Subparsers
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("bench", help="benchmarks: closed-loop step cost vs raw physics, and more", description=__doc__)
     p.add_argument("what", nargs="?", default="plant", choices=["plant"], help="what to benchmark")
     p.add_argument("--steps", type=int, default=2000, help="control steps per round")

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from experiments.cli import CliError
+from experiments.cli import CliError, Subparsers
 from experiments.rundir import OutputExistsError
 
 
@@ -30,7 +30,7 @@ def parse_speeds(text: str) -> list[float]:
     return speeds
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("collect", help="collect PD walking episodes into a data set DIR", description=__doc__)
     p.add_argument("--episodes", type=int, required=True, help="number of episodes")
     p.add_argument("--seconds", type=float, required=True, help="episode length, s (a fall ends an episode early)")

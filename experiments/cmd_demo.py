@@ -21,42 +21,44 @@ import sys
 import time
 from pathlib import Path
 
-from experiments.cli import CliError
+from experiments.cli import CliError, Subparsers
 from experiments.rundir import OutputExistsError, prepare_out, provenance, write_json
+from experiments.tables import Column, count_of
 
 # (row label, controller, governor, deadline policy). The EdgeDRNN runs three ways with the 21 µs budget: a hard
 # deadline (a late step holds the last torque), the same with the runtime threshold governor (raises Θ when the next
 # step's predicted latency nears the budget), and the budget as a reported target with the 5 ms control period as
 # the deadline (how the AMPRO3 rig reads the controller).
+# The CPU rows (gru, deltagru) measure their kernel's wall time against the budget and report it (policy 'none').
 CONTROLLERS = (
-    ("pd", "pd", False, "hold"),
-    ("gru", "gru", False, "hold"),
-    ("deltagru", "deltagru", False, "hold"),
+    ("pd", "pd", False, None),
+    ("gru", "gru", False, None),
+    ("deltagru", "deltagru", False, None),
     ("edgedrnn", "edgedrnn", False, "hold"),
     ("edgedrnn+gov", "edgedrnn", True, "hold"),
     ("edgedrnn@5ms", "edgedrnn", False, "period"),
 )
 COLUMNS = [
-    ("controller", "controller"),
-    ("falls", "falls"),
-    ("distance_m", "dist m"),
-    ("knee_rmse_rad", "knee rmse"),
-    ("r2_knee", "R² knee"),
-    ("r2_ankle", "R² ankle"),
-    ("sparsity", "sparsity"),
-    ("macs_per_step", "MACs/step"),
-    ("latency_mean_us", "lat µs"),
-    ("latency_p99_us", "p99 µs"),
-    ("deadline_misses", "misses"),
+    Column("controller", "controller"),
+    Column("falls", "falls"),
+    Column("distance_m", "dist m", ".1f"),
+    Column("knee_rmse_rad", "knee RMSE rad", ".3f"),
+    Column("r2_knee", "R² knee", ".3f"),
+    Column("r2_ankle", "R² ankle", ".3f"),
+    Column("sparsity", "sparsity", ".3f"),
+    Column("macs_per_step", "MACs/step", ",.0f"),
+    Column("latency_mean_us", "mean µs", ".1f"),
+    Column("latency_p99_us", "p99 µs", ".1f"),
+    Column("policy", "policy"),
+    Column("misses", "steps over budget"),
 ]
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser(
         "demo",
         help="the main job: train the GRU / delta-GRU by imitation, compare PD, GRU, delta-GRU, EdgeDRNN",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--quick", action="store_true", help="smoke test: tiny network, seconds of data, one seed")
     p.add_argument("--speed", type=float, default=1.0, help="walking speed of the closed-loop comparison, m/s")
@@ -82,11 +84,32 @@ def _row(name: str, episodes: list[dict], replay: dict | None) -> dict:
     if lat:
         row["latency_mean_us"] = sum(x["mean"] for x in lat) / len(lat)
         row["latency_p99_us"] = max(x["p99"] for x in lat)
-        row["deadline_misses"] = sum(int(e.get("deadline_misses", 0)) for e in episodes)
+        misses = sum(int(e.get("deadline_misses", 0)) for e in episodes)
+        steps = sum(int(e.get("deadline_steps", 0)) for e in episodes)
+        row["deadline_misses"], row["deadline_steps"] = misses, steps
+        row["misses"] = count_of(misses, steps)
+        row["policy"] = episodes[0].get("deadline_policy")
+        row["latency_source"] = episodes[0].get("latency_source")
     if replay is not None:
         row["r2_knee"] = replay["joints"]["knee"]["r2"]
         row["r2_ankle"] = replay["joints"]["ankle"]["r2"]
     return row
+
+
+def _notes(rows: list[dict], seconds: float) -> list[str]:
+    from hil.deadline import DEFAULT_BUDGET_S, POLICY_HELP
+
+    notes = [
+        f"falls: episodes that fell / episodes ({seconds:g} s each); the demo's episodes are too short for the "
+        "Floquet multiplier (≥ 30 strides): `legloop eval --seconds 60` reports it",
+        "knee RMSE: against the AMPRO PD's desired trajectory; R²: torque imitation on a held-out PD walk (replay)",
+        f"latency budget {DEFAULT_BUDGET_S * 1e6:g} µs per step; gru/deltagru: measured wall time of the CPU kernel "
+        "on this machine; edgedrnn: modelled EdgeDRNN latency at 125 MHz",
+    ]
+    for policy in dict.fromkeys(r.get("policy") for r in rows if r.get("policy")):
+        notes.append(f"policy {policy!r}: {POLICY_HELP[policy]}")
+    notes.append("steps over budget: steps later than the budget / steps run (all episodes)")
+    return notes
 
 
 def run(args: argparse.Namespace) -> int:
@@ -172,6 +195,6 @@ def run(args: argparse.Namespace) -> int:
             "provenance": provenance(),
         },
     )
-    print(table(rows, COLUMNS))
+    print(table(rows, COLUMNS, _notes(rows, seconds)))
     print(f"\ntrained in {t_train:.0f} s, whole demo {time.perf_counter() - t0:.0f} s; wrote {out / 'demo.json'}")
     return 0

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.cli import CliError
+from experiments.cli import CliError, Subparsers
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add ``edgedrnn`` (with sub-command ``simulate``) to the ``legloop`` parser."""
     parser = subparsers.add_parser(
         "edgedrnn", help="the EdgeDRNN accelerator model", description=__doc__.split("\n")[0]

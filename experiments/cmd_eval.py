@@ -11,26 +11,74 @@ from __future__ import annotations
 import argparse
 import sys
 
-from experiments.cli import CliError
+from experiments.cli import CliError, Subparsers
 from experiments.rundir import OutputExistsError, prepare_out, provenance, write_json
+from experiments.tables import Column, count_of
 
-EPISODE_COLUMNS = [
-    ("seed", "seed"),
-    ("speed", "m/s"),
-    ("fell", "fell"),
-    ("time_to_fall_s", "fall s"),
-    ("distance_m", "dist m"),
-    ("strides", "strides"),
-    ("stride_time_cv", "CV"),
-    ("knee_rmse_rad", "knee rmse"),
-    ("ankle_rmse_rad", "ankle rmse"),
-    ("floquet_max", "floquet"),
-    ("mos_min_m", "MoS m"),
-    ("prosthesis_peak_load_bw", "load BW"),
-    ("max_push_survived_n", "push N"),
-]
-LEARNED_COLUMNS = [("sparsity", "sparsity"), ("macs_per_step", "MACs/step")]
-EDGEDRNN_COLUMNS = [("latency_p99_us", "p99 us"), ("latency_max_us", "max us"), ("deadline_misses", "misses")]
+
+def _columns(learned: bool) -> list[Column]:
+    cols = [
+        Column("seed", "seed"),
+        Column("speed", "speed m/s", ".1f"),
+        Column("fell", "fell"),
+        Column("time_to_fall_s", "fall at s", ".1f"),
+        Column("distance_m", "dist m", ".1f"),
+        Column("strides", "strides"),
+        Column("stride_time_cv", "stride CV", ".3f"),
+        Column("knee_rmse_rad", "knee RMSE rad", ".3f"),
+        Column("ankle_rmse_rad", "ankle RMSE rad", ".3f"),
+        Column("floquet_max", "Floquet max", ".2f"),
+        Column("mos_min_m", "MoS min m", ".3f"),
+        Column("prosthesis_peak_load_bw", "peak load BW", ".2f"),
+        Column("max_push_survived_n", "push N", ".0f"),
+    ]
+    if learned:
+        cols += [
+            Column("sparsity", "sparsity", ".3f"),
+            Column("macs_per_step", "MACs/step", ",.0f"),
+            Column("latency_p99_us", "p99 µs", ".1f"),
+            Column("latency_max_us", "max µs", ".1f"),
+            Column("misses", "over budget (steps)"),
+        ]
+    return cols
+
+
+def episode_rows(episodes: list[dict]) -> list[dict]:
+    """Episodes with the derived cells of the table (latency percentiles, misses with their denominator)."""
+    rows = []
+    for e in episodes:
+        r = dict(e)
+        lat = e.get("latency_us")
+        if isinstance(lat, dict):
+            r["latency_p99_us"], r["latency_max_us"] = lat["p99"], lat["max"]
+            r["misses"] = count_of(e.get("deadline_misses"), e.get("deadline_steps"))
+        rows.append(r)
+    return rows
+
+
+def table_notes(episodes: list[dict], learned: bool) -> list[str]:
+    """What the table's units, budget, policy and missing cells mean."""
+    from hil.deadline import POLICY_HELP
+
+    notes = ["RMSE against the AMPRO PD's desired trajectory (a PD runs in shadow); MoS: margin of stability (Hof)"]
+    if any(e.get("floquet_max") is None for e in episodes):
+        notes.append(
+            "Floquet –: fewer than 30 prosthetic strides (episode too short or fell); stability is the fall count"
+        )
+    if any(e.get("max_push_survived_n") is None for e in episodes):
+        notes.append("push –: push trials not run (--no-pushes)")
+    if learned and episodes:
+        e = episodes[0]
+        policy = e.get("deadline_policy")
+        source = "measured wall time of the CPU kernel" if e.get("latency_source") == "measured" else "modelled"
+        notes.append(
+            f"latency: {source}; budget {e.get('budget_us')} µs per step; policy {policy!r}: "
+            f"{POLICY_HELP.get(policy, '')}; over budget = steps later than the budget / steps run"
+        )
+        notes.append("sparsity: fraction of zero Δx, Δh entries; MACs/step: fetched weight columns · 3H + output layer")
+    return notes
+
+
 LEARNED = ("gru", "deltagru", "edgedrnn")
 POLICIES = ("hold", "fallback_pd", "stop", "period", "none")
 
@@ -45,12 +93,11 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser(
         "eval",
         help="run closed-loop episodes and write DIR/metrics.json",
         description=__doc__,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
         "--controller",
@@ -245,16 +292,7 @@ def run(args: argparse.Namespace) -> int:
         "provenance": provenance(),
     }
     write_json(out / "metrics.json", result)
-    columns = list(EPISODE_COLUMNS)
-    rows = episodes
-    if learned:
-        columns += LEARNED_COLUMNS
-    if args.controller == "edgedrnn":
-        columns += EDGEDRNN_COLUMNS
-        rows = [
-            e | {"latency_p99_us": e["latency_us"]["p99"], "latency_max_us": e["latency_us"]["max"]} for e in episodes
-        ]
-    print(table(rows, columns))
+    print(table(episode_rows(episodes), _columns(learned), table_notes(episodes, learned)))
     s = result["summary"]
     print(f"\n{name}: {s['falls']}/{s['episodes']} fell; wrote {out / 'metrics.json'}")
     return 0

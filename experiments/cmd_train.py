@@ -14,15 +14,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from experiments.cli import CliError
+from experiments.cli import CliError, Subparsers
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser(
         "train",
         help="train the GRU / delta-GRU controller by imitation of the PD (BC, DAgger, delta + QAT, export)",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", default=None, help="training config TOML (default: experiments/configs/train_default)")
     p.add_argument(

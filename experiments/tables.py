@@ -1,25 +1,62 @@
-"""Plain-text tables for the terminal: aligned columns, None shown as '-'."""
+"""Plain-text tables for the terminal: every column has a unit and a format, missing values say why in a note.
+
+A :class:`Column` names a row key, a header that carries the unit (``knee RMSE rad``), and a format: a format spec
+(``.3f``, ``,.0f``) or a function of the value. ``None`` prints as ``–``; the caller adds a note saying why (e.g.
+Floquet needs ≥ 30 strides). Counts of events print with their denominator (:func:`count_of`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+MISSING = "–"
 
-def fmt(value: Any, digits: int = 3) -> str:
+
+@dataclass(frozen=True)
+class Column:
+    """One column: row key, header (with unit), and a format spec or a formatting function."""
+
+    key: str
+    header: str
+    fmt: str | Callable[[Any], str] = ""
+
+
+def fmt(value: Any, spec: str | Callable[[Any], str] = "") -> str:
+    """One cell: ``None`` → ``–``, booleans as yes/no, numbers by ``spec`` (default: 3 significant digits)."""
     if value is None:
-        return "-"
+        return MISSING
+    if callable(spec):
+        return spec(value)
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}" if abs(value) < 1e4 else f"{value:.0f}"
+    if isinstance(value, (int, float)):
+        if spec:
+            return format(value, spec)
+        if isinstance(value, int):
+            return str(value)
+        return f"{value:.3g}" if abs(value) < 1e4 else f"{value:,.0f}"
     return str(value)
 
 
-def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
-    """Render `rows` with `columns` = [(key, header), ...]."""
-    cells = [[header for _, header in columns]] + [[fmt(r.get(k)) for k, _ in columns] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+def count_of(n: int | None, total: int | None, pct: bool = True) -> str | None:
+    """``"n/total (p %)"``: an event count with its denominator (None when unknown)."""
+    if n is None or total is None:
+        return None
+    if not pct or total == 0:
+        return f"{n}/{total}"
+    return f"{n}/{total} ({100.0 * n / total:.1f} %)"
+
+
+def table(
+    rows: Sequence[dict[str, Any]], columns: Sequence[Column | tuple[str, str]], notes: Sequence[str] = ()
+) -> str:
+    """Render ``rows`` with ``columns`` (right-aligned), then the ``notes`` (one per line, starting with ``*``)."""
+    cols = [c if isinstance(c, Column) else Column(*c) for c in columns]
+    cells = [[c.header for c in cols]] + [[fmt(r.get(c.key), c.fmt) for c in cols] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
     lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    lines += [f"  * {n}" for n in notes]
     return "\n".join(lines)

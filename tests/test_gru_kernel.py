@@ -93,7 +93,7 @@ def test_kernel_no_allocation_and_reset() -> None:
     k = DeltaGRUKernel.from_module(m)
     xs = _inputs(100, 5)
     out = k.step(xs[0])
-    args = (k._P, k._S, k._lay, k._cnt, k._out)
+    args = k.buffers()
     empty(xs[0], *args)
     k.reset()
     first = np.array([k.step(x).copy() for x in xs])

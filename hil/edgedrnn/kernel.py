@@ -20,7 +20,8 @@ mode clamps after every add instead (order = scan order), which is what the auth
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from envs.jit import kernel
 
 from .fixed_point import SIG_SAT, TANH_SAT, sigmoid_table, tanh_table
 
@@ -61,40 +62,40 @@ _ACC_HALF = 1 << 23
 _ACC_MASK = (1 << 24) - 1
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _rhe(v, s):
     # Branch-free round-half-to-even of v / 2^s: below half rounds down, above up, at half the quotient's LSB
     # (q & 1) tips it to the even neighbour. Branch-free so the activation loop pipelines.
     return (v + ((np.int64(1) << (s - 1)) - 1) + ((v >> s) & 1)) >> s
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _wrap16(v):
     return ((v + 32768) & 0xFFFF) - 32768
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _sat16(v):
     return min(max(v, -32768), 32767)
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _fit16(v, sat):
     return _sat16(v) if sat else _wrap16(v)
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _sig(p):
     # The tables carry one saturated entry beyond ±SIG_SAT at each end, so clamping the index is the whole test.
     return _SIG[min(max(p, -SIG_SAT - 1), SIG_SAT + 1) + SIG_SAT + 1]
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _tanh(p):
     return _TANH[min(max(p, -TANH_SAT - 1), TANH_SAT + 1) + TANH_SAT + 1]
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _axpy(dst, d_off, src, s_off, n, d):
     # Slices first: indexing with an offset sum makes numba emit a negative-index check per element, which
     # blocks vectorisation (7x slower here). int32 lanes wrap mod 2^32, which preserves the value mod 2^24.
@@ -105,7 +106,7 @@ def _axpy(dst, d_off, src, s_off, n, d):
         a[j] += d32 * np.int32(w[j])
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _axpy_sat(dst, d_off, src, s_off, n, d):
     a = dst[d_off : d_off + n]
     w = src[s_off : s_off + n]
@@ -113,7 +114,7 @@ def _axpy_sat(dst, d_off, src, s_off, n, d):
         a[j] = min(max(np.int64(a[j]) + d * np.int64(w[j]), -_ACC_HALF), _ACC_HALF - 1)
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _activate(acc_l, h, fit16):
     """σ/tanh stage for one layer: accumulators [4, H] → new h (in place, reads h_{t-1} first)."""
     a_r = acc_l[0]
@@ -128,7 +129,7 @@ def _activate(acc_l, h, fit16):
         h[j] = _rhe((256 - z) * nn, 8) + _rhe(z * h[j], 8)
 
 
-@njit(cache=True)
+@kernel
 def mac_phase_cycles(positions, n, scan, beats, c_e, c_s, lam):
     """T_mac of one layer from the first ``n`` ascending fired scan positions (facts-page formula)."""
     if n == 0:
@@ -142,7 +143,7 @@ def mac_phase_cycles(positions, n, scan, beats, c_e, c_s, lam):
     return max(f + MAC_TAIL, scan + c_s)
 
 
-@njit(cache=True)
+@kernel
 def state_layout(layers, hidden, input_padded):
     """Offsets of (stats, acc, mem, scratch) in the state buffer, its total size, and W."""
     width = max(input_padded, hidden)
@@ -154,7 +155,7 @@ def state_layout(layers, hidden, input_padded):
     return o_stats, o_acc, o_mem, o_scr, size, width
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _views(state):
     L = state[CFG_LAYERS]
     H = state[CFG_HIDDEN]
@@ -166,7 +167,7 @@ def _views(state):
     return stats, acc, mem, scratch
 
 
-@njit(cache=True)
+@kernel
 def _step(image, state):
     """One time step of all layers; the padded layer-1 input must already be in ``scratch[2, :I_pad]``."""
     stats, acc, mem, scratch = _views(state)
@@ -263,7 +264,7 @@ def _step(image, state):
     return total
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _load_input(x, state):
     # Layers > 0 reuse the input row for h, so the padding must be re-zeroed every step.
     _, _, _, scratch = _views(state)
@@ -275,7 +276,7 @@ def _load_input(x, state):
         xin[i] = 0
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _copy_h(state, h_out):
     _, _, mem, _ = _views(state)
     last = state[CFG_LAYERS] - 1
@@ -283,7 +284,7 @@ def _copy_h(state, h_out):
         h_out[j] = mem[last, 2, j]
 
 
-@njit(cache=True)
+@kernel
 def step_kernel(x, image, state, h_out):
     """One step from input ``x`` (int16 [I] or [I_pad]); last layer's h → ``h_out`` (int16 [H]). Returns cycles."""
     _load_input(x, state)
@@ -292,7 +293,7 @@ def step_kernel(x, image, state, h_out):
     return total
 
 
-@njit(cache=True)
+@kernel
 def run_kernel(X, image, state, h_all, stats_all):
     """Steps over the rows of ``X`` [T, I_pad]; fills ``h_all`` [T, H] (last layer) and ``stats_all`` [T, STATS]."""
     stats, _, _, _ = _views(state)
@@ -314,7 +315,7 @@ FP_OUT = 5  # the float outputs of the last step
 FP_ROWS = 6
 
 
-@njit(cache=True)
+@kernel
 def backend_kernel(features, fp, image, w_out, state, h_out):
     """Features → z-score → Q8.8 → one step → output layer as on the ARM core; returns the step's cycles.
 
