@@ -363,19 +363,29 @@ class ProstheticWalkerEnv(gym.Env):
         return self.observe(), self._info(0.0, 0.0, 0.0)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
-        try:
-            # An ndarray's tolist() gives two Python floats in one C call, ~7x cheaper than unpacking the array
-            # (two NumPy scalars) and ~10x cheaper than np.asarray + np.clip.
-            a0, a1 = action.tolist()
-            a0, a1 = float(a0), float(a1)
-        except (AttributeError, TypeError, ValueError):
-            try:  # anything else (sequences, a (2, 1) array, bad shapes) as before: unpack and convert
-                a0, a1 = action
-                a0, a1 = float(a0), float(a1)
-            except (TypeError, ValueError):
-                raise ValueError(f"action must have shape (2,) [knee, ankle], got shape {np.shape(action)}") from None
+        a0, a1 = _action_pair(action)
+        return self._advance(a0, a1, a0, a1, 0)
+
+    def step_delayed(
+        self, action: np.ndarray, previous: np.ndarray, delay_substeps: int
+    ) -> tuple[np.ndarray, float, bool, bool, dict]:
+        """:meth:`step` with actuation latency: the prosthesis motors keep ``previous`` (normalised, as ``action``) for
+        the first ``delay_substeps`` physics steps of this control period, then take ``action`` (0: as :meth:`step`;
+        ≥ ``frame_skip``: ``action`` does not arrive this period). The virtual human is not delayed."""
+        a0, a1 = _action_pair(action)
+        p0, p1 = _action_pair(previous)
+        d = int(delay_substeps)
+        if d < 0:
+            raise ValueError(f"delay_substeps must be >= 0, got {delay_substeps}")
+        return self._advance(a0, a1, p0, p1, min(d, self.frame_skip))
+
+    def _advance(
+        self, a0: float, a1: float, p0: float, p1: float, delay: int
+    ) -> tuple[np.ndarray, float, bool, bool, dict]:
         if not (math.isfinite(a0) and math.isfinite(a1)):
             raise ValueError(f"action must be finite, got [{a0}, {a1}]")
+        if not (math.isfinite(p0) and math.isfinite(p1)):
+            raise ValueError(f"previous action must be finite, got [{p0}, {p1}]")
         a0 = -1.0 if a0 < -1.0 else (1.0 if a0 > 1.0 else a0)
         a1 = -1.0 if a1 < -1.0 else (1.0 if a1 > 1.0 else a1)
         # Motor commands and the human's (computed once per control step: every physics step of it sees the same
@@ -383,12 +393,27 @@ class ProstheticWalkerEnv(gym.Env):
         if self.time < self._ramp_end:
             self._set_slope(self.episode_slope_deg * min(1.0, (self.time + self.dt) / self._ramp_end))
             self.human.update_lean_base()
-        code = before_physics(a0, a1, *self._pre_args)
+        if delay:
+            p0 = -1.0 if p0 < -1.0 else (1.0 if p0 > 1.0 else p0)
+            p1 = -1.0 if p1 < -1.0 else (1.0 if p1 > 1.0 else p1)
+            code = before_physics(p0, p1, *self._pre_args)
+        else:
+            code = before_physics(a0, a1, *self._pre_args)
         if code > 1:
             self.human.switch_servos()
         if self.pushes:
             self._apply_pushes()
-        mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
+        if delay:
+            mujoco.mj_step(self.model, self.data, nstep=delay)
+            if delay < self.frame_skip:
+                ctrl = self.data.ctrl
+                ctrl[0] = a0 * self._peak_knee  # as before_physics writes the motor commands
+                ctrl[1] = a1 * self._peak_ankle
+                mujoco.mj_step(self.model, self.data, nstep=self.frame_skip - delay)
+            else:
+                a0, a1 = p0, p1  # the reward's control cost is of what the motors did
+        else:
+            mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
         self.time += self.dt
         noisy = self.episode_noise_scale > 0.0
         if noisy:
@@ -510,6 +535,21 @@ class ProstheticWalkerEnv(gym.Env):
     @property
     def hip_height(self) -> float:
         return self._stand_height + float(self.data.qpos[1])
+
+
+def _action_pair(action: Any) -> tuple[float, float]:
+    """[knee, ankle] of an action as two Python floats (not yet checked for finiteness or clipped)."""
+    try:
+        # An ndarray's tolist() gives two Python floats in one C call, ~7x cheaper than unpacking the array
+        # (two NumPy scalars) and ~10x cheaper than np.asarray + np.clip.
+        a0, a1 = action.tolist()
+        return float(a0), float(a1)
+    except (AttributeError, TypeError, ValueError):
+        try:  # anything else (sequences, a (2, 1) array, bad shapes) as before: unpack and convert
+            a0, a1 = action
+            return float(a0), float(a1)
+        except (TypeError, ValueError):
+            raise ValueError(f"action must have shape (2,) [knee, ankle], got shape {np.shape(action)}") from None
 
 
 def _check_range(name: str, value: Any, low: float, high: float) -> float:

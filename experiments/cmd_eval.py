@@ -134,6 +134,22 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--slope", type=float, default=0.0, help="ground slope in degrees, uphill positive")
     p.add_argument("--no-randomize", action="store_true", help="turn domain randomisation off")
     p.add_argument("--no-pushes", action="store_true", help="skip the push-robustness trials (faster)")
+    p.add_argument(
+        "--actuation-delay-ms",
+        type=float,
+        default=0.0,
+        help="torque-to-motor latency added to any controller, ms (1 ms physics-step granularity)",
+    )
+    p.add_argument("--jitter-ms", type=float, default=0.0, help="plus a uniform [0, J] ms delay per period (seeded)")
+    p.add_argument(
+        "--realtime",
+        action="store_true",
+        help="pace the loop at the control rate on the wall clock and report its lateness (default: as fast as "
+        "the computer goes)",
+    )
+    p.add_argument(
+        "--no-log", action="store_true", help="do not write per-step run logs (DIR/runlogs/seed_<seed>.npy + .json)"
+    )
     p.add_argument("--out", required=True, help="output directory (metrics.json goes there)")
     p.add_argument("--force", action="store_true", help="overwrite an existing DIR/metrics.json")
     p.set_defaults(func=run)
@@ -232,6 +248,9 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--seconds must be in (0, 3600], got {args.seconds}")
     if not 0.0 < args.gain_scale <= 10.0:
         raise CliError(f"--gain-scale must be in (0, 10], got {args.gain_scale}")
+    for flag, value in (("--actuation-delay-ms", args.actuation_delay_ms), ("--jitter-ms", args.jitter_ms)):
+        if not 0.0 <= value <= 1000.0:
+            raise CliError(f"{flag} must be in [0, 1000] ms, got {value}")
     seeds = parse_seeds(args.seeds)
     learned = args.controller in LEARNED
     # The factory loads (and for edgedrnn exports) the checkpoint: a bad one fails here, before --out is touched.
@@ -251,11 +270,23 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, *errors) as exc:
         raise CliError(str(exc)) from None
     try:
-        out = prepare_out(args.out, ("metrics.json",), args.force)
+        out = prepare_out(args.out, ("metrics.json", "runlogs"), args.force)
     except OutputExistsError as exc:
         raise CliError(str(exc)) from None
+    if args.force and (out / "runlogs").is_dir():
+        # A forced re-run must not leave run logs of seeds it did not run beside the new ones.
+        for stale in (out / "runlogs").glob("seed_*.*"):
+            stale.unlink()
     cfg = EvalConfig(
-        speed=args.speed, seconds=args.seconds, seeds=seeds, randomize=not args.no_randomize, slope_deg=args.slope
+        speed=args.speed,
+        seconds=args.seconds,
+        seeds=seeds,
+        randomize=not args.no_randomize,
+        slope_deg=args.slope,
+        actuation_delay_s=args.actuation_delay_ms * 1e-3,
+        actuation_jitter_s=args.jitter_ms * 1e-3,
+        realtime=args.realtime,
+        log_dir=None if args.no_log else str(out / "runlogs"),
     )
     name = spec.display_name
     print(
@@ -263,12 +294,18 @@ def run(args: argparse.Namespace) -> int:
         f"{'' if args.no_pushes else ' + push trials'}",
         file=sys.stderr,
     )
+    log_header = {
+        "controller": spec.to_dict(),
+        "checkpoint": str(factory.checkpoint_path or ""),
+        "provenance": provenance(),
+    }
     with factory:
         episodes = evaluate(
             factory,
             cfg,
             pushes=not args.no_pushes,
             progress=lambda msg: print("  " + msg, file=sys.stderr),
+            log_header=log_header,
         )
     config = {
         "speed": cfg.speed,
@@ -277,6 +314,10 @@ def run(args: argparse.Namespace) -> int:
         "randomize": cfg.randomize,
         "slope_deg": cfg.slope_deg,
         "pushes": not args.no_pushes,
+        "actuation_delay_ms": args.actuation_delay_ms,
+        "jitter_ms": args.jitter_ms,
+        "realtime": args.realtime,
+        "run_logs": None if args.no_log else "runlogs",
     }
     if learned:
         config["checkpoint"] = str(factory.checkpoint_path)
@@ -293,6 +334,15 @@ def run(args: argparse.Namespace) -> int:
     }
     write_json(out / "metrics.json", result)
     print(table(episode_rows(episodes), _columns(learned), table_notes(episodes, learned)))
+    for e in episodes:
+        rt = e.get("realtime")
+        if rt:
+            lt = rt["lateness_us"]
+            print(
+                f"seed {e['seed']} real time: loop lateness p50 {lt['p50']} µs, p99 {lt['p99']} µs, "
+                f"p99.9 {lt['p99_9']} µs, max {lt['max']} µs; {rt['periods_missed']}/{rt['steps']} periods missed"
+            )
     s = result["summary"]
-    print(f"\n{name}: {s['falls']}/{s['episodes']} fell; wrote {out / 'metrics.json'}")
+    logs = "" if args.no_log else f" and run logs in {out / 'runlogs'}"
+    print(f"\n{name}: {s['falls']}/{s['episodes']} fell; wrote {out / 'metrics.json'}{logs}")
     return 0

@@ -14,9 +14,11 @@ episode_stats`).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +28,11 @@ from controllers.pd import AmproPD
 from envs.metrics import push_robustness, summarize
 from envs.recorder import EpisodeRecorder
 from envs.walker_env import ProstheticWalkerEnv, Push, Randomization
-from hil.rollout import Observer, rollout
+from hil.actuation import ActuationDelay
+from hil.learned import LearnedController
+from hil.pacing import Pacer
+from hil.rollout import SAFE_TORQUE, Observer, rollout
+from hil.runlog import SOURCE_SAFE, RunLog
 from hil.spec import ControllerFactory
 
 # Eval keeps the speed fixed (it is the condition under test) and randomises the rest.
@@ -49,6 +55,18 @@ class EvalConfig:
     push_interval_s: float = 1.13  # not a multiple of the stride time: the pushes land at different gait phases
     push_duration_s: float = 0.1
     env_options: dict[str, Any] = field(default_factory=dict)
+    actuation_delay_s: float = 0.0  # torque → motor latency added to any controller (hil.actuation)
+    actuation_jitter_s: float = 0.0  # + U(0, jitter) per period, seeded by the episode's seed
+    realtime: bool = False  # pace the loop at the control rate on the wall clock (hil.pacing)
+    log_dir: str | None = None  # write a run log per seed here (hil.runlog): DIR/seed_<seed>.npy + .json
+
+    def actuation(self, seed: int) -> ActuationDelay | None:
+        """The episode's actuation delay model (None when there is none)."""
+        if self.actuation_delay_s == 0.0 and self.actuation_jitter_s == 0.0:
+            return None
+        a = ActuationDelay(self.actuation_delay_s, self.actuation_jitter_s, seed=0)
+        a.reset(seed)
+        return a
 
     def env_kwargs(self) -> dict[str, Any]:
         kw = {"speed": self.speed, "slope_deg": self.slope_deg, "sensor_noise": self.sensor_noise}
@@ -72,6 +90,73 @@ def _shadow_observer(controller: Controller, shadow: AmproPD, recorder: EpisodeR
     return observe
 
 
+def _runlog_observer(log: RunLog, env: ProstheticWalkerEnv, controller: Controller, shadow: AmproPD) -> Observer:
+    """Per step, one row of :data:`hil.runlog.COLUMNS`: sensors, the PD's reference and law on them, the commanded
+    torque and where it came from, the inference timing, and the simulation's truth (foot forces, hip position)."""
+    from envs.human import PROSTHESIS, SOUND
+
+    pd_torque = np.zeros(2)
+    nan = math.nan
+    data = env.data
+    qpos = data.qpos
+    foot_force = env.human.foot_force
+    learned = controller if isinstance(controller, LearnedController) else None
+    dt = env.dt
+
+    def observe(k: int, obs: np.ndarray, torque: np.ndarray) -> None:
+        qk, qkd, qa, qad, th, thd, load = obs.tolist()
+        shadow.torque_on_reference(obs, pd_torque)
+        tk, ta = torque.tolist()
+        lat = rt = nan
+        cycles = fired = -1.0
+        events = 0.0
+        if torque is SAFE_TORQUE:
+            source = SOURCE_SAFE
+        elif learned is not None:
+            source = learned.monitor.last_source
+            r = learned.last_result
+            if r is not None:
+                if r.ok:
+                    lat, cycles, fired = r.latency_s * 1e6, r.cycles, r.fired_columns
+                rt, events = r.round_trip_s * 1e6, r.events
+        else:
+            source = 0
+        stance = shadow.domain == 1
+        log.append(
+            (
+                k * dt,  # time of the step's sensors, s
+                1.0 if stance else 0.0,
+                shadow.phase,
+                qk,
+                qkd,
+                qa,
+                qad,
+                th,
+                thd,
+                load,
+                shadow.knee_des,
+                shadow.knee_vel_des,
+                shadow.ankle_des,
+                shadow.ankle_vel_des,
+                pd_torque[0],
+                pd_torque[1],
+                tk,
+                ta,
+                source,
+                lat,
+                rt,
+                cycles,
+                fired,
+                events,
+                foot_force(data, PROSTHESIS),
+                foot_force(data, SOUND),
+                qpos[0],
+            )
+        )
+
+    return observe
+
+
 def run_episode(
     factory: ControllerFactory | Callable[[ProstheticWalkerEnv], Controller],
     seed: int,
@@ -80,12 +165,18 @@ def run_episode(
     record: bool = True,
     stats_out: dict[str, Any] | None = None,
     observers: Sequence[Observer] = (),
+    *,
+    actuation: ActuationDelay | None = None,
+    realtime: bool = False,
+    log_base: Path | None = None,
+    log_header: dict[str, Any] | None = None,
 ) -> tuple[bool, float, dict[str, Any] | None]:
     """Run one episode; returns (fell, seconds walked, metrics or None when not recording).
 
     ``stats_out``, when given, receives the controller's own counters (``episode_stats()``: sparsity, MACs per step,
-    latency and deadline misses for learned controllers) and how the episode ended (``ended``: completed, fell or
-    aborted, with ``aborted_reason``; the safety counters ``nonfinite_obs`` / ``nonfinite_torque``).
+    latency and deadline misses for learned controllers), how the episode ended (``ended``: completed, fell or
+    aborted, with ``aborted_reason``), the safety counters (``nonfinite_obs`` / ``nonfinite_torque``) and, with
+    ``realtime``, the loop's lateness. ``log_base``: write a run log there (:mod:`hil.runlog`).
     """
     env = ProstheticWalkerEnv(**env_kwargs)
     obs, _ = env.reset(seed=seed)
@@ -97,15 +188,48 @@ def run_episode(
     recorder = EpisodeRecorder(env, steps) if record else None
     shadow_obs = _shadow_observer(controller, shadow, recorder)
     every = ([shadow_obs] if shadow_obs is not None else []) + list(observers)
-    result = rollout(env, controller, obs, steps, every)
+    log = None
+    if log_base is not None:
+        header = {
+            "seed": int(seed),
+            "control_dt": env.dt,
+            "physics_dt": env.physics_dt,
+            "env": {
+                "options": {k: repr(v) for k, v in sorted(env_kwargs.items())},
+                "episode_speed": env.episode_speed,
+                "episode_slope_deg": env.episode_slope_deg,
+                "body_mass": env.walker.body.mass,
+                "body_height": env.walker.body.height,
+                "friction": env.walker.friction,
+            },
+            "actuation": actuation.describe() if actuation is not None else None,
+            "realtime": realtime,
+        } | dict(log_header or {})
+        log = RunLog(log_base, steps, header)
+        every.append(_runlog_observer(log, env, controller, shadow))
+    pacer = Pacer(env.dt, capacity=steps) if realtime else None
+    try:
+        result = rollout(env, controller, obs, steps, every, actuation=actuation, pacer=pacer)
+    except BaseException:
+        if log is not None:
+            log.close("error")
+        raise
     env.close()
+    stats = controller.episode_stats()
+    ended = result.ended if not result.aborted else f"aborted: {result.aborted}"
+    if log is not None:
+        log.close(ended, {"fell": result.fell, "steps": result.steps, "stats": stats})
     if stats_out is not None:
-        stats_out.update(controller.episode_stats())
+        stats_out.update(stats)
         stats_out["ended"] = result.ended
         if result.aborted:
             stats_out["aborted_reason"] = result.aborted
         stats_out["nonfinite_obs"] = result.nonfinite_obs
         stats_out["nonfinite_torque"] = result.nonfinite_torque
+        if pacer is not None:
+            stats_out["realtime"] = pacer.stats()
+        if log is not None:
+            stats_out["run_log"] = str(log.npy)
     metrics = summarize(recorder.signals(result.fell)) if recorder is not None else None
     return result.fell, result.sim_time_s, metrics
 
@@ -123,7 +247,7 @@ def push_trials(
             for i in range(cfg.push_count)
         )
         kw = cfg.env_kwargs() | {"pushes": pushes}
-        fell, _, _ = run_episode(factory, seed, duration, kw, record=False)
+        fell, _, _ = run_episode(factory, seed, duration, kw, record=False, actuation=cfg.actuation(seed))
         results.append((float(magnitude), not fell))
         if fell:
             break
@@ -135,13 +259,28 @@ def evaluate(
     cfg: EvalConfig,
     pushes: bool = True,
     progress: Callable[[str], None] | None = None,
+    log_header: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run every seed of `cfg`; one metrics dict per episode in the `legloop eval` JSON schema."""
+    """Run every seed of `cfg`; one metrics dict per episode in the `legloop eval` JSON schema.
+
+    With ``cfg.log_dir`` each seed's episode leaves a run log (``log_header`` is added to its header); push trials
+    run with the same actuation delay, unlogged and unpaced."""
     episodes = []
     for seed in cfg.seeds:
         t0 = time.perf_counter()
         extra: dict[str, Any] = {}
-        fell, walked, m = run_episode(factory, seed, cfg.seconds, cfg.env_kwargs(), stats_out=extra)
+        log_base = Path(cfg.log_dir) / f"seed_{seed}" if cfg.log_dir else None
+        fell, walked, m = run_episode(
+            factory,
+            seed,
+            cfg.seconds,
+            cfg.env_kwargs(),
+            stats_out=extra,
+            actuation=cfg.actuation(seed),
+            realtime=cfg.realtime,
+            log_base=log_base,
+            log_header=log_header,
+        )
         assert m is not None
         ep = {"seed": int(seed), "speed": cfg.speed} | m | extra
         ep["fell"] = fell

@@ -48,11 +48,14 @@ class StepResult:
         ``latency_s <= budget_s`` as the backend sees it (the front end's deadline monitor decides what is applied).
     h
         Last-layer hidden state (int16 Q8.8 for EdgeDRNN, float for a CPU GRU), or None.
+    events
+        Link events of the step as a bit mask (:mod:`hil.board_backend` ``LINK_EVENT_*``); 0 in process.
     """
 
     __slots__ = (
         "cycles",
         "deadline_met",
+        "events",
         "fired_columns",
         "h",
         "latency_s",
@@ -74,6 +77,7 @@ class StepResult:
         nonzero_deltas: int = -1,
         ok: bool = True,
         round_trip_s: float = 0.0,
+        events: int = 0,
     ) -> None:
         self.outputs = outputs
         self.latency_s = latency_s
@@ -84,6 +88,7 @@ class StepResult:
         self.nonzero_deltas = nonzero_deltas
         self.ok = ok
         self.round_trip_s = round_trip_s
+        self.events = events
 
     def copy(self) -> StepResult:
         """A snapshot that later steps will not overwrite."""
@@ -97,6 +102,7 @@ class StepResult:
             nonzero_deltas=int(self.nonzero_deltas),
             ok=bool(self.ok),
             round_trip_s=float(self.round_trip_s),
+            events=int(self.events),
         )
 
     def __repr__(self) -> str:

@@ -104,6 +104,8 @@ class CpuGRUBackend:
         self._cnt = cnt
         self._args = (self._feat, self._norm, self._x, P, S, lay, cnt, out, self._io)
         self.result = StepResult(outputs=self._io[_IO_OUT], latency_s=0.0, cycles=-1, fired_columns=0)
+        # Compile (or load from the cache) now, not in the first control period of a run.
+        cpu_step(*self._args)
         self.reset()
 
     @property

@@ -112,6 +112,7 @@ class DeadlineMonitor:
         self.fallbacks = 0
         self.lost = 0
         self.late_round_trips = 0
+        self.last_source = SOURCE_ON_TIME
         self.stopped = False
         self.stopped_at_step = -1
         self._out.fill(0.0)
@@ -145,9 +146,9 @@ class DeadlineMonitor:
         if ok and latency_s <= self.budget_s and round_trip_s <= self.period_s:
             if not self.stopped:
                 out[:] = torque
-                self._source[n] = SOURCE_ON_TIME
+                self._source[n] = self.last_source = SOURCE_ON_TIME
             else:
-                self._source[n] = SOURCE_STOPPED
+                self._source[n] = self.last_source = SOURCE_STOPPED
             return out
         # A miss: the budget, the period's tick, or no result at all.
         if ok:
@@ -160,33 +161,43 @@ class DeadlineMonitor:
         else:
             self.lost += 1
             self.misses += 1
-        source = self._source
+        src = self._decide(n, ok, latency_s, round_trip_s, torque, fallback)
+        self._source[n] = self.last_source = src
+        return out
+
+    def _decide(
+        self,
+        n: int,
+        ok: bool,
+        latency_s: float,
+        round_trip_s: float,
+        torque: np.ndarray,
+        fallback: np.ndarray | None,
+    ) -> int:
+        """What the policy does with a missed step; returns the SOURCE_* code of the applied torque."""
+        out = self._out
         if self.stopped:
-            source[n] = SOURCE_STOPPED
-            return out  # zero since the stop
+            return SOURCE_STOPPED  # zero since the stop
         if not self._enforce:
             # period / none: a result that arrived within the period is applied; otherwise the last torque holds.
             if ok and (self.policy == NONE or (latency_s <= self.period_s and round_trip_s <= self.period_s)):
                 out[:] = torque
-                source[n] = SOURCE_LATE
-            else:
-                self.held += 1
-                source[n] = SOURCE_HELD
-        elif self.policy == HOLD:
+                return SOURCE_LATE
+            self.held += 1
+            return SOURCE_HELD
+        if self.policy == HOLD:
             self.held += 1  # `out` still holds the previous period's torque
-            source[n] = SOURCE_HELD
-        elif self.policy == FALLBACK_PD:
+            return SOURCE_HELD
+        if self.policy == FALLBACK_PD:
             if fallback is None:
                 raise ValueError("deadline policy 'fallback_pd' needs the PD torque of the step")
             self.fallbacks += 1
             out[:] = fallback
-            source[n] = SOURCE_FALLBACK
-        else:
-            self.stopped = True
-            self.stopped_at_step = n
-            out.fill(0.0)
-            source[n] = SOURCE_STOPPED
-        return out
+            return SOURCE_FALLBACK
+        self.stopped = True
+        self.stopped_at_step = n
+        out.fill(0.0)
+        return SOURCE_STOPPED
 
     # ------------------------------------------------------------------------------------------ statistics
     @property

@@ -29,7 +29,7 @@ from controllers.base import torque_limits_of
 from controllers.features import check_feature_set, feature_size, features_from_obs
 from controllers.pd import AmproPD
 from envs.anthropometry import WalkerParams
-from hil.backend import InferenceBackend
+from hil.backend import InferenceBackend, StepResult
 from hil.deadline import DEFAULT_BUDGET_S, DEFAULT_CAPACITY, FALLBACK_PD, NONE, DeadlineMonitor, check_policy, pd_torque
 
 if TYPE_CHECKING:
@@ -189,6 +189,7 @@ class LearnedController:
         self._nonzero = 0
         self._fired_total = 0
         self._results = 0
+        self.last_result: StepResult | None = None  # the backend's result of the last step (reused, in place)
 
     def act(self, observation: np.ndarray) -> np.ndarray:
         """Torques [knee, ankle] N·m for one sensor vector, after the deadline policy (array reused each step)."""
@@ -210,6 +211,7 @@ class LearnedController:
 
     def _infer(self, fallback: np.ndarray | None) -> np.ndarray:
         r = self.backend.step(self.features)
+        self.last_result = r
         n = self.monitor.steps
         if n == self._cycles.size:
             self._grow()

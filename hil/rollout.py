@@ -16,7 +16,12 @@ A controller or backend that cannot go on (a board that stopped answering, a lin
 write what it has.
 
 Observers are plain callables ``(k, obs, torque) -> None`` called after the controller, before the physics step
-(the recorder of the gait metrics, a shadow PD, a run log, a data collector). The loop allocates nothing per step.
+(the recorder of the gait metrics, a shadow PD, a run log, a data collector); ``torque is SAFE_TORQUE`` tells them
+the safety layer acted. The loop allocates nothing per step.
+
+Options: ``actuation`` (:class:`hil.actuation.ActuationDelay`) delays each torque on its way to the motors at the
+physics step's granularity; ``pacer`` (:class:`hil.pacing.Pacer`) paces the loop at the control rate on the wall
+clock (``--realtime``) and records how late each step started.
 """
 
 from __future__ import annotations
@@ -29,11 +34,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from controllers.base import Controller
+from hil.actuation import ActuationDelay, DelayLine
 
 if TYPE_CHECKING:
     from envs.walker_env import ProstheticWalkerEnv
+    from hil.pacing import Pacer
 
 Observer = Callable[[int, np.ndarray, np.ndarray], None]
+# The safe action: zero torque (the passive joint). Observers compare with `is` to see the safety layer acted.
+SAFE_TORQUE = np.zeros(2)
+SAFE_TORQUE.flags.writeable = False
 
 
 class LoopAborted(Exception):
@@ -71,25 +81,44 @@ class RolloutResult:
         return "aborted" if self.aborted else ("fell" if self.fell else "completed")
 
 
+def _warm_up(env: ProstheticWalkerEnv, controller: Controller, obs: np.ndarray) -> None:
+    """One step of controller and plant, then back to where they were: compiled code is compiled (or loaded from
+    its cache) before a paced loop starts, not in its first periods."""
+    snap = env.snapshot()
+    if math.isfinite(sum(obs.tolist())):
+        controller.act(obs)
+    env.step(np.zeros(2))
+    env.restore(snap)
+    controller.reset()
+
+
 def rollout(
     env: ProstheticWalkerEnv,
     controller: Controller,
     obs: np.ndarray,
     steps: int,
     observers: Sequence[Observer] = (),
+    *,
+    actuation: ActuationDelay | None = None,
+    pacer: Pacer | None = None,
 ) -> RolloutResult:
     """Run ``controller`` on ``env`` for up to ``steps`` control steps from observation ``obs`` (the env's current
     state: after ``reset``, or a restored snapshot). Stops early on a fall or a :class:`LoopAborted`."""
     peak = env.peak_torque
-    safe = np.zeros(2)
+    safe = SAFE_TORQUE
     action = np.zeros(2)
+    line = DelayLine(env.frame_skip) if actuation is not None else None
     bad_obs = bad_torque = 0
     fell = False
-    aborted: str | None = None
     k = 0
     isfinite = math.isfinite
+    if pacer is not None:
+        _warm_up(env, controller, obs)
+        pacer.start()
     try:
         for k in range(steps):
+            if pacer is not None:
+                pacer.wait(k)
             # sum() of the 7 sensors is non-finite iff one of them is (inf − inf is nan): one cheap check.
             if isfinite(sum(obs.tolist())):
                 torque = controller.act(obs)
@@ -103,11 +132,17 @@ def rollout(
             for observe in observers:
                 observe(k, obs, torque)
             np.divide(torque, peak, out=action)
-            obs, _, terminated, _, _ = env.step(action)
+            if line is None:
+                obs, _, terminated, _, _ = env.step(action)
+            else:
+                assert actuation is not None
+                line.push(k, action, actuation.substeps(env.physics_dt))
+                before, after, substeps = line.take(k)
+                obs, _, terminated, _, _ = env.step_delayed(after, before, substeps)
+                line.settle(after)
             if terminated:
                 fell = True
                 break
     except LoopAborted as exc:
-        aborted = str(exc)
-        return RolloutResult(k, fell, env.time, bad_obs, bad_torque, aborted)
-    return RolloutResult(k + 1 if steps else 0, fell, env.time, bad_obs, bad_torque, aborted)
+        return RolloutResult(k, fell, env.time, bad_obs, bad_torque, str(exc))
+    return RolloutResult(k + 1 if steps else 0, fell, env.time, bad_obs, bad_torque, None)

@@ -89,6 +89,8 @@ class EdgeDRNNBackend:
         self.misses = 0
         self._gov_base = 0
         self.result = StepResult(outputs=self._fp[kn.FP_OUT, : self.n_outputs], h=h_out, latency_s=0.0, cycles=0)
+        # Compile (or load from the cache) now, not in the first control period of a run.
+        kn.backend_kernel(np.zeros(self.input_size), *self._args)
         self.reset()
 
     def reset(self) -> None:
