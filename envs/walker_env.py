@@ -293,7 +293,8 @@ class ProstheticWalkerEnv(gym.Env):
     # ------------------------------------------------------------------ model
     def _build(self, walker: WalkerParams) -> None:
         self.walker = walker
-        self.model = mujoco.MjModel.from_xml_string(build_mjcf(walker))
+        self.mjcf = build_mjcf(walker)  # the model as MJCF text: run logs keep it so a report can render the walk
+        self.model = mujoco.MjModel.from_xml_string(self.mjcf)
         self.data = mujoco.MjData(self.model)
         self._qpos = self.data.qpos  # a view of MjData's buffer, fetched once
         self.geom = geometry(walker)

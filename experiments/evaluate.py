@@ -108,7 +108,7 @@ def _runlog_observer(log: RunLog, env: ProstheticWalkerEnv, controller: Controll
         shadow.torque_on_reference(obs, pd_torque)
         tk, ta = torque.tolist()
         lat = rt = nan
-        cycles = fired = -1.0
+        cycles = fired = nonzero = -1.0
         events = 0.0
         if torque is SAFE_TORQUE:
             source = SOURCE_SAFE
@@ -117,7 +117,7 @@ def _runlog_observer(log: RunLog, env: ProstheticWalkerEnv, controller: Controll
             r = learned.last_result
             if r is not None:
                 if r.ok:
-                    lat, cycles, fired = r.latency_s * 1e6, r.cycles, r.fired_columns
+                    lat, cycles, fired, nonzero = r.latency_s * 1e6, r.cycles, r.fired_columns, r.nonzero_deltas
                 rt, events = r.round_trip_s * 1e6, r.events
         else:
             source = 0
@@ -147,10 +147,12 @@ def _runlog_observer(log: RunLog, env: ProstheticWalkerEnv, controller: Controll
                 rt,
                 cycles,
                 fired,
+                nonzero,
                 events,
                 foot_force(data, PROSTHESIS),
                 foot_force(data, SOUND),
                 qpos[0],
+                *qpos.tolist(),
             )
         )
 
@@ -204,7 +206,13 @@ def run_episode(
             },
             "actuation": actuation.describe() if actuation is not None else None,
             "realtime": realtime,
+            "controller_name": getattr(controller, "name", type(controller).__name__),
+            "mjcf": env.mjcf,
         } | dict(log_header or {})
+        if isinstance(controller, LearnedController):
+            header["backend"] = controller.backend.describe()
+            header["delta_elements"] = controller.backend.delta_elements
+            header["deadline"] = {"budget_us": controller.monitor.budget_s * 1e6, "policy": controller.policy}
         log = RunLog(log_base, steps, header)
         every.append(_runlog_observer(log, env, controller, shadow))
     pacer = Pacer(env.dt, capacity=steps) if realtime else None

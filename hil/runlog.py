@@ -9,7 +9,8 @@ A run log is two files side by side:
                every flush (at least once a second, :data:`FLUSH_S`). When the run ends the file is rewritten to the
                rows actually run.
 ``NAME.json``  the header: format, column names and units, what ran (controller spec, backend, model hash, seeds,
-               env options, versions), how many rows are flushed, and — once the run ended — how it ended.
+               env options, versions, the walker's MJCF), how many rows are flushed, and — once the run ended — how
+               it ended.
 
 Why not CSV: formatting one row of 30 floats costs ~12–25 µs in Python, a third of a control step, and a text
 file cut mid-write needs care to read; the columns carry the AMPRO log's names (``position_actual_knee``,
@@ -38,6 +39,8 @@ FORMAT = "legloop-runlog/1"
 FLUSH_S = 1.0  # flush rows and header at least this often (wall clock)
 _CHECK_EVERY = 64  # rows between clock reads
 
+# The planar walker's joints (simulation truth): with the header's MJCF a report can render any logged step.
+QPOS_JOINTS = ("rootx", "rootz", "rooty", "hip_s", "knee_s", "ankle_s", "hip_p", "knee_p", "ankle_p")
 # Columns of a closed-loop run log (name, unit). AMPRO log names where the AMPRO schema has the quantity.
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("time", "s"),
@@ -63,10 +66,12 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("round_trip_us", "µs (wall clock across a link; 0 in process)"),
     ("cycles", "accelerator cycles (-1: none)"),
     ("fired_columns", "weight columns fetched (-1: none)"),
+    ("nonzero_deltas", "non-zero Δx, Δh entries (-1: none); sparsity = 1 − this / header delta_elements"),
     ("link_events", "bit mask, hil.board_backend.LINK_EVENT_*"),
     ("foot_force_prosthesis", "N (simulation truth)"),
     ("foot_force_sound", "N (simulation truth)"),
     ("hip_x", "m (simulation truth)"),
+    *((f"qpos_{j}", "m" if j in ("rootx", "rootz") else "rad") for j in QPOS_JOINTS),
 )
 COLUMN_NAMES = tuple(name for name, _ in COLUMNS)
 SOURCE_SAFE = 5  # the rollout's safe action (after hil.deadline's SOURCE_* codes 0..4)
