@@ -301,10 +301,11 @@ class DeltaGRUKernel:
         import torch  # local: the kernel itself needs only numpy and numba
 
         with torch.no_grad():
-            layers = []
+            layers: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
             for layer in range(m.num_layers):
                 p = m.layer_params(layer)
-                layers.append(tuple(t.detach().cpu().float().numpy() for t in (p.w_ih, p.w_hh, p.m_init)))
+                w_ih, w_hh, m_init = (t.detach().cpu().float().numpy() for t in (p.w_ih, p.w_hh, p.m_init))
+                layers.append((w_ih, w_hh, m_init))
             w, b = m.output_params()
             return cls(layers, w.detach().cpu().float().numpy(), b.detach().cpu().float().numpy(), m.theta_x, m.theta_h)
 

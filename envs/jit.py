@@ -125,7 +125,7 @@ def _install_locator() -> bool:
             digest = getattr(py_func, _DEPS_ATTR, None)
             if digest is None:
                 return None  # not ours: numba's own locators handle it
-            for other in impl._locator_classes:
+            for other in registry:
                 if other is cls:
                     continue
                 inner = other.from_function(py_func, py_file)
@@ -133,8 +133,9 @@ def _install_locator() -> bool:
                     return cls(inner, digest)
             return None
 
-    if not any(getattr(c, "__name__", "") == "DependencyKeyedLocator" for c in impl._locator_classes):
-        impl._locator_classes.insert(0, DependencyKeyedLocator)
+    registry: list[Any] = impl._locator_classes
+    if not any(getattr(c, "__name__", "") == "DependencyKeyedLocator" for c in registry):
+        registry.insert(0, DependencyKeyedLocator)
     return True
 
 

@@ -66,7 +66,7 @@ class EnvSnapshot:
     gravity: np.ndarray
     time: float
     push: tuple[int, float]
-    rng: dict
+    rng: Any
     model_id: int
 
 
@@ -177,7 +177,7 @@ class ProstheticWalkerEnv(gym.Env):
       knee/ankle torque actions, domain randomisation, pushes; slopes fade in over ``slope_ramp_s`` (3 s).
     """
 
-    metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": 50}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 50}  # type: ignore[misc]
 
     def __init__(
         self,
@@ -209,36 +209,14 @@ class ProstheticWalkerEnv(gym.Env):
                 f"unknown ProstheticWalker option(s) {', '.join(sorted(unknown))}; "
                 f"valid options are: {', '.join(OPTIONS)}"
             )
-        o = {
-            "speed": speed,
-            "body_mass": body_mass,
-            "body_height": body_height,
-            "control_hz": control_hz,
-            "physics_dt": physics_dt,
-            "slope_deg": slope_deg,
-            "slope_ramp_s": slope_ramp_s,
-            "sensor_noise": sensor_noise,
-            "quantise_sensors": quantise_sensors,
-            "pushes": pushes,
-            "randomize": randomize,
-            "randomization": randomization,
-            "friction": friction,
-            "forward_reward_weight": forward_reward_weight,
-            "healthy_reward": healthy_reward,
-            "ctrl_cost_weight": ctrl_cost_weight,
-            "render_mode": render_mode,
-            "width": width,
-            "height": height,
-            "human": human,
-        }
-        self.speed = _check_range("speed", o["speed"], 0.6, 1.5)
-        self.slope_deg = _check_range("slope_deg", o["slope_deg"], -10.0, 10.0)
+        self.speed = _check_range("speed", speed, 0.6, 1.5)
+        self.slope_deg = _check_range("slope_deg", slope_deg, -10.0, 10.0)
         # Gait initiation on a slope is the virtual human's weak spot, not what the testbed measures: starting on
         # level ground and walking onto the slope (as a person walks onto a ramp) removed the PD's first-steps
         # falls on uphill starts (benchmarks/acceptance_learned.py --controllers "" --seeds 0..29; README).
-        self.slope_ramp_s = _check_range("slope_ramp_s", o["slope_ramp_s"], 0.0, 60.0)
-        self.physics_dt = _check_range("physics_dt", o["physics_dt"], 1e-4, 1e-3)
-        control_hz = _check_range("control_hz", o["control_hz"], 50.0, 1000.0)
+        self.slope_ramp_s = _check_range("slope_ramp_s", slope_ramp_s, 0.0, 60.0)
+        self.physics_dt = _check_range("physics_dt", physics_dt, 1e-4, 1e-3)
+        control_hz = _check_range("control_hz", control_hz, 50.0, 1000.0)
         self.frame_skip = round(1.0 / (control_hz * self.physics_dt))
         if abs(self.frame_skip * self.physics_dt * control_hz - 1.0) > 1e-6:
             raise ValueError(
@@ -246,30 +224,28 @@ class ProstheticWalkerEnv(gym.Env):
                 f"(e.g. 200, 250, 500, 1000)"
             )
         self.dt = self.frame_skip * self.physics_dt
-        if o["render_mode"] not in (None, *self.metadata["render_modes"]):
-            raise ValueError(
-                f"render_mode must be None or one of {self.metadata['render_modes']}, got {o['render_mode']!r}"
-            )
-        self.render_mode = o["render_mode"]
-        self._width, self._height = int(o["width"]), int(o["height"])
-        noise = o["sensor_noise"]
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.render_mode = render_mode
+        self._width, self._height = int(width), int(height)
+        noise = sensor_noise
         self.noise_scale = float(noise) if not isinstance(noise, bool) else (1.0 if noise else 0.0)
-        self.quantise_sensors = bool(o["quantise_sensors"])
-        self.pushes = tuple(o["pushes"])
+        self.quantise_sensors = bool(quantise_sensors)
+        self.pushes: tuple[Push, ...] = tuple(pushes)
         for p in self.pushes:
             if not isinstance(p, Push):
                 raise TypeError(f"pushes must be a sequence of envs.Push, got {type(p).__name__}")
-        rnd = o["randomization"]
+        rnd = randomization
         if rnd is not None and not isinstance(rnd, Randomization):
             raise TypeError(f"randomization must be an envs.Randomization, got {type(rnd).__name__}")
-        self.randomization = rnd if rnd is not None else (Randomization() if o["randomize"] else None)
-        self.forward_reward_weight = float(o["forward_reward_weight"])
-        self.healthy_reward = float(o["healthy_reward"])
-        self.ctrl_cost_weight = float(o["ctrl_cost_weight"])
-        self.human_params = o["human"] or HumanParams()
+        self.randomization = rnd if rnd is not None else (Randomization() if randomize else None)
+        self.forward_reward_weight = float(forward_reward_weight)
+        self.healthy_reward = float(healthy_reward)
+        self.ctrl_cost_weight = float(ctrl_cost_weight)
+        self.human_params = human or HumanParams()
         self.nominal = WalkerParams(
-            body=BodyParams(mass=float(o["body_mass"]), height=float(o["body_height"])),
-            friction=_check_range("friction", o["friction"], 0.2, 2.0),
+            body=BodyParams(mass=float(body_mass), height=float(body_height)),
+            friction=_check_range("friction", friction, 0.2, 2.0),
             timestep=self.physics_dt,
         )
 

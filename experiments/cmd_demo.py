@@ -106,7 +106,7 @@ def _notes(rows: list[dict], seconds: float) -> list[str]:
         f"latency budget {DEFAULT_BUDGET_S * 1e6:g} µs per step; gru/deltagru: measured wall time of the CPU kernel "
         "on this machine; edgedrnn: modelled EdgeDRNN latency at 125 MHz",
     ]
-    for policy in dict.fromkeys(r.get("policy") for r in rows if r.get("policy")):
+    for policy in dict.fromkeys(str(r["policy"]) for r in rows if r.get("policy")):
         notes.append(f"policy {policy!r}: {POLICY_HELP[policy]}")
     notes.append("steps over budget: steps later than the budget / steps run (all episodes)")
     return notes
@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
             label=label,
         )
         with spec.factory() as factory:
-            episodes = evaluate(factory, ecfg, pushes=False, progress=lambda m, n=label: say(f"  {n} {m}"))
+            episodes = evaluate(factory, ecfg, pushes=False, progress=lambda m, n=label: say(f"  {n} {m}"))  # type: ignore[misc]
         replay = None
         if learned:
             replay = replay_log(name, ckpt, csv, governor=governor, policy=policy if name == "edgedrnn" else None)[0]

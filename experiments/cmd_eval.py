@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from experiments.cli import CliError, Subparsers
 from experiments.rundir import OutputExistsError, prepare_out, provenance, write_json
@@ -73,7 +74,7 @@ def table_notes(episodes: list[dict], learned: bool) -> list[str]:
         source = "measured wall time of the CPU kernel" if e.get("latency_source") == "measured" else "modelled"
         notes.append(
             f"latency: {source}; budget {e.get('budget_us')} µs per step; policy {policy!r}: "
-            f"{POLICY_HELP.get(policy, '')}; over budget = steps later than the budget / steps run"
+            f"{POLICY_HELP.get(str(policy), '')}; over budget = steps later than the budget / steps run"
         )
         notes.append("sparsity: fraction of zero Δx, Δh entries; MACs/step: fetched weight columns · 3H + output layer")
     return notes
@@ -205,7 +206,7 @@ def run_replay(args: argparse.Namespace) -> int:
             policy=args.deadline_policy,
             governor=args.governor,
         )
-    except (ReplayError, ValueError, *_learned_errors()) as exc:
+    except (ReplayError, ValueError, *_learned_errors()) as exc:  # type: ignore[misc]
         raise CliError(str(exc)) from None
     except KeyError as exc:  # features_from_columns names the missing log column
         raise CliError(str(exc.args[0]) if exc.args else str(exc)) from None
@@ -267,7 +268,7 @@ def run(args: argparse.Namespace) -> int:
             clock_hz=args.clock_mhz * 1e6,
         )
         factory = spec.factory()
-    except (ValueError, *errors) as exc:
+    except (ValueError, *errors) as exc:  # type: ignore[misc]
         raise CliError(str(exc)) from None
     try:
         out = prepare_out(args.out, ("metrics.json", "runlogs"), args.force)
@@ -325,7 +326,7 @@ def run(args: argparse.Namespace) -> int:
     if args.controller == "edgedrnn":
         config |= {"governor": args.governor, "clock_mhz": args.clock_mhz}
     config["controller"] = spec.to_dict()
-    result = {
+    result: dict[str, Any] = {
         "controller": name,
         "config": config,
         "episodes": episodes,

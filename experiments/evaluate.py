@@ -69,7 +69,7 @@ class EvalConfig:
         return a
 
     def env_kwargs(self) -> dict[str, Any]:
-        kw = {"speed": self.speed, "slope_deg": self.slope_deg, "sensor_noise": self.sensor_noise}
+        kw: dict[str, Any] = {"speed": self.speed, "slope_deg": self.slope_deg, "sensor_noise": self.sensor_noise}
         if self.randomize:
             kw["randomization"] = EVAL_RANDOMIZATION
         return kw | dict(self.env_options)

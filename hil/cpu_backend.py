@@ -55,10 +55,11 @@ def kernel_from_model(model: DeltaGRU, dense: bool = False) -> DeltaGRUKernel:
     import torch
 
     with torch.no_grad():
-        layers = []
+        layers: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for layer in range(model.num_layers):
             p = model.layer_params(layer)
-            layers.append(tuple(t.detach().cpu().float().numpy() for t in (p.w_ih, p.w_hh, p.m_init)))
+            w_ih, w_hh, m_init = (t.detach().cpu().float().numpy() for t in (p.w_ih, p.w_hh, p.m_init))
+            layers.append((w_ih, w_hh, m_init))
         w, b = model.output_params()
         tx, th = (0.0, 0.0) if dense else (model.theta_x, model.theta_h)
         return DeltaGRUKernel(layers, w.detach().cpu().float().numpy(), b.detach().cpu().float().numpy(), tx, th)

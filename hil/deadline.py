@@ -29,6 +29,8 @@ doubling when an episode outlasts it, never per step) and reports mean / p50 / p
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from controllers.pd import AmproPD
@@ -210,7 +212,7 @@ class DeadlineMonitor:
         """Latency of every step since :meth:`reset` (a view; copy to keep)."""
         return self._latency[: self.steps]
 
-    def stats(self) -> dict[str, float | int | bool]:
+    def stats(self) -> dict[str, Any]:
         """Mean / p50 / p99 / p99.9 / max latency (µs), misses, what the policy did, and the budget.
 
         Latency statistics cover the steps that produced a result (a lost step has no latency; it is counted in
