@@ -48,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _read_inputs(path: Path, input_size: int, input_padded: int) -> np.ndarray:
+    from controllers.fixedpoint import Q88_MAX, Q88_MIN
     from firmware_bridge.weight_image import ImageError, parse_hex_activations
 
     if not path.is_file():
@@ -65,7 +66,7 @@ def _read_inputs(path: Path, input_size: int, input_padded: int) -> np.ndarray:
         if not np.issubdtype(x.dtype, np.integer):
             raise CliError(f"--inputs {path}: dtype {x.dtype}; expected int16 Q8.8")
         if x.dtype != np.int16:
-            if x.size and (x.min() < -32768 or x.max() > 32767):
+            if x.size and (x.min() < Q88_MIN or x.max() > Q88_MAX):
                 raise CliError(f"--inputs {path}: values outside int16; expected int16 Q8.8")
             x = x.astype(np.int16)
         return x

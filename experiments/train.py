@@ -43,7 +43,7 @@ import torch
 from controllers.checkpoint import CheckpointError, CheckpointMeta, load_checkpoint, save_checkpoint
 from controllers.deltagru import DeltaGRU
 from controllers.features import FEATURE_COLUMNS, TARGET_COLUMNS, Normalizer, feature_size, features_from_columns
-from controllers.quant import Q17_MAX, Q17_MIN, Q17_SCALE
+from controllers.fixedpoint import Q17_MAX_VALUE, Q17_MIN_VALUE
 from envs.walker_env import Randomization
 from experiments.rundir import DELTA_GRU, FLOAT_GRU, provenance, write_json
 from experiments.train_config import TrainConfig
@@ -287,10 +287,9 @@ def _loss(out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, kind: str) -> 
 
 def clamp_to_q17(model: DeltaGRU) -> None:
     """Keep every parameter inside Q1.7's range, so turning QAT on later does not saturate a trained network."""
-    lo, hi = Q17_MIN * Q17_SCALE, Q17_MAX * Q17_SCALE
     with torch.no_grad():
         for p in model.parameters():
-            p.clamp_(lo, hi)
+            p.clamp_(Q17_MIN_VALUE, Q17_MAX_VALUE)
 
 
 # ------------------------------------------------------------------------------------------------ one stage

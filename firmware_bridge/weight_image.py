@@ -52,10 +52,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-K = 8  # processing elements: padding granule of the input and of H
-MAX_LAYERS = 4
-MAX_HIDDEN = 1024
-THETA_MAX = 511
+from controllers.fixedpoint import MAX_HIDDEN, MAX_LAYERS, THETA_MAX, K
+
 BUNDLE_FORMAT = "legloop-edgedrnn-bundle"
 BUNDLE_VERSION = 1
 WEIGHT_BEAT_BYTES = 8  # 64-bit weight stream
@@ -255,6 +253,21 @@ def format_hex_beats(data: bytes, beat_bytes: int, element_bytes: int = 1) -> st
         elems = np.frombuffer(beat, dtype=dtype)[::-1]
         lines.append(f"{word:0{2 * beat_bytes}X} // " + "".join(f"{int(e)}, " for e in elems).rstrip())
     return "\n".join(lines) + "\n"
+
+
+def read_lut_dump(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Parse an RTL LUT dump (lines ``<index> : lut_out[i] = <value>;``) into (indices, values)."""
+    idx: list[int] = []
+    val: list[int] = []
+    with open(path, encoding="ascii") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line or ":" not in line:
+                continue
+            left, right = line.split(":", 1)
+            idx.append(int(left))
+            val.append(int(right.split("=", 1)[1].strip().rstrip(";")))
+    return np.array(idx, dtype=np.int64), np.array(val, dtype=np.int64)
 
 
 def _is_hex_path(path: Path) -> bool:

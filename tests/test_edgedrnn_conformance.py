@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from controllers.fixedpoint import sig_q, tanh_q
 from firmware_bridge.weight_image import (
     image_size,
     parse_hex_activations,
     read_image,
+    read_lut_dump,
     split_image,
 )
-from hil.edgedrnn.fixed_point import read_lut_dump, sig_q, tanh_q
 from hil.edgedrnn.model import EdgeDRNNModel
 from hil.edgedrnn.reference import ReferenceEdgeDRNN
 

@@ -23,7 +23,6 @@ from firmware_bridge.export import (
     export_all,
     onnx_available,
     onnx_bytes,
-    q17,
     theta_lsb,
 )
 from firmware_bridge.weight_image import load_bundle, split_image
@@ -58,13 +57,6 @@ def _model(hidden: int = 32, qat: bool = False, gain: float = 2.0, seed: int = 0
 def _checkpoint(tmp_path: Path, m: DeltaGRU | None = None, name: str = "c.pt") -> Path:
     m = m if m is not None else _model(theta_x=4 / 256, theta_h=0.5)
     return save_checkpoint(tmp_path / name, m, _meta(m))
-
-
-def test_q17_rounds_half_to_even_and_saturates() -> None:
-    codes, clipped = q17(np.array([2.5, 3.5, -2.5, 127.4, 127.6, -128.5, 300.0]) / 128)
-    assert codes.dtype == np.int8
-    assert codes.tolist() == [2, 4, -2, 127, 127, -128, 127]
-    assert clipped == 2  # 127.6 rounds to 128 and 300 — both above 127/128
 
 
 def test_bundle_weights_are_the_quantised_layer_params() -> None:
