@@ -49,7 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _read_inputs(path: Path, input_size: int, input_padded: int) -> np.ndarray:
     from controllers.fixedpoint import Q88_MAX, Q88_MIN
-    from firmware_bridge.weight_image import ImageError, parse_hex_activations
+    from firmware_bridge.errors import ImageError
+    from firmware_bridge.rtl_hex import parse_hex_activations
 
     if not path.is_file():
         raise CliError(f"--inputs {path}: no such file")
@@ -79,7 +80,9 @@ def _read_inputs(path: Path, input_size: int, input_padded: int) -> np.ndarray:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from firmware_bridge.weight_image import ImageError, ImageLayout, check_theta, read_image
+    from firmware_bridge.bundle import check_theta
+    from firmware_bridge.errors import ImageError
+    from firmware_bridge.weight_image import ImageLayout, read_image
     from hil.edgedrnn.model import EdgeDRNNError, EdgeDRNNModel
 
     if not args.clock_mhz > 0:

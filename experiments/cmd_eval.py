@@ -112,8 +112,8 @@ def _check_learned_args(args: argparse.Namespace) -> None:
 
 def _learned_errors() -> tuple[type[Exception], ...]:
     from controllers.checkpoint import CheckpointError
+    from firmware_bridge.errors import ImageError
     from firmware_bridge.export import ExportError
-    from firmware_bridge.weight_image import ImageError
 
     return (CheckpointError, ExportError, ImageError)
 

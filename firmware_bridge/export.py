@@ -2,7 +2,7 @@
 
 From a :mod:`controllers.checkpoint` (a :class:`controllers.deltagru.DeltaGRU` plus its metadata):
 
-``controller.bundle.npz``  :class:`firmware_bridge.weight_image.Bundle` — the accelerator's INT8 weight image, the
+``controller.bundle.npz``  :class:`firmware_bridge.bundle.Bundle` — the accelerator's INT8 weight image, the
                            output layer (runs on the ARM core), the input z-score and the output de-normalisation.
 ``controller.h``           the same numbers as a C99 header for firmware (sizes as ``#define``, the weight image
                            as ``const int8_t``, the output layer, normalisation as ``float`` arrays, thresholds).
@@ -54,12 +54,8 @@ from controllers.fixedpoint import (
     q17_codes_with_clip_count,
     q88_round,
 )
-from firmware_bridge.weight_image import (
-    Bundle,
-    ImageLayout,
-    build_image,
-    save_bundle,
-)
+from firmware_bridge.bundle import Bundle, save_bundle
+from firmware_bridge.weight_image import ImageLayout, build_image
 
 BUNDLE_NAME = "controller.bundle.npz"
 HEADER_NAME = "controller.h"

@@ -23,8 +23,8 @@ from controllers.features import check_feature_set, feature_size, features_from_
 from controllers.learned import torque_limits_of
 from controllers.pd import AmproPD
 from envs.anthropometry import WalkerParams
+from firmware_bridge.bundle import Bundle
 from firmware_bridge.export import bundle_from_checkpoint
-from firmware_bridge.weight_image import Bundle
 from hil.deadline import DEFAULT_CAPACITY, FALLBACK_PD, DeadlineMonitor, check_policy, pd_torque
 from hil.edgedrnn import kernel as kn
 from hil.edgedrnn.backend import DEFAULT_BUDGET_S, EdgeDRNNBackend

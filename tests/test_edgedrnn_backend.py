@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from controllers.fixedpoint import q88_codes
-from firmware_bridge.weight_image import save_bundle
+from firmware_bridge.bundle import save_bundle
 from hil.backend import InferenceBackend, StepResult
 from hil.edgedrnn import EdgeDRNNBackend, EdgeDRNNError, EdgeDRNNModel, ThresholdGovernor
 from hil.edgedrnn.synthetic import image_of, noisy_inputs, random_bundle, random_layers, smooth_inputs

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from experiments.cli import main
-from firmware_bridge.weight_image import parse_hex_activations, write_image
+from firmware_bridge.rtl_hex import parse_hex_activations
+from firmware_bridge.weight_image import write_image
 from hil.edgedrnn.synthetic import image_of, random_layers, smooth_inputs
 
 

@@ -11,13 +11,8 @@ import numpy as np
 import pytest
 
 from controllers.fixedpoint import sig_q, tanh_q
-from firmware_bridge.weight_image import (
-    image_size,
-    parse_hex_activations,
-    read_image,
-    read_lut_dump,
-    split_image,
-)
+from firmware_bridge.rtl_hex import parse_hex_activations, read_lut_dump
+from firmware_bridge.weight_image import image_size, read_image, split_image
 from hil.edgedrnn.model import EdgeDRNNModel
 from hil.edgedrnn.reference import ReferenceEdgeDRNN
 

@@ -14,6 +14,7 @@ import torch
 from controllers.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from controllers.deltagru import DeltaGRU
 from controllers.features import Normalizer
+from firmware_bridge.bundle import load_bundle
 from firmware_bridge.export import (
     ExportError,
     OnnxUnavailableError,
@@ -25,7 +26,7 @@ from firmware_bridge.export import (
     onnx_bytes,
     theta_lsb,
 )
-from firmware_bridge.weight_image import load_bundle, split_image
+from firmware_bridge.weight_image import split_image
 from hil.edgedrnn.backend import EdgeDRNNBackend
 
 torch.set_num_threads(1)

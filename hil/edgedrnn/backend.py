@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from firmware_bridge.weight_image import Bundle, load_bundle
+from firmware_bridge.bundle import Bundle, load_bundle
 from hil.backend import StepResult
 
 from . import kernel as kn
@@ -29,7 +29,7 @@ class EdgeDRNNBackend:
     Parameters
     ----------
     bundle
-        A :class:`firmware_bridge.weight_image.Bundle` or the path of a bundle ``.npz``.
+        A :class:`firmware_bridge.bundle.Bundle` or the path of a bundle ``.npz``.
     budget_s
         Latency budget of one step.
     governor

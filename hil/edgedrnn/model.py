@@ -14,14 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from controllers.fixedpoint import K
-from firmware_bridge.weight_image import (
-    Bundle,
-    ImageError,
-    ImageLayout,
-    check_image,
-    check_theta,
-    read_image,
-)
+from firmware_bridge.bundle import Bundle, check_theta
+from firmware_bridge.errors import ImageError
+from firmware_bridge.weight_image import ImageLayout, check_image, read_image
 
 from . import kernel as kn
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from controllers.fixedpoint import ACC_ONE, Q17_ONE, q17_codes, q88_codes
-from firmware_bridge.weight_image import Bundle, LayerWeights, build_image
+from firmware_bridge.bundle import Bundle
+from firmware_bridge.weight_image import LayerWeights, build_image
 
 
 def random_layers(
