@@ -46,8 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments.train import TrainError, run_training
+    from experiments.train import run_training
     from experiments.train_config import ConfigError, load_config
+    from experiments.train_data import TrainError
 
     try:
         cfg = load_config(args.config)

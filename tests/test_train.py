@@ -137,7 +137,8 @@ def test_refuses_existing_controller_and_changed_config(tiny_run, tmp_path: Path
     assert "already exists" in capsys.readouterr().err
     assert (out / "controller.pt").read_bytes() == before
 
-    from experiments.train import TrainError, run_training
+    from experiments.train import run_training
+    from experiments.train_data import TrainError
 
     other = load_config(TINY).replace(seed=1)
     with pytest.raises(TrainError, match="another configuration"):
