@@ -80,6 +80,7 @@ def _read_inputs(path: Path, input_size: int, input_padded: int) -> np.ndarray:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    from envs.files import atomic_writer
     from firmware_bridge.bundle import check_theta
     from firmware_bridge.errors import ImageError
     from firmware_bridge.weight_image import ImageLayout, read_image
@@ -124,22 +125,23 @@ def _simulate(args: argparse.Namespace) -> int:
     if x.shape[0] == 0:
         raise CliError(f"--inputs {args.inputs}: no time steps")
     res = model.run(x)
-    np.savez(
-        out,
-        h=res.h,
-        cycles=res.cycles,
-        fired_columns=res.fired_columns,
-        latency_s=res.latency_s,
-        nonzero_deltas=res.nonzero_deltas,
-        layer_fired=res.layer_fired,
-        layer_mac_cycles=res.layer_mac_cycles,
-        layer_act_cycles=res.layer_act_cycles,
-        theta_x=np.int64(theta_x),
-        theta_h=np.int64(theta_h),
-        clock_hz=np.float64(model.clock_hz),
-        burst_latency=np.int64(model.burst_latency),
-        t_sys_s=np.float64(model.t_sys_s),
-    )
+    with atomic_writer(out) as f:
+        np.savez(
+            f,
+            h=res.h,
+            cycles=res.cycles,
+            fired_columns=res.fired_columns,
+            latency_s=res.latency_s,
+            nonzero_deltas=res.nonzero_deltas,
+            layer_fired=res.layer_fired,
+            layer_mac_cycles=res.layer_mac_cycles,
+            layer_act_cycles=res.layer_act_cycles,
+            theta_x=np.int64(theta_x),
+            theta_h=np.int64(theta_h),
+            clock_hz=np.float64(model.clock_hz),
+            burst_latency=np.int64(model.burst_latency),
+            t_sys_s=np.float64(model.t_sys_s),
+        )
     _summary(model, res, out)
     return 0
 

@@ -122,6 +122,7 @@ def run_replay(args: argparse.Namespace) -> int:
     """Open-loop replay of a log: metrics.json (and replay.npz with the torques) in --out."""
     import numpy as np
 
+    from envs.files import atomic_writer
     from experiments.replay import ReplayError, replay_log
 
     try:
@@ -148,7 +149,8 @@ def run_replay(args: argparse.Namespace) -> int:
         "governor": args.governor,
     }
     metrics["provenance"] = provenance()
-    np.savez(out / "replay.npz", torque_pred=pred, torque_pd=target)
+    with atomic_writer(out / "replay.npz") as f:
+        np.savez(f, torque_pred=pred, torque_pd=target)
     write_json(out / "metrics.json", metrics)
     for joint, m in metrics["joints"].items():
         print(f"{joint:>5}: R² {m['r2']}, NRMSE {m['nrmse']}, RMSE {m['rmse_nm']} N·m")

@@ -43,6 +43,7 @@ import torch
 from controllers.checkpoint import CheckpointError, CheckpointMeta, load_checkpoint, save_checkpoint
 from controllers.deltagru import DeltaGRU
 from controllers.features import TARGET_COLUMNS, feature_size
+from envs.files import atomic_write_text
 from envs.walker_env import Randomization
 from experiments.rundir import DELTA_GRU, FLOAT_GRU, provenance, write_json
 from experiments.train_config import TrainConfig
@@ -108,7 +109,8 @@ def _collect_cached(
         t0 = time.perf_counter()
         paths = backend.collect(out_dir, progress=progress, **kwargs)
         seconds = time.perf_counter() - t0
-        marker.write_text(json.dumps({"episodes": [str(p) for p in paths], "seconds": round(seconds, 2)}) + "\n")
+        record = {"episodes": [str(p) for p in paths], "seconds": round(seconds, 2)}
+        atomic_write_text(marker, json.dumps(record) + "\n")  # its presence means "complete": never half-written
     try:
         episodes = backend.load_dataset([str(out_dir)])
     except (OSError, ValueError, KeyError) as exc:

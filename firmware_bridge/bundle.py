@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from controllers.fixedpoint import THETA_MAX
+from envs.files import atomic_writer
 from firmware_bridge.errors import ImageError
 from firmware_bridge.weight_image import as_image_array, check_image
 
@@ -142,31 +143,33 @@ def check_theta(value: int, name: str = "theta") -> int:
 
 
 def save_bundle(path: str | os.PathLike, bundle: Bundle, *, overwrite: bool = False) -> Path:
-    """Write ``bundle`` as an uncompressed ``.npz`` (suffix added if missing). Refuses to overwrite by default."""
+    """Write ``bundle`` as an uncompressed ``.npz`` (suffix added if missing), atomically. Refuses to overwrite by
+    default."""
     bundle.validate()
     p = Path(path)
     if p.suffix != ".npz":
         p = p.with_name(p.name + ".npz")
     if p.exists() and not overwrite:
         raise FileExistsError(f"{p} exists; pass overwrite=True to replace it")
-    np.savez(
-        p,
-        format=np.array(BUNDLE_FORMAT),
-        version=np.array(BUNDLE_VERSION, dtype=np.int64),
-        image=bundle.image,
-        layers=np.array(bundle.layers, dtype=np.int64),
-        input_size=np.array(bundle.input_size, dtype=np.int64),
-        hidden=np.array(bundle.hidden, dtype=np.int64),
-        theta_x=np.array(bundle.theta_x, dtype=np.int64),
-        theta_h=np.array(bundle.theta_h, dtype=np.int64),
-        out_weight=bundle.out_weight,
-        out_bias=bundle.out_bias,
-        out_scale=bundle.out_scale,
-        out_offset=bundle.out_offset,
-        input_mean=bundle.input_mean,
-        input_std=bundle.input_std,
-        metadata=np.array(bundle.metadata),
-    )
+    with atomic_writer(p, overwrite=overwrite) as f:
+        np.savez(
+            f,
+            format=np.array(BUNDLE_FORMAT),
+            version=np.array(BUNDLE_VERSION, dtype=np.int64),
+            image=bundle.image,
+            layers=np.array(bundle.layers, dtype=np.int64),
+            input_size=np.array(bundle.input_size, dtype=np.int64),
+            hidden=np.array(bundle.hidden, dtype=np.int64),
+            theta_x=np.array(bundle.theta_x, dtype=np.int64),
+            theta_h=np.array(bundle.theta_h, dtype=np.int64),
+            out_weight=bundle.out_weight,
+            out_bias=bundle.out_bias,
+            out_scale=bundle.out_scale,
+            out_offset=bundle.out_offset,
+            input_mean=bundle.input_mean,
+            input_std=bundle.input_std,
+            metadata=np.array(bundle.metadata),
+        )
     return p
 
 

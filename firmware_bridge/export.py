@@ -33,7 +33,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -54,6 +53,7 @@ from controllers.fixedpoint import (
     q17_codes_with_clip_count,
     q88_round,
 )
+from envs.files import atomic_write_bytes, atomic_write_text
 from firmware_bridge.bundle import Bundle, save_bundle
 from firmware_bridge.weight_image import ImageLayout, build_image
 
@@ -308,17 +308,6 @@ def onnx_bytes(model: DeltaGRU, meta: CheckpointMeta, opset: int = 17) -> bytes:
 # ------------------------------------------------------------------------------------------------ export_all
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def export_all(
     checkpoint: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -345,14 +334,12 @@ def export_all(
         if taken:
             raise FileExistsError(f"{taken[0]} already exists; pass overwrite=True (CLI: --force) to replace it")
     bundle = bundle_from_model(model, meta, clip_theta=clip_theta, source=str(checkpoint))
-    header = c_header(bundle).encode("utf-8")
+    header = c_header(bundle)
     onnx_data = onnx_bytes(model, meta) if want_onnx else None
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out) as tmp:
-        # save_bundle writes in place: write it beside, then rename over the target.
-        staged = save_bundle(Path(tmp) / BUNDLE_NAME, bundle)
-        os.replace(staged, targets["bundle"])
-    _write_atomic(targets["header"], header)
+    # Each file is written atomically; overwrite=False also refuses a file that appeared since the check above.
+    save_bundle(targets["bundle"], bundle, overwrite=overwrite)
+    atomic_write_text(targets["header"], header, overwrite=overwrite)
     if onnx_data is not None:
-        _write_atomic(targets["onnx"], onnx_data)
+        atomic_write_bytes(targets["onnx"], onnx_data, overwrite=overwrite)
     return targets

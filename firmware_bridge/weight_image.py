@@ -25,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from controllers.fixedpoint import MAX_HIDDEN, MAX_LAYERS, K
+from envs.files import atomic_write_bytes, atomic_write_text
 from firmware_bridge.errors import ImageError
 from firmware_bridge.rtl_hex import WEIGHT_BEAT_BYTES, format_hex_beats, parse_hex_beats
 
@@ -197,14 +198,14 @@ def read_image(path: str | os.PathLike) -> bytes:
 
 
 def write_image(path: str | os.PathLike, image: bytes | np.ndarray) -> None:
-    """Write a weight image; the suffix picks the format as in :func:`read_image`."""
+    """Write a weight image atomically; the suffix picks the format as in :func:`read_image`."""
     p = Path(path)
     data = as_image_array(image).tobytes()
     if _is_hex_path(p):
         if len(data) % WEIGHT_BEAT_BYTES:
             raise ImageError(f"image of {len(data)} bytes is not a whole number of 64-bit beats")
-        p.write_text(format_hex_beats(data, WEIGHT_BEAT_BYTES), encoding="ascii")
+        atomic_write_text(p, format_hex_beats(data, WEIGHT_BEAT_BYTES), encoding="ascii")
     elif p.suffix.lower() == ".bin":
-        p.write_bytes(data)
+        atomic_write_bytes(p, data)
     else:
         raise ImageError(f"{p}: unknown weight-image format {p.suffix!r}; expected .bin or .txt/.hex")
