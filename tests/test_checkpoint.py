@@ -2,51 +2,36 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
-from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 
-from controllers.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
-from controllers.deltagru import DeltaGRU
-from controllers.features import Normalizer
+from controllers.checkpoint import load_checkpoint, save_checkpoint
 
 
-def _save(path: Path, overwrite: bool = False) -> Path:
-    torch.manual_seed(0)
-    m = DeltaGRU(5, 16, 2, 2)
-    meta = CheckpointMeta(
-        model={},
-        feature_set="ampro",
-        input_norm=Normalizer(np.zeros(5, np.float32), np.ones(5, np.float32)),
-        target_scale=np.ones(2, np.float32),
-        target_offset=np.zeros(2, np.float32),
-        created="fixed",
-    )
-    return save_checkpoint(path, m, meta, overwrite=overwrite)
-
-
-def test_same_weights_give_the_same_bytes(tmp_path: Path) -> None:
-    a, b = _save(tmp_path / "a.pt"), _save(tmp_path / "b.pt")
+def test_same_weights_give_the_same_bytes(make_checkpoint) -> None:
+    a, b = make_checkpoint("a.pt"), make_checkpoint("b.pt")
     assert a.read_bytes() == b.read_bytes()
-    assert a.with_suffix(".json").read_bytes() == b.with_suffix(".json").read_bytes()
+    meta_a, meta_b = (json.loads(p.with_suffix(".json").read_text()) for p in (a, b))
+    assert meta_a["weights_sha256"] == meta_b["weights_sha256"]
     load_checkpoint(a)
 
 
-def test_mode_follows_the_umask_and_overwrite_is_refused(tmp_path: Path) -> None:
+def test_mode_follows_the_umask_and_overwrite_is_refused(make_checkpoint) -> None:
     old = os.umask(0o022)
     try:
-        pt = _save(tmp_path / "c.pt")
+        pt = make_checkpoint("c.pt")
     finally:
         os.umask(old)
     for p in (pt, pt.with_suffix(".json")):
         assert stat.S_IMODE(p.stat().st_mode) == 0o644, p.name
     before = pt.read_bytes()
     with pytest.raises(FileExistsError, match="already exists"):
-        _save(pt)
+        make_checkpoint("c.pt", seed=1)
     assert pt.read_bytes() == before
-    _save(pt, overwrite=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json", "c.pt"]
+    m = make_checkpoint.model(seed=1)
+    save_checkpoint(pt, m, make_checkpoint.meta(m), overwrite=True)
+    assert pt.read_bytes() != before
+    assert sorted(p.name for p in pt.parent.iterdir()) == ["c.json", "c.pt"]
