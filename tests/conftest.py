@@ -112,10 +112,29 @@ def make_checkpoint(tmp_path: Path) -> CheckpointFactory:
 
 @pytest.fixture
 def conformance_dir() -> Path:
-    """The shared conformance-vector folder named by ``LEGLOOP_CONFORMANCE_DIR`` (skips when unset)."""
+    """The shared conformance-vector folder named by ``LEGLOOP_CONFORMANCE_DIR``.
+
+    Skips when the variable is unset, and when it names a folder that does not exist: the Makefile always sets it
+    (to ../shared/conformance), and a clone without ../shared beside it has no vectors to test against.
+    """
     value = os.environ.get("LEGLOOP_CONFORMANCE_DIR")
     if not value:
         pytest.skip(
             "LEGLOOP_CONFORMANCE_DIR is not set: conformance vectors come from ../shared/conformance (set by .ci/run)"
         )
-    return Path(value)
+    path = Path(value)
+    if not path.is_dir():
+        pytest.skip(
+            f"LEGLOOP_CONFORMANCE_DIR={value} does not exist: conformance vectors come from ../shared/conformance "
+            "(set by .ci/run)"
+        )
+    return path
+
+
+@pytest.fixture
+def edgedrnn_tb(conformance_dir: Path) -> Path:
+    """The authors' EdgeDRNN RTL test-bench vectors (``<conformance dir>/edgedrnn``); skips where absent."""
+    d = conformance_dir / "edgedrnn"
+    if not d.is_dir():
+        pytest.skip(f"{d} does not exist: the EdgeDRNN vectors come from ../shared/conformance/edgedrnn")
+    return d
