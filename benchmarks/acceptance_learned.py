@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from envs.files import atomic_writer
+
 CONDITIONS = [("speed", 0.8, 0.0), ("speed", 1.0, 0.0), ("speed", 1.2, 0.0), ("slope", 1.0, 3.0), ("slope", 1.0, -3.0)]
 
 
@@ -97,7 +99,7 @@ def main() -> None:
         )
     print(f"{len(episodes)} episodes in {time.perf_counter() - t0:.0f} s")
     if args.out:
-        with open(args.out, "w") as f:
+        with atomic_writer(args.out, "w") as f:
             json.dump({"checkpoint": args.checkpoint, "rows": rows, "episodes": episodes}, f, indent=2)
 
 

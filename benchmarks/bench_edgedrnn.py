@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from controllers.fixedpoint import Q88_ONE, THETA_MAX
 from hil.edgedrnn import EdgeDRNNBackend, EdgeDRNNModel
 from hil.edgedrnn.synthetic import noisy_inputs, random_bundle, smooth_inputs
 
@@ -26,7 +27,7 @@ TARGET_SPARSITY = 0.90
 
 def _tune_theta(model: EdgeDRNNModel, X: np.ndarray) -> tuple[int, float]:
     """Smallest Θ (Θx = Θh) whose sparsity over X reaches the target."""
-    best = (511, 1.0)
+    best = (THETA_MAX, 1.0)
     for theta in (0, 1, 2, 3, 4, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 96, 128):
         model.theta_x = model.theta_h = theta
         model.reset()
@@ -109,7 +110,7 @@ def main() -> None:
 
         bundle.theta_x = bundle.theta_h = theta
         backend = EdgeDRNNBackend(bundle)
-        feats = X.astype(np.float64) / 256.0  # mean 0, std 1: the backend's quantiser gives back X exactly
+        feats = X.astype(np.float64) / Q88_ONE  # mean 0, std 1: the backend's quantiser gives back X exactly
         bstep = _BackendStep(backend)
         be_wall, be_lat = _time_per_step(bstep, feats, lambda b=bstep: b.last, args.repeats)
         np.testing.assert_allclose(be_lat, run_lat)  # same steps, same modelled latency

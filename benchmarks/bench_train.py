@@ -32,7 +32,8 @@ def fidelity_on_seeds(controller: Path, seeds: list[int], speeds: tuple[float, .
     from controllers.checkpoint import load_checkpoint
     from experiments.collect import collect
     from experiments.dataset import load_dataset
-    from experiments.train import Prepared, Scaling, episode_series, validate
+    from experiments.train_data import Prepared, Scaling, episode_series
+    from experiments.train_stages import validate
 
     model, meta = load_checkpoint(controller)
     with tempfile.TemporaryDirectory(prefix="bench_train_fid-") as d:

@@ -17,8 +17,8 @@ weights_sha256     hash of the .pt file: a corrupt or swapped file is refused
 versions, created  provenance; ``training`` holds free-form training information (stages, losses, data)
 =================  ===========================================================================================
 
-Writing goes through a temporary file and a rename, so an interrupted save never leaves a half-written checkpoint,
-and an existing checkpoint is only replaced when the caller asks for it.
+Writing is atomic (:mod:`envs.files`: a temporary file and a rename), so an interrupted save never leaves a
+half-written checkpoint, and an existing checkpoint is only replaced when the caller asks for it.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ import torch
 
 from controllers.deltagru import DeltaGRU
 from controllers.features import Normalizer, check_feature_set, feature_size
+from envs.files import atomic_write_text, atomic_writer
 
 FORMAT = "legloop-controller/1"
 DELTA_GRU = "controller.pt"  # `legloop train`'s deliverable: the quantised delta-GRU
@@ -130,17 +130,6 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def save_checkpoint(path: str | os.PathLike, model: DeltaGRU, meta: CheckpointMeta, overwrite: bool = False) -> Path:
     """Write ``path`` (.pt) and its .json; refuses to replace an existing checkpoint unless `overwrite`."""
     pt, js = _paths(path)
@@ -148,18 +137,15 @@ def save_checkpoint(path: str | os.PathLike, model: DeltaGRU, meta: CheckpointMe
         raise FileExistsError(f"{pt} already exists; pass overwrite=True (CLI: --force) to replace it")
     pt.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    _atomic_write(pt, lambda tmp: torch.save(state, tmp))
+    # Into a file object, not a path: torch names the archive inside the .pt after the file it is given, which
+    # would be the random temporary name, and the bytes would differ from save to save.
+    with atomic_writer(pt, overwrite=overwrite) as f:
+        torch.save(state, f)
     meta.model = model.config()
     meta.weights_sha256 = _sha256(pt)
     meta.versions = {"torch": torch.__version__, "numpy": np.__version__, **meta.versions}
     meta.created = meta.created or time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-    def write_json(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            json.dump(meta.to_dict(), f, indent=2, allow_nan=False)
-            f.write("\n")
-
-    _atomic_write(js, write_json)
+    atomic_write_text(js, json.dumps(meta.to_dict(), indent=2, allow_nan=False) + "\n", overwrite=overwrite)
     return pt
 
 

@@ -28,10 +28,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from controllers.quant import quantize_lut, quantize_q17, quantize_q88
+from controllers.fixedpoint import MAX_LAYERS, K
+from controllers.quant import fake_quant_lut, fake_quant_q17, fake_quant_q88
 
-HIDDEN_SIZES = tuple(range(16, 257, 8))
-MAX_LAYERS = 4
+HIDDEN_SIZES = tuple(range(16, 257, K))  # multiples of the accelerator's K PEs; the torch model stops at 256
 
 
 @dataclass
@@ -199,13 +199,13 @@ class DeltaGRU(nn.Module):
         b_hn = torch.zeros_like(b_hh[2 * H :]) if self.bhn_zero else b_hh[2 * H :]
         m_init = torch.cat([b_ih[: 2 * H] + b_hh[: 2 * H], b_ih[2 * H :], b_hn])
         if self.qat:
-            w_ih, w_hh, m_init = quantize_q17(w_ih), quantize_q17(w_hh), quantize_q17(m_init)
+            w_ih, w_hh, m_init = fake_quant_q17(w_ih), fake_quant_q17(w_hh), fake_quant_q17(m_init)
         return LayerParams(w_ih, w_hh, m_init)
 
     def output_params(self) -> tuple[Tensor, Tensor]:
         """Output layer (weight [O, H], bias [O]), Q1.7-quantised under ``qat``."""
         if self.qat:
-            return quantize_q17(self.fc.weight), quantize_q17(self.fc.bias)
+            return fake_quant_q17(self.fc.weight), fake_quant_q17(self.fc.bias)
         return self.fc.weight, self.fc.bias
 
     # ------------------------------------------------------------------------------------------ state
@@ -234,15 +234,15 @@ class DeltaGRU(nn.Module):
     def _gates(self, m_rz: Tensor, m_nx: Tensor, m_nh: Tensor, h: Tensor) -> Tensor:
         """New h from the accumulators (shared by forward and step so they compute alike)."""
         if self.qat:
-            m_rz, m_nh = quantize_q88(m_rz), quantize_q88(m_nh)
-            rz = quantize_lut(torch.sigmoid(m_rz))
+            m_rz, m_nh = fake_quant_q88(m_rz), fake_quant_q88(m_nh)
+            rz = fake_quant_lut(torch.sigmoid(m_rz))
         else:
             rz = torch.sigmoid(m_rz)
         r, z = rz.chunk(2, dim=-1)
         pre_n = m_nx + r * m_nh
         if self.qat:
-            n = quantize_lut(torch.tanh(quantize_q88(pre_n)))
-            return quantize_q88(n + z * (h - n))
+            n = fake_quant_lut(torch.tanh(fake_quant_q88(pre_n)))
+            return fake_quant_q88(n + z * (h - n))
         n = torch.tanh(pre_n)
         return n + z * (h - n)
 
@@ -266,7 +266,7 @@ class DeltaGRU(nn.Module):
         if state is None:
             state = self.reset_state(B)
         H = self.hidden_size
-        inp = quantize_q88(x) if self.qat else x
+        inp = fake_quant_q88(x) if self.qat else x
         new_layers: list[LayerState] = []
         dx_list: list[Tensor] = []
         dh_list: list[Tensor] = []
@@ -340,7 +340,7 @@ class DeltaGRU(nn.Module):
         if state is None:
             state = self.reset_state(xb.shape[0])
         H = self.hidden_size
-        inp = quantize_q88(xb) if self.qat else xb
+        inp = fake_quant_q88(xb) if self.qat else xb
         new_layers, dx_list, dh_list, change_list = [], [], [], []
         for layer in range(self.num_layers):
             p = self.layer_params(layer)

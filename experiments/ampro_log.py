@@ -22,12 +22,13 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from envs.files import atomic_write_text
 
 AMPRO_COLUMNS: tuple[str, ...] = (
     "action_type",
@@ -158,15 +159,7 @@ def write_csv(path: str | os.PathLike, columns: Mapping[str, np.ndarray], overwr
         buf.write("\n".join(map(",".join, zip(*text_cols, strict=True))))
         buf.write("\n")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(buf.getvalue())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write_text(path, buf.getvalue(), overwrite=overwrite)
 
 
 def _parse_column(path: Path, name: str, cells: Sequence[str]) -> np.ndarray:

@@ -118,8 +118,9 @@ def run(args: argparse.Namespace) -> int:
     from experiments.evaluate import EvalConfig, evaluate
     from experiments.replay import replay_log
     from experiments.tables import table
-    from experiments.train import TrainError, run_training
+    from experiments.train import run_training
     from experiments.train_config import CONFIG_DIR, DEFAULT_CONFIG, ConfigError, load_config
+    from experiments.train_data import TrainError
     from hil.spec import ControllerSpec
 
     if not 0.6 <= args.speed <= 1.5:

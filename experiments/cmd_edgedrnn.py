@@ -48,7 +48,9 @@ def register(subparsers: Subparsers) -> None:
 
 
 def _read_inputs(path: Path, input_size: int, input_padded: int) -> np.ndarray:
-    from firmware_bridge.weight_image import ImageError, parse_hex_activations
+    from controllers.fixedpoint import Q88_MAX, Q88_MIN
+    from firmware_bridge.errors import ImageError
+    from firmware_bridge.rtl_hex import parse_hex_activations
 
     if not path.is_file():
         raise CliError(f"--inputs {path}: no such file")
@@ -65,7 +67,7 @@ def _read_inputs(path: Path, input_size: int, input_padded: int) -> np.ndarray:
         if not np.issubdtype(x.dtype, np.integer):
             raise CliError(f"--inputs {path}: dtype {x.dtype}; expected int16 Q8.8")
         if x.dtype != np.int16:
-            if x.size and (x.min() < -32768 or x.max() > 32767):
+            if x.size and (x.min() < Q88_MIN or x.max() > Q88_MAX):
                 raise CliError(f"--inputs {path}: values outside int16; expected int16 Q8.8")
             x = x.astype(np.int16)
         return x
@@ -78,7 +80,10 @@ def _read_inputs(path: Path, input_size: int, input_padded: int) -> np.ndarray:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from firmware_bridge.weight_image import ImageError, ImageLayout, check_theta, read_image
+    from envs.files import atomic_writer
+    from firmware_bridge.bundle import check_theta
+    from firmware_bridge.errors import ImageError
+    from firmware_bridge.weight_image import ImageLayout, read_image
     from hil.edgedrnn.model import EdgeDRNNError, EdgeDRNNModel
 
     if not args.clock_mhz > 0:
@@ -120,22 +125,23 @@ def _simulate(args: argparse.Namespace) -> int:
     if x.shape[0] == 0:
         raise CliError(f"--inputs {args.inputs}: no time steps")
     res = model.run(x)
-    np.savez(
-        out,
-        h=res.h,
-        cycles=res.cycles,
-        fired_columns=res.fired_columns,
-        latency_s=res.latency_s,
-        nonzero_deltas=res.nonzero_deltas,
-        layer_fired=res.layer_fired,
-        layer_mac_cycles=res.layer_mac_cycles,
-        layer_act_cycles=res.layer_act_cycles,
-        theta_x=np.int64(theta_x),
-        theta_h=np.int64(theta_h),
-        clock_hz=np.float64(model.clock_hz),
-        burst_latency=np.int64(model.burst_latency),
-        t_sys_s=np.float64(model.t_sys_s),
-    )
+    with atomic_writer(out) as f:
+        np.savez(
+            f,
+            h=res.h,
+            cycles=res.cycles,
+            fired_columns=res.fired_columns,
+            latency_s=res.latency_s,
+            nonzero_deltas=res.nonzero_deltas,
+            layer_fired=res.layer_fired,
+            layer_mac_cycles=res.layer_mac_cycles,
+            layer_act_cycles=res.layer_act_cycles,
+            theta_x=np.int64(theta_x),
+            theta_h=np.int64(theta_h),
+            clock_hz=np.float64(model.clock_hz),
+            burst_latency=np.int64(model.burst_latency),
+            t_sys_s=np.float64(model.t_sys_s),
+        )
     _summary(model, res, out)
     return 0
 

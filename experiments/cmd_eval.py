@@ -184,8 +184,8 @@ def _check_learned_args(args: argparse.Namespace) -> None:
 
 def _learned_errors() -> tuple[type[Exception], ...]:
     from controllers.checkpoint import CheckpointError
+    from firmware_bridge.errors import ImageError
     from firmware_bridge.export import ExportError
-    from firmware_bridge.weight_image import ImageError
 
     return (CheckpointError, ExportError, ImageError)
 
@@ -194,6 +194,7 @@ def run_replay(args: argparse.Namespace) -> int:
     """Open-loop replay of a log: metrics.json (and replay.npz with the torques) in --out."""
     import numpy as np
 
+    from envs.files import atomic_writer
     from experiments.replay import ReplayError, replay_log
 
     try:
@@ -220,7 +221,8 @@ def run_replay(args: argparse.Namespace) -> int:
         "governor": args.governor,
     }
     metrics["provenance"] = provenance()
-    np.savez(out / "replay.npz", torque_pred=pred, torque_pd=target)
+    with atomic_writer(out / "replay.npz") as f:
+        np.savez(f, torque_pred=pred, torque_pd=target)
     write_json(out / "metrics.json", metrics)
     for joint, m in metrics["joints"].items():
         print(f"{joint:>5}: R² {m['r2']}, NRMSE {m['nrmse']}, RMSE {m['rmse_nm']} N·m")

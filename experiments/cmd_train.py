@@ -45,8 +45,9 @@ def register(sub: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments.train import TrainError, run_training
+    from experiments.train import run_training
     from experiments.train_config import ConfigError, load_config
+    from experiments.train_data import TrainError
 
     try:
         cfg = load_config(args.config)

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from envs.files import atomic_writer
 from experiments.ampro_log import LEGLOOP_COLUMNS, SIMULATED_COLUMNS, read_csv, write_csv
 from experiments.rundir import write_json
 
@@ -112,19 +112,12 @@ def _json_value(v: Any) -> Any:
 
 def save_npz(path: Path, columns: Mapping[str, np.ndarray]) -> None:
     """Write float64 columns as a compressed .npz atomically, byte-identical for identical data."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for name, a in columns.items():
-                info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_TIME)
-                info.compress_type = zipfile.ZIP_DEFLATED
-                with zf.open(info, "w", force_zip64=True) as f:
-                    np.lib.format.write_array(f, a, allow_pickle=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_writer(path) as out, zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, a in columns.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with zf.open(info, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, a, allow_pickle=False)
 
 
 def read_manifest(run_dir: str | os.PathLike) -> dict[str, Any]:

@@ -6,25 +6,11 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-DELTA_GRU = "controller.pt"  # `legloop train`'s deliverable: the quantised delta-GRU
-FLOAT_GRU = "gru.pt"  # the float GRU it was fine-tuned from (behavioural cloning + DAgger, no thresholds)
-
-
-def learned_checkpoint(controller: str, path: str | os.PathLike) -> Path:
-    """The checkpoint a learned controller runs from ``path``: a file as given; a training run directory stands
-    for its deliverables — ``gru`` runs ``DIR/gru.pt`` (the float GRU), the others ``DIR/controller.pt`` (the
-    delta-GRU). A run directory from before ``gru.pt`` existed gives ``controller.pt`` for all of them."""
-    p = Path(path)
-    if not p.is_dir():
-        return p
-    if controller == "gru" and (p / FLOAT_GRU).exists():
-        return p / FLOAT_GRU
-    return p / DELTA_GRU
+from envs.files import atomic_write_text
 
 
 class OutputExistsError(Exception):
@@ -45,11 +31,7 @@ def prepare_out(path: str | os.PathLike, files: tuple[str, ...], force: bool) ->
 
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically (temp file + rename): a crash never leaves a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, allow_nan=False)
-        f.write("\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 def provenance() -> dict[str, Any]:

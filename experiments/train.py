@@ -22,409 +22,55 @@ own generators, so a resumed run (finished stages are loaded, not recomputed) en
 uninterrupted one. Targets are the PD torques normalised by their mean/std (stored as target offset/scale);
 inputs are z-scored with the training set's statistics (stored as the input normalisation). Both are fitted once,
 on the first training set, and kept for all stages: the weights depend on them.
+
+This module is the pipeline (run directory, collection, stages in order, deliverables); the data preparation is in
+:mod:`experiments.train_data`, one stage's training loop in :mod:`experiments.train_stages`.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import sys
 import time
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from controllers.checkpoint import CheckpointError, CheckpointMeta, load_checkpoint, save_checkpoint
+from controllers.checkpoint import (
+    DELTA_GRU,
+    FLOAT_GRU,
+    CheckpointError,
+    CheckpointMeta,
+    load_checkpoint,
+    save_checkpoint,
+)
 from controllers.deltagru import DeltaGRU
-from controllers.features import FEATURE_COLUMNS, TARGET_COLUMNS, Normalizer, feature_size, features_from_columns
-from controllers.quant import Q17_MAX, Q17_MIN, Q17_SCALE
+from controllers.features import TARGET_COLUMNS, feature_size
+from envs.files import atomic_write_text
 from envs.walker_env import Randomization
-from experiments.rundir import DELTA_GRU, FLOAT_GRU, provenance, write_json
+from experiments.rundir import provenance, write_json
 from experiments.train_config import TrainConfig
+from experiments.train_data import (
+    DataBackend,
+    Prepared,
+    Scaling,
+    TrainError,
+    control_dt_of,
+    default_backend,
+    episode_series,
+    load_sources,
+    resolve_feature_set,
+    split_train_val,
+)
+from experiments.train_stages import StageSpec, summary_writer, train_stage
 
-JOINTS = ("knee", "ankle")  # order of TARGET_COLUMNS and of the network outputs
 FINAL = DELTA_GRU
-DEFAULT_DT = 0.005
 
 
-class TrainError(Exception):
-    """A user-facing training error (bad data, conflicting run directory, missing module); one clear line."""
-
-
-# ------------------------------------------------------------------------------------------------ data access
-@dataclass
-class DataBackend:
-    """Where episodes come from: ``experiments.dataset`` / ``experiments.collect`` by default (tests may swap it)."""
-
-    load_dataset: Callable[..., list[Any]]
-    split_episodes: Callable[..., tuple[list[Any], list[Any]]]
-    sources_imply_ampro: Callable[[Sequence[str]], bool]
-    collect: Callable[..., list[Path]] | None = None
-    driver_spec: Callable[[str], Any] | None = None
-
-
-def default_backend() -> DataBackend:
-    """The project's data modules, imported lazily (they pull in the simulator and worker pools)."""
-    try:
-        from experiments import dataset
-    except ModuleNotFoundError as exc:
-        if exc.name != "experiments.dataset":
-            raise
-        raise TrainError("experiments.dataset is not available in this installation: cannot read episodes") from None
-    backend = DataBackend(dataset.load_dataset, dataset.split_episodes, dataset.sources_imply_ampro)
-    try:
-        from experiments import collect
-    except ModuleNotFoundError as exc:
-        if exc.name != "experiments.collect":
-            raise
-        return backend  # logs still work; simulation-based collection will say what is missing
-    backend.collect, backend.driver_spec = collect.collect, collect.DriverSpec
-    return backend
-
-
-def required_columns(feature_set: str) -> tuple[str, ...]:
-    """Log columns training on `feature_set` needs: the features' columns and the PD torques (targets)."""
-    return tuple(FEATURE_COLUMNS[feature_set]) + TARGET_COLUMNS
-
-
-@dataclass
-class Series:
-    """One episode as training arrays: raw features [T, F] and raw targets [T, 2] (N·m), float32."""
-
-    name: str
-    x: np.ndarray
-    y: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-
-def episode_series(episodes: Sequence[Any], feature_set: str) -> list[Series]:
-    """Features and targets of each episode; a missing column or a non-finite value is a :class:`TrainError`."""
-    out = []
-    for ep in episodes:
-        name = getattr(ep, "name", "?")
-        cols = ep.columns
-        missing = [c for c in required_columns(feature_set) if c not in cols]
-        if missing:
-            raise TrainError(f"episode {name} lacks column(s) {', '.join(missing)} needed for {feature_set!r}")
-        x = features_from_columns(feature_set, cols)
-        y = np.stack([np.asarray(cols[c], dtype=np.float32) for c in TARGET_COLUMNS], axis=-1)
-        for what, a in (("features", x), ("targets", y)):
-            if not np.isfinite(a).all():
-                raise TrainError(f"episode {name}: non-finite {what} (NaN or inf) in the log")
-        if len(x) < 2:
-            raise TrainError(f"episode {name} has {len(x)} rows; at least 2 are needed")
-        out.append(Series(str(name), x, y))
-    return out
-
-
-def control_dt_of(episodes: Sequence[Any]) -> float:
-    """Control period of the data: episode metadata, else the median step of the ``time`` column, else 5 ms."""
-    for ep in episodes:
-        meta = getattr(ep, "meta", {}) or {}
-        for key in ("control_dt", "dt"):
-            if isinstance(meta.get(key), (int, float)) and meta[key] > 0:
-                return float(meta[key])
-    for ep in episodes:
-        t = ep.columns.get("time")
-        if t is not None and len(t) > 2:
-            dt = float(np.median(np.diff(np.asarray(t, dtype=np.float64))))
-            if dt > 0:
-                return round(dt, 6)
-    return DEFAULT_DT
-
-
-# ------------------------------------------------------------------------------------------------ scaling
-@dataclass
-class Scaling:
-    """Input z-score and target normalisation (y_n = (y − offset) / scale), stored in every checkpoint."""
-
-    norm: Normalizer
-    target_scale: np.ndarray
-    target_offset: np.ndarray
-
-    @classmethod
-    def fit(cls, series: Sequence[Series]) -> Scaling:
-        x = np.concatenate([s.x for s in series])
-        y = np.concatenate([s.y for s in series]).astype(np.float64)
-        std = y.std(axis=0)
-        scale = np.where(std < 1e-3, 1.0, std).astype(np.float32)
-        return cls(Normalizer.fit(x), scale, y.mean(axis=0).astype(np.float32))
-
-    @classmethod
-    def from_meta(cls, meta: CheckpointMeta) -> Scaling:
-        return cls(meta.input_norm, meta.target_scale, meta.target_offset)
-
-    def inputs(self, s: Series) -> np.ndarray:
-        return self.norm(s.x)
-
-    def targets(self, s: Series) -> np.ndarray:
-        return ((s.y - self.target_offset) / self.target_scale).astype(np.float32)
-
-
-@dataclass
-class Prepared:
-    """Normalised arrays of a set of episodes."""
-
-    names: list[str]
-    x: list[np.ndarray]
-    y: list[np.ndarray]  # normalised targets
-    y_raw: list[np.ndarray]  # N·m
-
-    @classmethod
-    def build(cls, series: Sequence[Series], scaling: Scaling) -> Prepared:
-        return cls(
-            [s.name for s in series],
-            [scaling.inputs(s) for s in series],
-            [scaling.targets(s) for s in series],
-            [s.y for s in series],
-        )
-
-    @property
-    def steps(self) -> int:
-        return sum(len(a) for a in self.x)
-
-
-# ------------------------------------------------------------------------------------------------ windows
-class WindowSampler:
-    """Random crops of length `window` from a set of episodes, batched; deterministic given the generator.
-
-    An epoch draws ``ceil(steps / stride)`` windows, episodes weighted by their number of possible start points,
-    so every step is seen about ``window / stride`` times. Episodes shorter than a window (e.g. a DAgger
-    episode that fell early) give one zero-padded window whose padding is masked out of the loss.
-    """
-
-    def __init__(self, data: Prepared, window: int, warmup: int, stride: int, batch_size: int) -> None:
-        if not data.x:
-            raise TrainError("no training episodes")
-        self.data, self.window, self.warmup, self.batch_size = data, window, warmup, batch_size
-        self.starts = np.array([max(1, len(a) - window + 1) for a in data.x], dtype=np.int64)
-        self.cum = np.cumsum(self.starts)
-        self.windows_per_epoch = max(1, math.ceil(data.steps / stride))
-
-    def __len__(self) -> int:
-        """Batches per epoch."""
-        return math.ceil(self.windows_per_epoch / self.batch_size)
-
-    def epoch(self, rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Batches (x [B, W, F], y [B, W, O], loss mask [B, W]) of one epoch."""
-        n = self.windows_per_epoch
-        flat = rng.integers(0, int(self.cum[-1]), size=n)
-        ep = np.searchsorted(self.cum, flat, side="right")
-        start = flat - np.concatenate([[0], self.cum[:-1]])[ep]
-        W = self.window
-        n_in, n_out = self.data.x[0].shape[1], self.data.y[0].shape[1]
-        for b0 in range(0, n, self.batch_size):
-            idx = range(b0, min(n, b0 + self.batch_size))
-            xb = np.zeros((len(idx), W, n_in), dtype=np.float32)
-            yb = np.zeros((len(idx), W, n_out), dtype=np.float32)
-            mb = np.zeros((len(idx), W), dtype=np.float32)
-            for row, i in enumerate(idx):
-                e, s = int(ep[i]), int(start[i])
-                xs, ys = self.data.x[e][s : s + W], self.data.y[e][s : s + W]
-                xb[row, : len(xs)], yb[row, : len(ys)] = xs, ys
-                mb[row, self.warmup : len(xs)] = 1.0
-            yield torch.from_numpy(xb), torch.from_numpy(yb), torch.from_numpy(mb)
-
-
-# ------------------------------------------------------------------------------------------------ evaluation
-def r2_score(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    """Coefficient of determination per column."""
-    ss_res = ((y_true - y_pred) ** 2).sum(axis=0)
-    ss_tot = ((y_true - y_true.mean(axis=0)) ** 2).sum(axis=0)
-    return 1.0 - ss_res / np.maximum(ss_tot, 1e-12)
-
-
-@torch.no_grad()
-def validate(model: DeltaGRU, data: Prepared, scaling: Scaling, loss_kind: str) -> dict[str, Any]:
-    """Open-loop fidelity on whole episodes from a fresh state, as the controller runs: loss, R² per joint (N·m),
-    temporal sparsity and MACs per step. Episodes of equal length run as one batch (no padding to skew the
-    sparsity counters)."""
-    model.eval()
-    by_len: dict[int, list[int]] = {}
-    for i, a in enumerate(data.x):
-        by_len.setdefault(len(a), []).append(i)
-    preds: dict[int, np.ndarray] = {}
-    fired = total = macs = 0.0
-    loss_sum = 0.0
-    n_steps = 0
-    for T, idx in sorted(by_len.items()):
-        x = torch.from_numpy(np.stack([data.x[i] for i in idx]))
-        y = torch.from_numpy(np.stack([data.y[i] for i in idx]))
-        out, stats = model(x, return_stats=True)
-        loss_sum += float(_loss(out, y, torch.ones(y.shape[:2]), loss_kind)) * len(idx) * T
-        w = len(idx) * T
-        fired += sum(stats.fired_cols) * w
-        total += sum(stats.total_cols) * w
-        macs += stats.macs_per_step * w
-        n_steps += w
-        for row, i in enumerate(idx):
-            preds[i] = out[row].numpy() * scaling.target_scale + scaling.target_offset
-    model.train()
-    y_true = np.concatenate(data.y_raw)
-    y_pred = np.concatenate([preds[i] for i in range(len(data.x))])
-    r2 = r2_score(y_true.astype(np.float64), y_pred.astype(np.float64))
-    return {
-        "loss": loss_sum / n_steps,
-        "r2": {j: round(float(v), 5) for j, v in zip(JOINTS, r2, strict=True)},
-        "sparsity": round(1.0 - fired / total, 5),
-        "macs_per_step": round(macs / n_steps, 1),
-        "dense_macs_per_step": model.dense_macs_per_step,
-    }
-
-
-def _loss(out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
-    err = (out - y).abs() if kind == "l1" else (out - y) ** 2
-    return (err.mean(-1) * mask).sum() / mask.sum().clamp_min(1.0)
-
-
-def clamp_to_q17(model: DeltaGRU) -> None:
-    """Keep every parameter inside Q1.7's range, so turning QAT on later does not saturate a trained network."""
-    lo, hi = Q17_MIN * Q17_SCALE, Q17_MAX * Q17_SCALE
-    with torch.no_grad():
-        for p in model.parameters():
-            p.clamp_(lo, hi)
-
-
-# ------------------------------------------------------------------------------------------------ one stage
-class _NullWriter:
-    def add_scalar(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _summary_writer(log_dir: Path) -> Any:
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is an optional extra ("legloop[train]")
-        warnings.warn("tensorboard is not installed: no TensorBoard scalars are written", stacklevel=2)
-        return _NullWriter()
-    return SummaryWriter(log_dir=str(log_dir))
-
-
-@dataclass
-class StageSpec:
-    """What one training stage does."""
-
-    name: str
-    index: int  # position in the pipeline (seeds the stage's generators)
-    epochs: int
-    lr: float
-    theta_x: float = 0.0
-    theta_h: float = 0.0
-    qat: bool = False
-    l1_weight: float = 0.0
-    dagger_round: int = 0  # > 0: collect learner-driven episodes first (round k: β = beta_decay^k)
-
-
-def train_stage(
-    model: DeltaGRU,
-    spec: StageSpec,
-    train: Prepared,
-    val: Prepared,
-    scaling: Scaling,
-    cfg: TrainConfig,
-    writer: Any = None,
-    epoch0: int = 0,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Train `model` in place for one stage; returns the stage record (losses, R², sparsity, time)."""
-    from tqdm import tqdm
-
-    t0 = time.perf_counter()
-    o = cfg.optim
-    writer = writer or _NullWriter()
-    # Each stage seeds its own generators from (seed, stage index): resuming at any stage reproduces the run.
-    torch.manual_seed(cfg.seed * 1000 + spec.index)
-    rng = np.random.default_rng([cfg.seed, spec.index])
-    model.theta_x, model.theta_h, model.qat = spec.theta_x, spec.theta_h, spec.qat
-    if o.clamp_weights:
-        clamp_to_q17(model)
-    sampler = WindowSampler(train, o.window, o.warmup, o.stride, o.batch_size)
-    opt = torch.optim.Adam(model.parameters(), lr=spec.lr)
-    need_stats = spec.l1_weight > 0.0
-    history = []
-    bar = tqdm(
-        total=spec.epochs * len(sampler), desc=f"train {spec.name}", unit="batch", disable=not progress, file=sys.stderr
-    )
-    model.train()
-    for epoch in range(spec.epochs):
-        loss_sum, n_batches = 0.0, 0
-        for xb, yb, mb in sampler.epoch(rng):
-            if need_stats:
-                out, stats = model(xb, return_stats=True)
-                fit = _loss(out, yb, mb, o.loss)
-                loss = fit + spec.l1_weight * stats.delta_l1
-            else:
-                out = model(xb)
-                loss = fit = _loss(out, yb, mb, o.loss)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
-            opt.step()
-            if o.clamp_weights:
-                clamp_to_q17(model)
-            loss_sum += float(fit.detach())
-            n_batches += 1
-            bar.update(1)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / n_batches:.4f}")
-        v = validate(model, val, scaling, o.loss) if val.x else None
-        step = epoch0 + epoch + 1
-        rec = {"epoch": epoch + 1, "train_loss": round(loss_sum / max(1, n_batches), 6)}
-        writer.add_scalar("loss/train", rec["train_loss"], step)
-        if v is not None:
-            rec |= {
-                "val_loss": round(v["loss"], 6),
-                "r2": v["r2"],
-                "sparsity": v["sparsity"],
-                "macs_per_step": v["macs_per_step"],
-            }
-            writer.add_scalar("loss/val", v["loss"], step)
-            for j in JOINTS:
-                writer.add_scalar(f"r2/{j}", v["r2"][j], step)
-            writer.add_scalar("sparsity/val", v["sparsity"], step)
-            writer.add_scalar("macs_per_step/val", v["macs_per_step"], step)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{rec['train_loss']:.4f}", val=f"{v['loss']:.4f}")
-        history.append(rec)
-    bar.close()
-    writer.flush()
-    model.eval()
-    last = history[-1]
-    return {
-        "name": spec.name,
-        "epochs": spec.epochs,
-        "lr": spec.lr,
-        "theta_x": spec.theta_x,
-        "theta_h": spec.theta_h,
-        "qat": spec.qat,
-        "l1_weight": spec.l1_weight,
-        "train_episodes": len(train.x),
-        "train_steps": train.steps,
-        "batches_per_epoch": len(sampler),
-        "train_loss": last["train_loss"],
-        "val_loss": last.get("val_loss"),
-        "val_r2": last.get("r2"),
-        "val_sparsity": last.get("sparsity"),
-        "val_macs_per_step": last.get("macs_per_step"),
-        "dense_macs_per_step": model.dense_macs_per_step,
-        "history": history,
-        "seconds": round(time.perf_counter() - t0, 2),
-    }
-
-
-# ------------------------------------------------------------------------------------------------ the pipeline
 @dataclass
 class TrainResult:
     """What `run_training` leaves: the final checkpoint, the export files and the per-stage records."""
@@ -470,54 +116,13 @@ def _collect_cached(
         t0 = time.perf_counter()
         paths = backend.collect(out_dir, progress=progress, **kwargs)
         seconds = time.perf_counter() - t0
-        marker.write_text(json.dumps({"episodes": [str(p) for p in paths], "seconds": round(seconds, 2)}) + "\n")
+        record = {"episodes": [str(p) for p in paths], "seconds": round(seconds, 2)}
+        atomic_write_text(marker, json.dumps(record) + "\n")  # its presence means "complete": never half-written
     try:
         episodes = backend.load_dataset([str(out_dir)])
     except (OSError, ValueError, KeyError) as exc:
         raise TrainError(f"cannot read collected episodes in {out_dir}: {exc}") from None
     return list(episodes), seconds
-
-
-def _split(backend: DataBackend, episodes: list[Any], val_fraction: float, seed: int) -> tuple[list[Any], list[Any]]:
-    # Whole episodes (held-out seeds); a single log is split in time by the data module.
-    if val_fraction <= 0.0:
-        return list(episodes), []
-    try:
-        train, val = backend.split_episodes(episodes, val_fraction, seed)
-    except ValueError as exc:
-        raise TrainError(f"cannot split the data into training and validation: {exc}") from None
-    return list(train), list(val)
-
-
-def load_sources(
-    sources: Sequence[str], feature_set: str, backend: DataBackend | None = None
-) -> tuple[list[Any], DataBackend]:
-    """Read logs/run directories for training; every error (missing file or column) is a :class:`TrainError`."""
-    for src in sources:
-        if not Path(src).exists():
-            raise TrainError(f"--data {src}: no such file or directory")
-    backend = backend or default_backend()
-    try:
-        episodes = backend.load_dataset(list(sources), require=required_columns(feature_set))
-    except TrainError:
-        raise
-    except (OSError, ValueError, KeyError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        raise TrainError(f"cannot read --data: {msg}") from None
-    if not episodes:
-        raise TrainError(f"--data {' '.join(sources)}: no episodes found")
-    return list(episodes), backend
-
-
-def resolve_feature_set(
-    cfg: TrainConfig, sources: Sequence[str], explicit: str | None, backend: DataBackend | None = None
-) -> str:
-    """--features wins; else logs in the AMPRO CSV schema among the sources imply 'ampro'; else the config's."""
-    if explicit:
-        return explicit
-    if sources and (backend or default_backend()).sources_imply_ampro(list(sources)):
-        return "ampro"
-    return cfg.feature_set
 
 
 def run_training(
@@ -575,14 +180,14 @@ def run_training(
                 shutil.rmtree(d)
     stages_dir.mkdir(exist_ok=True)
     write_json(spec_path, run_spec)
-    writer = _summary_writer(tb_dir)
+    writer = summary_writer(tb_dir)
 
     # ---- data
     collect_seconds: dict[str, float] = {}
     seed_base = 10_000 + 100_000 * cfg.seed  # far from the evaluation seeds (0, 1, 2, …): those stay unseen
     if sources:
         dt = control_dt_of(logs)
-        train_eps, val_eps = _split(backend, logs, cfg.data.val_fraction, cfg.seed)
+        train_eps, val_eps = split_train_val(backend, logs, cfg.data.val_fraction, cfg.seed)
         train_s, val_s = episode_series(train_eps, fs), episode_series(val_eps, fs)
         data_info = {"sources": [str(s) for s in sources], "episodes": len(logs)}
     else:
@@ -601,7 +206,7 @@ def run_training(
             stage="pd",
         )
         dt = control_dt_of(pd_eps)
-        train_eps, val_eps = _split(backend, pd_eps, cfg.data.val_fraction, cfg.seed)
+        train_eps, val_eps = split_train_val(backend, pd_eps, cfg.data.val_fraction, cfg.seed)
         train_s, val_s = episode_series(train_eps, fs), episode_series(val_eps, fs)
         data_info = {"pd_episodes": len(pd_eps), "seed0": seed_base}
     data_info |= {

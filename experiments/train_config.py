@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controllers.deltagru import HIDDEN_SIZES, MAX_LAYERS
+from controllers.deltagru import HIDDEN_SIZES
 from controllers.features import FEATURE_SETS
+from controllers.fixedpoint import MAX_LAYERS, THETA_MAX_VALUE
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "train_default.toml"
@@ -151,8 +152,8 @@ class DeltaConfig:
         _check(self.dagger_rounds >= 0, "delta.dagger_rounds", ">= 0")
         _check(self.dagger_epochs >= 1, "delta.dagger_epochs", ">= 1")
         # The accelerator holds Θ as a Q8.8 integer in a 10-bit signed register: at most 511/256.
-        _check(0.0 <= self.theta_x <= 511 / 256, "delta.theta_x", "in [0, 511/256] (the Θ register's range)")
-        _check(0.0 <= self.theta_h <= 511 / 256, "delta.theta_h", "in [0, 511/256] (the Θ register's range)")
+        _check(0.0 <= self.theta_x <= THETA_MAX_VALUE, "delta.theta_x", "in [0, 511/256] (the Θ register's range)")
+        _check(0.0 <= self.theta_h <= THETA_MAX_VALUE, "delta.theta_h", "in [0, 511/256] (the Θ register's range)")
         _check(self.l1_weight >= 0.0, "delta.l1_weight", ">= 0")
         _check(0.0 <= self.lr <= 1.0, "delta.lr", "in [0, 1] (0 = optim.lr)")
 

@@ -2,7 +2,7 @@
 
 From a :mod:`controllers.checkpoint` (a :class:`controllers.deltagru.DeltaGRU` plus its metadata):
 
-``controller.bundle.npz``  :class:`firmware_bridge.weight_image.Bundle` — the accelerator's INT8 weight image, the
+``controller.bundle.npz``  :class:`firmware_bridge.bundle.Bundle` — the accelerator's INT8 weight image, the
                            output layer (runs on the ARM core), the input z-score and the output de-normalisation.
 ``controller.h``           the same numbers as a C99 header for firmware (sizes as ``#define``, the weight image
                            as ``const int8_t``, the output layer, normalisation as ``float`` arrays, thresholds).
@@ -33,7 +33,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -44,19 +43,24 @@ from torch import nn
 from controllers.checkpoint import CheckpointMeta, load_checkpoint
 from controllers.deltagru import DeltaGRU
 from controllers.features import FEATURE_NAMES
-from firmware_bridge.weight_image import (
+from controllers.fixedpoint import (
+    ACC_FRAC_BITS,
+    ACC_ONE,
+    Q17_MAX_VALUE,
     THETA_MAX,
-    Bundle,
-    ImageLayout,
-    build_image,
-    save_bundle,
+    THETA_MAX_VALUE,
+    q17_codes,
+    q17_codes_with_clip_count,
+    q88_round,
 )
+from envs.files import atomic_write_bytes, atomic_write_text
+from firmware_bridge.bundle import Bundle, save_bundle
+from firmware_bridge.weight_image import ImageLayout, build_image
 
 BUNDLE_NAME = "controller.bundle.npz"
 HEADER_NAME = "controller.h"
 ONNX_NAME = "controller.onnx"
 OUTPUT_NAMES = ("knee_torque", "ankle_torque")
-_Q17_MAX = 127 / 128
 
 
 class ExportError(ValueError):
@@ -67,28 +71,27 @@ class OnnxUnavailableError(ExportError):
     """ONNX export needs a package that is not installed."""
 
 
-# ----------------------------------------------------------------------------------------------- quantisation
+# ---------------------------------------------------------------------------------------------------- bundle
 
 
-def q17(a: np.ndarray | torch.Tensor) -> tuple[np.ndarray, int]:
-    """Q1.7 codes (int8) of ``a`` by round-half-even, clipped to [−128, 127]; also how many values were clipped."""
+def _float64(a: np.ndarray | torch.Tensor) -> np.ndarray:
+    # Parameters carry autograd state: detach before numpy sees them (float32 → float64 is exact).
     if isinstance(a, torch.Tensor):
-        a = a.detach().cpu().double().numpy()
-    v = np.rint(np.asarray(a, dtype=np.float64) * 128.0)
-    clipped = int(np.count_nonzero((v < -128) | (v > 127)))
-    return np.clip(v, -128, 127).astype(np.int8), clipped
+        return a.detach().cpu().double().numpy()
+    return np.asarray(a, dtype=np.float64)
 
 
 def theta_lsb(theta: float, name: str, clip: bool = False) -> int:
-    """Threshold in normalised float units → Q8.8 LSB for the 10-bit register (0..511)."""
+    """Threshold in normalised float units → Q8.8 LSB for the 10-bit register (0..511), or an :class:`ExportError`
+    saying how to fix a threshold that does not fit (``clip`` saturates it instead)."""
     if not (theta >= 0 and math.isfinite(theta)):
         raise ExportError(f"{name}={theta!r} must be a finite number >= 0")
-    lsb = int(np.rint(theta * 256.0))
+    lsb = q88_round(theta)
     if lsb > THETA_MAX:
         if not clip:
             raise ExportError(
                 f"{name}={theta:g} is {lsb} Q8.8 LSB, which does not fit the 10-bit threshold register "
-                f"(0..{THETA_MAX} LSB, i.e. {name} ≤ {THETA_MAX / 256:.6g}); retrain with a smaller threshold or "
+                f"(0..{THETA_MAX} LSB, i.e. {name} ≤ {THETA_MAX_VALUE:.6g}); retrain with a smaller threshold or "
                 "export with clip_theta=True"
             )
         lsb = THETA_MAX
@@ -110,17 +113,15 @@ def bundle_from_model(model: DeltaGRU, meta: CheckpointMeta, *, clip_theta: bool
                     "accelerator has no b_hn: train with bhn_zero=True"
                 )
             for dst, src in ((w_ih, p.w_ih), (w_hh, p.w_hh), (bias, p.m_init[: 3 * H])):
-                q, n = q17(src)
+                q, n = q17_codes_with_clip_count(_float64(src))
                 dst.append(q)
                 clipped += n
-        fc_w, fc_b = model.output_params()
-        fc_w = fc_w.detach().cpu().double().numpy()
-        fc_b = fc_b.detach().cpu().double().numpy()
+        fc_w, fc_b = (_float64(t) for t in model.output_params())
     # Output layer: keep it in range by a power-of-two rescale folded into out_scale (exact in float).
     peak = float(np.abs(fc_w).max()) if fc_w.size else 0.0
-    shift = max(0, math.ceil(math.log2(peak / _Q17_MAX))) if peak > _Q17_MAX else 0
-    out_w, _ = q17(fc_w / 2.0**shift)
-    out_b = np.rint(fc_b / 2.0**shift * 32768.0)
+    shift = max(0, math.ceil(math.log2(peak / Q17_MAX_VALUE))) if peak > Q17_MAX_VALUE else 0
+    out_w = q17_codes(fc_w / 2.0**shift)
+    out_b = np.rint(fc_b / 2.0**shift * ACC_ONE)
     if np.any(np.abs(out_b) > 2**31 - 1):
         raise ExportError("output bias does not fit the ARM's int32 accumulator")
     scale = np.asarray(meta.target_scale, dtype=np.float64) * 2.0**shift
@@ -222,7 +223,7 @@ def c_header(bundle: Bundle, guard: str = "LEGLOOP_CONTROLLER_H", prefix: str = 
         f"#define {p}_THETA_H {bundle.theta_h}\n",
         f"#define {p}_WEIGHT_IMAGE_BYTES {layout.nbytes}\n",
         f"#define {p}_CONTROL_DT_S {_c_float(dt)}\n",
-        f"#define {p}_ACC_FRAC_BITS 15\n\n",
+        f"#define {p}_ACC_FRAC_BITS {ACC_FRAC_BITS}\n\n",
         _c_array("int8_t", f"{lp}_weight_image", bundle.image.view(np.int8), attrs=attr, per_line=24),
         _c_array(
             "uint32_t", f"{lp}_layer_offsets", np.asarray(layout.layer_offsets), fmt=lambda v: f"{int(v)}u", attrs=attr
@@ -307,17 +308,6 @@ def onnx_bytes(model: DeltaGRU, meta: CheckpointMeta, opset: int = 17) -> bytes:
 # ------------------------------------------------------------------------------------------------ export_all
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def export_all(
     checkpoint: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -344,14 +334,12 @@ def export_all(
         if taken:
             raise FileExistsError(f"{taken[0]} already exists; pass overwrite=True (CLI: --force) to replace it")
     bundle = bundle_from_model(model, meta, clip_theta=clip_theta, source=str(checkpoint))
-    header = c_header(bundle).encode("utf-8")
+    header = c_header(bundle)
     onnx_data = onnx_bytes(model, meta) if want_onnx else None
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out) as tmp:
-        # save_bundle writes in place: write it beside, then rename over the target.
-        staged = save_bundle(Path(tmp) / BUNDLE_NAME, bundle)
-        os.replace(staged, targets["bundle"])
-    _write_atomic(targets["header"], header)
+    # Each file is written atomically; overwrite=False also refuses a file that appeared since the check above.
+    save_bundle(targets["bundle"], bundle, overwrite=overwrite)
+    atomic_write_text(targets["header"], header, overwrite=overwrite)
     if onnx_data is not None:
-        _write_atomic(targets["onnx"], onnx_data)
+        atomic_write_bytes(targets["onnx"], onnx_data, overwrite=overwrite)
     return targets

@@ -125,20 +125,10 @@ def test_dagger_beta_mixing_with_a_stand_in_learner(tmp_path, monkeypatch) -> No
     assert np.all(ep.columns["control_signal_knee"] == 142.0 * KNEE_CONTROL_FACTOR)
 
 
-def test_dagger_with_a_real_checkpoint(tmp_path) -> None:
-    from controllers.checkpoint import CheckpointMeta, save_checkpoint
-    from controllers.deltagru import DeltaGRU
-    from controllers.features import Normalizer
-
-    model = DeltaGRU(input_size=5, hidden_size=16, num_layers=1)
-    meta = CheckpointMeta(
-        model={},
-        feature_set="ampro",
-        input_norm=Normalizer(mean=np.zeros(5, np.float32), std=np.ones(5, np.float32)),
-        target_scale=np.full(2, 5.0, np.float32),
-        target_offset=np.zeros(2, np.float32),
+def test_dagger_with_a_real_checkpoint(tmp_path, make_checkpoint) -> None:
+    ckpt = make_checkpoint(
+        layers=1, gain=1.0, norm=(np.zeros(5), np.ones(5)), target_scale=(5.0, 5.0), target_offset=(0.0, 0.0)
     )
-    ckpt = save_checkpoint(tmp_path / "c.pt", model, meta)
     collect(tmp_path / "d", 1, 0.5, workers=1, progress=False, driver=DriverSpec(str(ckpt)), beta=0.0)
     (ep,) = load_dataset([tmp_path / "d"])
     assert ep.meta["driver"] == str(ckpt) and ep.meta["pd_fraction"] == 0.0

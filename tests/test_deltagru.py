@@ -11,14 +11,8 @@ import torch
 from torch import nn
 
 from controllers.deltagru import DeltaGRU
-from controllers.quant import (
-    from_q17_int,
-    from_q88_int,
-    quantize_q17,
-    quantize_q88,
-    to_q17_int,
-    to_q88_int,
-)
+from controllers.fixedpoint import q17_codes, q17_values, q88_codes, q88_values
+from controllers.quant import fake_quant_q17, fake_quant_q88
 
 torch.set_num_threads(1)
 
@@ -203,23 +197,23 @@ def test_qat_forward_is_on_the_grids() -> None:
 
 def test_ste_quantisers_grid_saturation_and_identity_gradient() -> None:
     x = torch.tensor([0.5 / 256, 1.5 / 256, -2.5 / 256, 0.1234, 200.0, -300.0, 127.999], requires_grad=True)
-    q = quantize_q88(x)
+    q = fake_quant_q88(x)
     assert q.tolist() == [0.0, 2 / 256, -2 / 256, round(0.1234 * 256) / 256, 32767 / 256, -128.0, 32767 / 256]
     q.sum().backward()
     assert torch.equal(x.grad, torch.ones_like(x))  # straight-through, also where saturated
     w = torch.tensor([0.5 / 128, 3.5 / 128, 0.3, 1.5, -1.7, -0.99], requires_grad=True)
-    qw = quantize_q17(w)
+    qw = fake_quant_q17(w)
     assert qw.tolist() == [0.0, 4 / 128, round(0.3 * 128) / 128, 127 / 128, -1.0, round(-0.99 * 128) / 128]
     (qw * torch.arange(6.0)).sum().backward()
     assert torch.equal(w.grad, torch.arange(6.0))
     # numpy twins: integer codes for export, same rounding and saturation
     xs = x.detach().numpy()
-    codes = to_q88_int(xs)
+    codes = q88_codes(xs)
     assert codes.dtype == np.int16 and codes.tolist() == [0, 2, -2, 32, 32767, -32768, 32767]
-    np.testing.assert_array_equal(from_q88_int(codes), q.detach().numpy())
-    wc = to_q17_int(w.detach().numpy())
+    np.testing.assert_array_equal(q88_values(codes), q.detach().numpy())
+    wc = q17_codes(w.detach().numpy())
     assert wc.dtype == np.int8 and wc.tolist() == [0, 4, 38, 127, -128, -127]
-    np.testing.assert_array_equal(from_q17_int(wc), qw.detach().numpy())
+    np.testing.assert_array_equal(q17_values(wc), qw.detach().numpy())
 
 
 @pytest.mark.parametrize("hidden", [8, 12, 100, 264, 512])

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firmware_bridge.weight_image import save_bundle
+from controllers.fixedpoint import q88_codes
+from firmware_bridge.bundle import save_bundle
 from hil.backend import InferenceBackend, StepResult
 from hil.edgedrnn import EdgeDRNNBackend, EdgeDRNNError, EdgeDRNNModel, ThresholdGovernor
-from hil.edgedrnn.fixed_point import quantize_q88
 from hil.edgedrnn.synthetic import image_of, noisy_inputs, random_bundle, random_layers, smooth_inputs
 
 
@@ -40,7 +40,7 @@ def test_backend_matches_a_numpy_rendition_of_the_arm_path(tmp_path: Path) -> No
     met = 0
     for f in F:
         r = be.step(f)
-        xq = quantize_q88((f - b.input_mean.astype(np.float64)) / b.input_std.astype(np.float64))
+        xq = q88_codes((f - b.input_mean.astype(np.float64)) / b.input_std.astype(np.float64))
         h = model.step(xq)
         acc = b.out_weight.astype(np.int64) @ h.astype(np.int64) + b.out_bias
         expect = acc / 32768.0 * b.out_scale + b.out_offset

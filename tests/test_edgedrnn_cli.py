@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from experiments.cli import main
-from firmware_bridge.weight_image import parse_hex_activations, write_image
+from firmware_bridge.rtl_hex import parse_hex_activations
+from firmware_bridge.weight_image import write_image
 from hil.edgedrnn.synthetic import image_of, random_layers, smooth_inputs
 
 
@@ -20,8 +21,8 @@ def _args(image: Path, inputs: Path, out: Path, *extra: str, hidden: int = 16, t
     ]  # fmt: skip
 
 
-def test_simulate_on_the_conformance_files(conformance_dir: Path, tmp_path: Path, capsys) -> None:
-    tb = conformance_dir / "edgedrnn"
+def test_simulate_on_the_conformance_files(edgedrnn_tb: Path, tmp_path: Path, capsys) -> None:
+    tb = edgedrnn_tb
     out = tmp_path / "r.npz"
     rc = main(_args(tb / "edgedrnn_tb_params.txt", tb / "edgedrnn_tb_stim.txt", out))
     assert rc == 0

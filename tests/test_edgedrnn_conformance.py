@@ -1,6 +1,7 @@
 """Conformance of the EdgeDRNN model with the authors' RTL test bench (2-layer, 16-unit net, Θ = 0, 1000 steps).
 
-Reads ``$LEGLOOP_CONFORMANCE_DIR/edgedrnn`` (set by ``.ci/run``); skipped with a message where it is unset.
+Reads ``$LEGLOOP_CONFORMANCE_DIR/edgedrnn`` (set by ``.ci/run``) through the ``edgedrnn_tb`` fixture; skipped with a
+message where the variable is unset or the folder is missing.
 """
 
 from __future__ import annotations
@@ -10,13 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firmware_bridge.weight_image import (
-    image_size,
-    parse_hex_activations,
-    read_image,
-    split_image,
-)
-from hil.edgedrnn.fixed_point import read_lut_dump, sig_q, tanh_q
+from controllers.fixedpoint import sig_q, tanh_q
+from firmware_bridge.rtl_hex import parse_hex_activations, read_lut_dump
+from firmware_bridge.weight_image import image_size, read_image, split_image
 from hil.edgedrnn.model import EdgeDRNNModel
 from hil.edgedrnn.reference import ReferenceEdgeDRNN
 
@@ -24,35 +21,28 @@ LAYERS, INPUT, HIDDEN = 2, 5, 16
 
 
 @pytest.fixture
-def tb(conformance_dir: Path) -> Path:
-    d = conformance_dir / "edgedrnn"
-    if not d.is_dir():
-        pytest.skip(f"{d} does not exist")
-    return d
-
-
-@pytest.fixture
-def vectors(tb: Path) -> dict[str, np.ndarray]:
-    cycles = np.loadtxt(tb / "edgedrnn_tb_cycles_th0.csv", delimiter=",", skiprows=1, dtype=np.int64)
+def vectors(edgedrnn_tb: Path) -> dict[str, np.ndarray]:
+    cycles = np.loadtxt(edgedrnn_tb / "edgedrnn_tb_cycles_th0.csv", delimiter=",", skiprows=1, dtype=np.int64)
     return {
-        "image": np.frombuffer(read_image(tb / "edgedrnn_tb_params.txt"), dtype=np.int8),
-        "stim": parse_hex_activations((tb / "edgedrnn_tb_stim.txt").read_text(), 8),
-        "gold": parse_hex_activations((tb / "edgedrnn_tb_gold_rnn.txt").read_text(), HIDDEN),
+        "image": np.frombuffer(read_image(edgedrnn_tb / "edgedrnn_tb_params.txt"), dtype=np.int8),
+        "stim": parse_hex_activations((edgedrnn_tb / "edgedrnn_tb_stim.txt").read_text(), 8),
+        "gold": parse_hex_activations((edgedrnn_tb / "edgedrnn_tb_gold_rnn.txt").read_text(), HIDDEN),
         "cycles": cycles,
     }
 
 
-def test_creg_matches_the_geometry(tb: Path) -> None:
-    regs = [int(line.split("//")[0], 16) for line in (tb / "edgedrnn_tb_creg.txt").read_text().splitlines() if line]
+def test_creg_matches_the_geometry(edgedrnn_tb: Path) -> None:
+    lines = (edgedrnn_tb / "edgedrnn_tb_creg.txt").read_text().splitlines()
+    regs = [int(line.split("//")[0], 16) for line in lines if line]
     assert regs[1] == 0 and regs[2] == 0  # Θx, Θh
     assert regs[3] == LAYERS
     assert regs[4] == 8  # input size as the RTL sees it: 5 padded to 8
     assert regs[5] == regs[6] == HIDDEN
 
 
-def test_luts_equal_the_rtl_dumps(tb: Path) -> None:
+def test_luts_equal_the_rtl_dumps(edgedrnn_tb: Path) -> None:
     for name, fn, lo, hi in (("sigmoid_lut.txt", sig_q, -2048, 2047), ("tanh_lut.txt", tanh_q, -1024, 1023)):
-        idx, val = read_lut_dump(str(tb / name))
+        idx, val = read_lut_dump(str(edgedrnn_tb / name))
         assert idx[0] == lo and idx[-1] == hi and len(idx) == hi - lo + 1
         ours = np.array([fn(int(p)) for p in idx])
         np.testing.assert_array_equal(ours, val, err_msg=name)

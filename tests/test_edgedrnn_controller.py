@@ -3,16 +3,13 @@ governor, eval."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 from controllers.base import Controller
-from controllers.checkpoint import CheckpointError, CheckpointMeta, save_checkpoint
-from controllers.deltagru import DeltaGRU
-from controllers.features import Normalizer, features_from_obs
+from controllers.checkpoint import CheckpointError
+from controllers.features import features_from_obs
 from controllers.pd import AmproPD
 from experiments.evaluate import EvalConfig, evaluate, summarize_episodes
 from firmware_bridge.export import ExportError, bundle_from_checkpoint
@@ -23,32 +20,13 @@ from hil.spec import ControllerSpec
 
 torch.set_num_threads(1)
 
-MEAN = np.array([0.6, 0.0, 0.0, 0.0, 0.0], np.float32)
-STD = np.array([0.5, 0.1, 1.0, 0.1, 1.0], np.float32)
 
-
-def _checkpoint(tmp_path: Path, hidden: int = 16, theta_x: float = 0.0, theta_h: float = 0.0, name: str = "c") -> Path:
-    torch.manual_seed(0)
-    m = DeltaGRU(5, hidden, 2, 2, theta_x=theta_x, theta_h=theta_h, qat=True)
-    with torch.no_grad():
-        for n, p in m.named_parameters():
-            if n.startswith("weight"):
-                p.mul_(2.0)
-    meta = CheckpointMeta(
-        model=m.config(),
-        feature_set="ampro",
-        input_norm=Normalizer(MEAN, STD),
-        target_scale=np.array([40.0, 20.0], np.float32),
-        target_offset=np.array([10.0, 5.0], np.float32),
-    )
-    return save_checkpoint(tmp_path / f"{name}.pt", m, meta)
-
-
-def _features(T: int, seed: int = 0) -> np.ndarray:
+def _features(T: int, norm: tuple[np.ndarray, np.ndarray], seed: int = 0) -> np.ndarray:
+    mean, std = norm
     rng = np.random.default_rng(seed)
     t = np.arange(T)[:, None] / 200.0
     z = np.sin(2 * np.pi * 0.9 * t + rng.uniform(0, 6, (1, 5))) + 0.3 * rng.standard_normal((T, 5)) * (t > 1)
-    f = z * STD + MEAN
+    f = z * std + mean
     f[:, 0] = (np.arange(T) // 100) % 2
     return f
 
@@ -125,12 +103,12 @@ def test_pd_torque_is_the_pd_law_without_a_second_reference_update() -> None:
 # ------------------------------------------------------------------------------------- EdgeDRNN controller
 
 
-def test_controller_equals_the_backend_when_deadlines_are_met(tmp_path: Path) -> None:
-    ck = _checkpoint(tmp_path, theta_x=4 / 256, theta_h=0.05)
+def test_controller_equals_the_backend_when_deadlines_are_met(make_checkpoint) -> None:
+    ck = make_checkpoint(theta_x=4 / 256, theta_h=0.05, qat=True)
     c = LearnedController.from_checkpoint(ck, "edgedrnn", budget_s=1.0, capacity=16)
     assert isinstance(c, Controller) and c.name == "edgedrnn"
     be = EdgeDRNNBackend(bundle_from_checkpoint(ck))
-    feats = _features(300)
+    feats = _features(300, make_checkpoint.norm("ampro"))
     for f in feats:
         got = c.act_features(f)
         r = be.step(f)
@@ -147,8 +125,8 @@ def test_controller_equals_the_backend_when_deadlines_are_met(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("policy", ["hold", "fallback_pd", "stop"])
-def test_policies_in_the_controller(tmp_path: Path, policy: str) -> None:
-    ck = _checkpoint(tmp_path, theta_x=4 / 256, theta_h=0.05)
+def test_policies_in_the_controller(policy: str, make_checkpoint) -> None:
+    ck = make_checkpoint(theta_x=4 / 256, theta_h=0.05, qat=True)
     observations = []
     rng = np.random.default_rng(3)
     for t in range(200):
@@ -187,8 +165,8 @@ def test_policies_in_the_controller(tmp_path: Path, policy: str) -> None:
         assert s["stopped"] and s["stopped_at_step"] == int(np.argmax(missed))
 
 
-def test_ampro_features_follow_the_reference(tmp_path: Path) -> None:
-    c = LearnedController.from_checkpoint(_checkpoint(tmp_path), "edgedrnn", dt=0.005)
+def test_ampro_features_follow_the_reference(make_checkpoint) -> None:
+    c = LearnedController.from_checkpoint(make_checkpoint(qat=True), "edgedrnn", dt=0.005)
     pd = AmproPD(0.005)
     f = np.zeros(5)
     for t in range(50):
@@ -200,9 +178,9 @@ def test_ampro_features_follow_the_reference(tmp_path: Path) -> None:
         )
 
 
-def test_governor_acts_under_a_tight_budget(tmp_path: Path) -> None:
-    ck = _checkpoint(tmp_path, hidden=128, name="big")
-    feats = _features(300)
+def test_governor_acts_under_a_tight_budget(make_checkpoint) -> None:
+    ck = make_checkpoint("big.pt", hidden=128, qat=True)
+    feats = _features(300, make_checkpoint.norm("ampro"))
     plain = LearnedController.from_checkpoint(ck, "edgedrnn", budget_s=21e-6)
     gov = LearnedController.from_checkpoint(ck, "edgedrnn", budget_s=21e-6, governor=True)
     for f in feats:
@@ -214,17 +192,17 @@ def test_governor_acts_under_a_tight_budget(tmp_path: Path) -> None:
     assert gov.sparsity() > plain.sparsity()
 
 
-def test_bad_checkpoints(tmp_path: Path) -> None:
-    ck = _checkpoint(tmp_path)
+def test_bad_checkpoints(make_checkpoint) -> None:
+    ck = make_checkpoint(qat=True)
     with pytest.raises(CheckpointError, match="feature set"):
         LearnedController.from_checkpoint(ck, "edgedrnn", feature_set="sensors")
-    big = _checkpoint(tmp_path, theta_h=2.5, name="bigtheta")
+    big = make_checkpoint("bigtheta.pt", theta_h=2.5, qat=True)
     with pytest.raises(ExportError, match="10-bit"):
         LearnedController.from_checkpoint(big, "edgedrnn")
 
 
-def test_eval_episodes_report_latency(tmp_path: Path) -> None:
-    ck = _checkpoint(tmp_path, theta_x=4 / 256, theta_h=0.05)
+def test_eval_episodes_report_latency(make_checkpoint) -> None:
+    ck = make_checkpoint(theta_x=4 / 256, theta_h=0.05, qat=True)
     cfg = EvalConfig(seconds=0.5, seeds=(0,), randomize=False)
     spec = ControllerSpec("edgedrnn", checkpoint=str(ck), budget_s=3e-6, governor=True)
     eps = evaluate(spec.factory(), cfg, pushes=False)

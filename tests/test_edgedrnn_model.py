@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from firmware_bridge.weight_image import LayerWeights
-from hil.edgedrnn.fixed_point import quantize_q88, rhe, rhe_array
 from hil.edgedrnn.model import EdgeDRNNError, EdgeDRNNModel
 from hil.edgedrnn.reference import ReferenceEdgeDRNN
 from hil.edgedrnn.synthetic import image_of, noisy_inputs, random_layers, smooth_inputs
@@ -164,17 +163,6 @@ def test_kernel_equals_reference_including_overflow() -> None:
     wrapped = EdgeDRNNModel(img, L, I, H, 3, 2).run(X).h
     saturated = EdgeDRNNModel(img, L, I, H, 3, 2, saturate=True).run(X).h
     assert (wrapped != saturated).any(), "overflow case should tell wrap and saturate apart"
-
-
-def test_rounding_helpers() -> None:
-    v = np.arange(-1000, 1000)
-    for s in (1, 7, 8):
-        expect = [round(int(x) / 2**s) for x in v]  # Python's round is half-to-even and exact here
-        assert [rhe(int(x), s) for x in v] == expect
-        assert rhe_array(v, s).tolist() == expect
-    np.testing.assert_array_equal(
-        quantize_q88(np.array([0.5 / 256, 1.5 / 256, -0.5 / 256, 200.0, -200.0])), [0, 2, 0, 32767, -32768]
-    )
 
 
 def test_theta_setter_validates_the_register() -> None:

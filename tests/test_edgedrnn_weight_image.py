@@ -1,4 +1,4 @@
-"""Weight image layout, hex-beat text and deployment bundle of firmware_bridge.weight_image."""
+"""firmware_bridge's three formats: weight image layout (weight_image), hex-beat text (rtl_hex), deployment bundle."""
 
 from __future__ import annotations
 
@@ -8,21 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firmware_bridge.weight_image import (
-    Bundle,
-    ImageError,
-    build_image,
-    check_theta,
-    format_hex_activations,
-    image_size,
-    load_bundle,
-    parse_hex_activations,
-    parse_hex_beats,
-    read_image,
-    save_bundle,
-    split_image,
-    write_image,
-)
+from firmware_bridge.bundle import Bundle, check_theta, load_bundle, save_bundle
+from firmware_bridge.errors import ImageError
+from firmware_bridge.rtl_hex import format_hex_activations, parse_hex_activations, parse_hex_beats
+from firmware_bridge.weight_image import build_image, image_size, read_image, split_image, write_image
 from hil.edgedrnn.synthetic import image_of, random_bundle, random_layers
 
 
@@ -157,7 +146,10 @@ def test_bundle_validation_errors(tmp_path: Path) -> None:
 
 
 def test_firmware_bridge_does_not_import_hil() -> None:
-    import firmware_bridge.weight_image as wi
+    import firmware_bridge.bundle
+    import firmware_bridge.rtl_hex
+    import firmware_bridge.weight_image
 
-    source = Path(wi.__file__).read_text()
-    assert "import hil" not in source and "from hil" not in source
+    for module in (firmware_bridge.weight_image, firmware_bridge.rtl_hex, firmware_bridge.bundle):
+        source = Path(module.__file__).read_text()
+        assert "import hil" not in source and "from hil" not in source, module.__name__

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from controllers.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
-from controllers.deltagru import DeltaGRU
-from controllers.features import Normalizer
+from controllers.checkpoint import load_checkpoint
+from firmware_bridge.bundle import load_bundle
 from firmware_bridge.export import (
     ExportError,
     OnnxUnavailableError,
@@ -23,53 +22,18 @@ from firmware_bridge.export import (
     export_all,
     onnx_available,
     onnx_bytes,
-    q17,
     theta_lsb,
 )
-from firmware_bridge.weight_image import load_bundle, split_image
+from firmware_bridge.weight_image import split_image
 from hil.edgedrnn.backend import EdgeDRNNBackend
 
 torch.set_num_threads(1)
 
-MEAN = np.array([0.6, 0.0, 0.0, 0.0, 0.0], np.float32)
-STD = np.array([0.5, 0.1, 1.0, 0.1, 1.0], np.float32)
 
-
-def _meta(m: DeltaGRU) -> CheckpointMeta:
-    return CheckpointMeta(
-        model=m.config(),
-        feature_set="ampro",
-        input_norm=Normalizer(MEAN, STD),
-        target_scale=np.array([40.0, 20.0], np.float32),
-        target_offset=np.array([10.0, 5.0], np.float32),
-    )
-
-
-def _model(hidden: int = 32, qat: bool = False, gain: float = 2.0, seed: int = 0, **kw) -> DeltaGRU:
-    torch.manual_seed(seed)
-    m = DeltaGRU(5, hidden, 2, 2, qat=qat, **kw)
-    with torch.no_grad():
-        for name, p in m.named_parameters():
-            if name.startswith("weight"):
-                p.mul_(gain)
-    return m
-
-
-def _checkpoint(tmp_path: Path, m: DeltaGRU | None = None, name: str = "c.pt") -> Path:
-    m = m if m is not None else _model(theta_x=4 / 256, theta_h=0.5)
-    return save_checkpoint(tmp_path / name, m, _meta(m))
-
-
-def test_q17_rounds_half_to_even_and_saturates() -> None:
-    codes, clipped = q17(np.array([2.5, 3.5, -2.5, 127.4, 127.6, -128.5, 300.0]) / 128)
-    assert codes.dtype == np.int8
-    assert codes.tolist() == [2, 4, -2, 127, 127, -128, 127]
-    assert clipped == 2  # 127.6 rounds to 128 and 300 — both above 127/128
-
-
-def test_bundle_weights_are_the_quantised_layer_params() -> None:
-    m = _model(gain=6.0, theta_x=4 / 256, theta_h=0.5)  # gain 6: some weights beyond ±1 get clipped
-    b = bundle_from_model(m, _meta(m))
+def test_bundle_weights_are_the_quantised_layer_params(make_checkpoint) -> None:
+    # gain 6: some weights beyond ±1 get clipped
+    m = make_checkpoint.model(hidden=32, gain=6.0, theta_x=4 / 256, theta_h=0.5)
+    b = bundle_from_model(m, make_checkpoint.meta(m))
     H = m.hidden_size
     for layer, lw in enumerate(split_image(b.image, b.layers, b.input_size, b.hidden)):
         p = m.layer_params(layer)
@@ -81,14 +45,15 @@ def test_bundle_weights_are_the_quantised_layer_params() -> None:
             assert np.all(np.abs(got[inside] / 128 - ref[inside]) <= 1 / 256)  # on the grid: half an LSB away
     assert b.meta["clipped_weights"] > 0
     assert (b.theta_x, b.theta_h) == (4, 128)
-    np.testing.assert_array_equal(b.input_mean, MEAN)
-    np.testing.assert_array_equal(b.input_std, STD)
+    mean, std = make_checkpoint.norm("ampro")
+    np.testing.assert_array_equal(b.input_mean, mean)
+    np.testing.assert_array_equal(b.input_std, std)
     np.testing.assert_array_equal(b.out_offset, [10.0, 5.0])
 
 
-def test_qat_model_exports_exactly_and_output_layer_units() -> None:
-    m = _model(qat=True)
-    b = bundle_from_model(m, _meta(m))
+def test_qat_model_exports_exactly_and_output_layer_units(make_checkpoint) -> None:
+    m = make_checkpoint.model(hidden=32, qat=True)
+    b = bundle_from_model(m, make_checkpoint.meta(m))
     w, bias = m.output_params()
     np.testing.assert_array_equal(b.out_weight.astype(np.float64) / 128, w.detach().double().numpy())
     np.testing.assert_array_equal(b.out_bias, (bias.detach().double().numpy() * 128).astype(np.int64) * 256)
@@ -96,11 +61,11 @@ def test_qat_model_exports_exactly_and_output_layer_units() -> None:
     assert b.meta["clipped_weights"] == 0 and b.meta["out_shift"] == 0
 
 
-def test_large_output_weights_are_rescaled_not_clipped() -> None:
-    m = _model()
+def test_large_output_weights_are_rescaled_not_clipped(make_checkpoint) -> None:
+    m = make_checkpoint.model(hidden=32)
     with torch.no_grad():
         m.fc.weight.mul_(20.0)  # up to ~3.5: outside Q1.7
-    b = bundle_from_model(m, _meta(m))
+    b = bundle_from_model(m, make_checkpoint.meta(m))
     s = 2.0 ** b.meta["out_shift"]
     assert b.meta["out_shift"] >= 2
     np.testing.assert_array_equal(b.out_scale, np.array([40.0, 20.0]) * s)
@@ -108,7 +73,7 @@ def test_large_output_weights_are_rescaled_not_clipped() -> None:
     assert np.abs(b.out_weight / 128 * s - w).max() <= s / 256 + 1e-12
 
 
-def test_thresholds_to_q88_register() -> None:
+def test_thresholds_to_q88_register(make_checkpoint) -> None:
     assert theta_lsb(4 / 256, "theta_x") == 4
     assert theta_lsb(0.5, "theta_h") == 128
     assert theta_lsb(1.5 / 256, "t") == 2  # round half to even
@@ -116,19 +81,19 @@ def test_thresholds_to_q88_register() -> None:
     with pytest.raises(ExportError, match=r"theta_h=2 is 512 Q8\.8 LSB.*0\.\.511"):
         theta_lsb(2.0, "theta_h")
     assert theta_lsb(2.0, "theta_h", clip=True) == 511
-    m = _model(theta_h=3.0)
+    m = make_checkpoint.model(hidden=32, theta_h=3.0)
     with pytest.raises(ExportError, match="10-bit threshold register"):
-        bundle_from_model(m, _meta(m))
-    assert bundle_from_model(m, _meta(m), clip_theta=True).theta_h == 511
+        bundle_from_model(m, make_checkpoint.meta(m))
+    assert bundle_from_model(m, make_checkpoint.meta(m), clip_theta=True).theta_h == 511
 
 
-def test_nonzero_bhn_is_refused() -> None:
-    m = _model(bhn_zero=False)
+def test_nonzero_bhn_is_refused(make_checkpoint) -> None:
+    m = make_checkpoint.model(hidden=32, bhn_zero=False)
     with pytest.raises(ExportError, match="no b_hn"):
-        bundle_from_model(m, _meta(m))
+        bundle_from_model(m, make_checkpoint.meta(m))
 
 
-def test_bundle_on_edgedrnn_tracks_the_float_model() -> None:
+def test_bundle_on_edgedrnn_tracks_the_float_model(make_checkpoint) -> None:
     """Θ = 0, QAT weights (on the Q1.7 grid): EdgeDRNN vs the float nn.GRU with those same weights.
 
     Stated bound. The integer model differs from float by Q8.8 rounding of inputs / pre-activations / h and,
@@ -137,8 +102,8 @@ def test_bundle_on_edgedrnn_tracks_the_float_model() -> None:
     within 1/32 (half a step) on average; each output is then within ‖w_o‖₁ · max|Δh| + 2^-15 (triangle inequality
     over the output layer, plus the bias rounding), and within 0.02 output units on average.
     """
-    m = _model(hidden=32, qat=True)
-    meta = _meta(m)
+    m = make_checkpoint.model(hidden=32, qat=True)
+    meta = make_checkpoint.meta(m)
     b = bundle_from_model(m, meta)
     be = EdgeDRNNBackend(b)
     T = 1000
@@ -147,7 +112,8 @@ def test_bundle_on_edgedrnn_tracks_the_float_model() -> None:
     z = np.sin(2 * np.pi * 0.9 * t + rng.uniform(0, 6, (1, 5))) + 0.3 * np.sin(
         2 * np.pi * 1.8 * t + rng.uniform(0, 6, (1, 5))
     )
-    feats = z * STD + MEAN
+    mean, std = make_checkpoint.norm("ampro")
+    feats = z * std + mean
     h_e = np.zeros((T, m.hidden_size))
     y_e = np.zeros((T, 2))
     for k in range(T):
@@ -170,11 +136,11 @@ def test_bundle_on_edgedrnn_tracks_the_float_model() -> None:
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not installed")
-def test_c_header_compiles_and_holds_the_bundle(tmp_path: Path) -> None:
-    m = _model(hidden=16, theta_x=4 / 256, theta_h=0.25)
+def test_c_header_compiles_and_holds_the_bundle(tmp_path: Path, make_checkpoint) -> None:
+    m = make_checkpoint.model(hidden=16, theta_x=4 / 256, theta_h=0.25)
     with torch.no_grad():
         m.fc.bias[0] = -1.0  # a negative output bias in the int32 array
-    b = bundle_from_model(m, _meta(m))
+    b = bundle_from_model(m, make_checkpoint.meta(m))
     text = c_header(b)
     (tmp_path / "controller.h").write_text(text)
     src = tmp_path / "use.c"
@@ -199,34 +165,35 @@ def test_c_header_compiles_and_holds_the_bundle(tmp_path: Path) -> None:
     mean = re.search(r"legloop_input_mean\[5\][^{]*\{([^}]*)\}", text)
     assert mean is not None
     np.testing.assert_array_equal(
-        np.array([float(v.strip().rstrip("f")) for v in mean.group(1).split(",")], np.float32), MEAN
+        np.array([float(v.strip().rstrip("f")) for v in mean.group(1).split(",")], np.float32),
+        make_checkpoint.norm("ampro")[0],
     )
 
 
 @pytest.mark.skipif(onnx_available(), reason="the 'onnx' package is installed: the missing-package path cannot occur")
-def test_onnx_without_the_package_raises_a_clear_error(tmp_path: Path) -> None:
-    m = _model()
+def test_onnx_without_the_package_raises_a_clear_error(tmp_path: Path, make_checkpoint) -> None:
+    m = make_checkpoint.model(hidden=32)
     with pytest.raises(OnnxUnavailableError, match="'onnx'"):
-        onnx_bytes(m, _meta(m))
-    ck = _checkpoint(tmp_path)
+        onnx_bytes(m, make_checkpoint.meta(m))
+    ck = make_checkpoint(hidden=32, theta_x=4 / 256, theta_h=0.5)
     with pytest.raises(OnnxUnavailableError):
         export_all(ck, tmp_path / "out", onnx=True)
     assert not (tmp_path / "out").exists()  # nothing written
 
 
 @pytest.mark.skipif(not onnx_available(), reason="the 'onnx' package is not installed (torch.onnx.export needs it)")
-def test_onnx_export_matches_the_dense_model(tmp_path: Path) -> None:  # pragma: no cover - needs onnx
+def test_onnx_export_matches_the_dense_model(make_checkpoint) -> None:  # pragma: no cover - needs onnx
     import onnx
 
-    m = _model()
-    data = onnx_bytes(m, _meta(m))
+    m = make_checkpoint.model(hidden=32)
+    data = onnx_bytes(m, make_checkpoint.meta(m))
     model = onnx.load_from_string(data)
     onnx.checker.check_model(model)
     assert [i.name for i in model.graph.input] == ["features", "h0"]
 
 
-def test_export_all_writes_and_refuses_to_overwrite(tmp_path: Path) -> None:
-    ck = _checkpoint(tmp_path)
+def test_export_all_writes_and_refuses_to_overwrite(tmp_path: Path, make_checkpoint) -> None:
+    ck = make_checkpoint(hidden=32, theta_x=4 / 256, theta_h=0.5)
     out = tmp_path / "deploy"
     paths = export_all(ck, out)
     assert set(paths) == ({"bundle", "header", "onnx"} if onnx_available() else {"bundle", "header"})

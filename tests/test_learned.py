@@ -9,9 +9,8 @@ import pytest
 import torch
 
 from controllers.base import Controller
-from controllers.checkpoint import CheckpointError, CheckpointMeta, save_checkpoint
-from controllers.deltagru import DeltaGRU
-from controllers.features import FEATURE_COLUMNS, Normalizer, feature_size, features_from_columns
+from controllers.checkpoint import CheckpointError
+from controllers.features import FEATURE_COLUMNS, features_from_columns
 from controllers.pd import AmproPD
 from envs.walker_env import ProstheticWalkerEnv
 from experiments.evaluate import EvalConfig, evaluate
@@ -20,44 +19,12 @@ from hil.spec import ControllerSpec
 
 torch.set_num_threads(1)
 
-SCALE = np.array([40.0, 20.0], dtype=np.float32)
-OFFSET = np.array([10.0, 5.0], dtype=np.float32)
-NORMS = {
-    "ampro": ([0.6, 0.0, 0.0, 0.0, 0.0], [0.5, 0.1, 1.0, 0.1, 1.0]),
-    "sensors": ([0.4, 0.0, 0.0, 0.0, 0.0, 0.0, 400.0], [0.4, 3.0, 0.1, 1.0, 0.3, 1.0, 300.0]),
-}
 
-
-def make_checkpoint(
-    path: Path,
-    feature_set: str = "ampro",
-    hidden: int = 32,
-    layers: int = 2,
-    theta_x: float = 0.0,
-    theta_h: float = 0.0,
-    seed: int = 0,
-) -> Path:
-    """A random-weight DeltaGRU checkpoint (training is not under test here)."""
-    torch.manual_seed(seed)
-    m = DeltaGRU(feature_size(feature_set), hidden, layers, 2, theta_x=theta_x, theta_h=theta_h)
-    with torch.no_grad():  # livelier dynamics than the default init
-        for name, p in m.named_parameters():
-            if name.startswith("weight"):
-                p.mul_(2.0)
-    mean, std = NORMS[feature_set]
-    meta = CheckpointMeta(
-        model=m.config(),
-        feature_set=feature_set,
-        input_norm=Normalizer(np.asarray(mean, np.float32), np.asarray(std, np.float32)),
-        target_scale=SCALE.copy(),
-        target_offset=OFFSET.copy(),
-    )
-    return save_checkpoint(path, m, meta)
-
-
-def smooth_features(T: int, feature_set: str = "ampro", seed: int = 0) -> np.ndarray:
-    """Raw (un-normalised) gait-like features [T, F]; the ampro domain flag switches every 100 steps."""
-    mean, std = (np.asarray(v, np.float32) for v in NORMS[feature_set])
+def smooth_features(
+    T: int, norm: tuple[np.ndarray, np.ndarray], feature_set: str = "ampro", seed: int = 0
+) -> np.ndarray:
+    """Raw gait-like features [T, F] around ``norm`` (mean, std); the ampro domain flag switches every 100 steps."""
+    mean, std = norm
     rng = np.random.default_rng(seed)
     t = np.arange(T)[:, None] / 200.0
     ph = rng.uniform(0, 2 * np.pi, (1, mean.size))
@@ -86,12 +53,12 @@ def torch_reference(ckpt: Path, feats: np.ndarray, use_thresholds: bool = True) 
 
 
 @pytest.mark.parametrize(("theta_x", "theta_h", "use"), [(0.0, 0.0, True), (4 / 256, 0.05, True), (0.02, 0.1, False)])
-def test_matches_torch_step(tmp_path: Path, theta_x: float, theta_h: float, use: bool) -> None:
-    ck = make_checkpoint(tmp_path / "c.pt", theta_x=theta_x, theta_h=theta_h)
+def test_matches_torch_step(theta_x: float, theta_h: float, use: bool, make_checkpoint) -> None:
+    ck = make_checkpoint("c.pt", hidden=32, theta_x=theta_x, theta_h=theta_h)
     c = LearnedController.from_checkpoint(ck, "deltagru" if use else "gru")
     assert isinstance(c, Controller)
     assert c.name == ("deltagru" if use else "gru")
-    feats = smooth_features(400)
+    feats = smooth_features(400, make_checkpoint.norm("ampro"))
     ref = torch_reference(ck, feats, use_thresholds=use)
     got = np.array([c.act_features(f).copy() for f in feats])
     # float32 kernel (Eigen-style tanh) vs torch float32: a few ulps per step, no drift (outputs in N·m).
@@ -109,10 +76,10 @@ def test_matches_torch_step(tmp_path: Path, theta_x: float, theta_h: float, use:
         assert c.sparsity() < 0.05  # Θ = 0: only the piecewise-constant domain flag is ever unchanged
 
 
-def test_ampro_features_equal_log_columns_of_the_same_run(tmp_path: Path) -> None:
+def test_ampro_features_equal_log_columns_of_the_same_run(make_checkpoint) -> None:
     """Closed loop on the walker (PD drives, the learned controller sees the same sensors): its features equal
     features_from_columns on the columns such a run logs, and its torques equal torch on those features."""
-    ck = make_checkpoint(tmp_path / "c.pt", theta_x=4 / 256, theta_h=0.05)
+    ck = make_checkpoint("c.pt", hidden=32, theta_x=4 / 256, theta_h=0.05)
     env = ProstheticWalkerEnv(speed=1.0, sensor_noise=True)
     obs, _ = env.reset(seed=3)
     pd = AmproPD(env.dt, walker=env.walker)
@@ -150,8 +117,8 @@ def test_ampro_features_equal_log_columns_of_the_same_run(tmp_path: Path) -> Non
     np.testing.assert_allclose(torques, torch_reference(ck, feats), rtol=0, atol=1e-3)
 
 
-def test_sensors_feature_set_and_saturation(tmp_path: Path) -> None:
-    ck = make_checkpoint(tmp_path / "s.pt", feature_set="sensors", hidden=16, layers=1)
+def test_sensors_feature_set_and_saturation(make_checkpoint) -> None:
+    ck = make_checkpoint("s.pt", feature_set="sensors", hidden=16, layers=1)
     c = LearnedController.from_checkpoint(ck, torque_limits=(1.0, 2.0))
     assert c.reference is None
     obs = np.array([0.3, 1.0, -0.1, 0.5, 0.2, -0.4, 500.0], dtype=np.float32)
@@ -164,8 +131,8 @@ def test_sensors_feature_set_and_saturation(tmp_path: Path) -> None:
         LearnedController.from_checkpoint(ck, torque_limits=(0.0, 1.0))
 
 
-def test_bad_checkpoints_are_refused(tmp_path: Path) -> None:
-    ck = make_checkpoint(tmp_path / "c.pt")
+def test_bad_checkpoints_are_refused(tmp_path: Path, make_checkpoint) -> None:
+    ck = make_checkpoint("c.pt", hidden=32)
     with pytest.raises(CheckpointError, match="feature set 'ampro', not 'sensors'"):
         LearnedController.from_checkpoint(ck, feature_set="sensors")
     data = bytearray(ck.read_bytes())
@@ -177,8 +144,8 @@ def test_bad_checkpoints_are_refused(tmp_path: Path) -> None:
         LearnedController.from_checkpoint(tmp_path / "missing.pt")
 
 
-def test_eval_episodes_report_sparsity_and_macs(tmp_path: Path) -> None:
-    ck = make_checkpoint(tmp_path / "c.pt", theta_x=4 / 256, theta_h=0.05, hidden=16)
+def test_eval_episodes_report_sparsity_and_macs(make_checkpoint) -> None:
+    ck = make_checkpoint("c.pt", theta_x=4 / 256, theta_h=0.05, hidden=16)
     cfg = EvalConfig(seconds=0.5, seeds=(0,), randomize=False)
     for name in ("gru", "deltagru"):
         (ep,) = evaluate(ControllerSpec(name, checkpoint=str(ck)).factory(), cfg, pushes=False)

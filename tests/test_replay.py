@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from controllers.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
-from controllers.deltagru import DeltaGRU
-from controllers.features import FEATURE_COLUMNS, Normalizer, features_from_columns
+from controllers.checkpoint import load_checkpoint
+from controllers.features import FEATURE_COLUMNS, feature_size, features_from_columns
 from experiments.ampro_log import write_csv
 from experiments.cli import main
 from experiments.replay import ReplayError, read_log, replay, replay_log, torque_metrics
@@ -68,21 +67,11 @@ def write_log(path: Path, T: int = 600, seed: int = 0, drop: tuple[str, ...] = (
     return cols
 
 
-def make_checkpoint(
-    path: Path, feature_set: str = "ampro", theta_x: float = 0.0, theta_h: float = 0.0, qat: bool = False
-) -> Path:
-    """Random weights (training is not under test). The CPU kernel runs float activations: compare it with qat off."""
-    torch.manual_seed(0)
-    n_in = 5 if feature_set == "ampro" else 7
-    m = DeltaGRU(n_in, 16, 2, 2, theta_x=theta_x, theta_h=theta_h, qat=qat)
-    meta = CheckpointMeta(
-        model=m.config(),
-        feature_set=feature_set,
-        input_norm=Normalizer(np.zeros(n_in, np.float32), np.full(n_in, 0.5, np.float32)),
-        target_scale=np.array([40.0, 20.0], np.float32),
-        target_offset=np.array([10.0, 5.0], np.float32),
-    )
-    return save_checkpoint(path, m, meta)
+def _norm(feature_set: str) -> tuple[np.ndarray, np.ndarray]:
+    """This file's input normalisation: zero mean, std 0.5. Its networks keep the default init (gain 1) and QAT off
+    unless asked (the CPU kernel runs float activations: compare it with QAT off)."""
+    n = feature_size(feature_set)
+    return np.zeros(n, np.float32), np.full(n, 0.5, np.float32)
 
 
 def test_torque_metrics() -> None:
@@ -98,10 +87,10 @@ def test_torque_metrics() -> None:
     assert const["knee"]["r2"] is None and const["knee"]["nrmse"] is None  # undefined, not a division by zero
 
 
-def test_replay_carries_the_state_through_the_log(tmp_path: Path) -> None:
+def test_replay_carries_the_state_through_the_log(tmp_path: Path, make_checkpoint) -> None:
     log = tmp_path / "log.csv"
     cols = write_log(log)
-    ck = make_checkpoint(tmp_path / "c.pt", theta_x=4 / 256, theta_h=0.05)
+    ck = make_checkpoint("c.pt", gain=1.0, norm=_norm("ampro"), theta_x=4 / 256, theta_h=0.05)
     metrics, pred, target = replay_log("deltagru", ck, log)
     feats = features_from_columns("ampro", read_log(log, tuple(cols)))
     # One pass from a fresh state over the whole log = the torch module over the whole sequence.
@@ -119,10 +108,10 @@ def test_replay_carries_the_state_through_the_log(tmp_path: Path) -> None:
     np.testing.assert_array_equal(again, pred)
 
 
-def test_edgedrnn_replay_reports_latency(tmp_path: Path) -> None:
+def test_edgedrnn_replay_reports_latency(tmp_path: Path, make_checkpoint) -> None:
     log = tmp_path / "log.csv"
     write_log(log)
-    ck = make_checkpoint(tmp_path / "c.pt", theta_x=4 / 256, theta_h=0.05, qat=True)
+    ck = make_checkpoint("c.pt", gain=1.0, norm=_norm("ampro"), theta_x=4 / 256, theta_h=0.05, qat=True)
     metrics, pred, _ = replay_log("edgedrnn", ck, log, budget_s=1.2e-6, policy="fallback_pd")
     lat = metrics["latency"]
     assert lat["steps"] == 600 and 0 < lat["misses"] < 600 and lat["fallbacks"] == lat["misses"]
@@ -145,10 +134,10 @@ def test_read_log_errors(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------------------------------- CLI
 
 
-def test_cli_replay_writes_metrics(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_replay_writes_metrics(tmp_path: Path, capsys: pytest.CaptureFixture[str], make_checkpoint) -> None:
     log = tmp_path / "log.csv"
     write_log(log)
-    ck = make_checkpoint(tmp_path / "c.pt", theta_x=4 / 256, theta_h=0.05)
+    ck = make_checkpoint("c.pt", gain=1.0, norm=_norm("ampro"), theta_x=4 / 256, theta_h=0.05)
     out = tmp_path / "r"
     args = ["eval", "--controller", "edgedrnn", "--checkpoint", str(ck), "--replay", str(log), "--out", str(out)]
     assert main(args) == 0
@@ -163,14 +152,14 @@ def test_cli_replay_writes_metrics(tmp_path: Path, capsys: pytest.CaptureFixture
     assert json.loads((out2 / "metrics.json").read_text())["controller"] == "gru"
 
 
-def test_cli_bad_inputs_write_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_bad_inputs_write_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str], make_checkpoint) -> None:
     log = tmp_path / "log.csv"
     write_log(log, T=50, drop=("position_desired_knee",))
     good_log = tmp_path / "good.csv"
     write_log(good_log, T=50)
-    ck = make_checkpoint(tmp_path / "c.pt")
-    sensors = make_checkpoint(tmp_path / "s.pt", feature_set="sensors")
-    corrupt = make_checkpoint(tmp_path / "x.pt")
+    ck = make_checkpoint("c.pt", gain=1.0, norm=_norm("ampro"))
+    sensors = make_checkpoint("s.pt", gain=1.0, norm=_norm("sensors"), feature_set="sensors")
+    corrupt = make_checkpoint("x.pt", gain=1.0, norm=_norm("ampro"))
     corrupt.write_bytes(corrupt.read_bytes()[:-40])
     out = tmp_path / "out"
     base = ["eval", "--out", str(out)]
@@ -196,8 +185,8 @@ def test_cli_bad_inputs_write_nothing(tmp_path: Path, capsys: pytest.CaptureFixt
         assert not out.exists(), extra
 
 
-def test_cli_closed_loop_learned(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    ck = make_checkpoint(tmp_path / "c.pt", theta_x=4 / 256, theta_h=0.05)
+def test_cli_closed_loop_learned(tmp_path: Path, capsys: pytest.CaptureFixture[str], make_checkpoint) -> None:
+    ck = make_checkpoint("c.pt", gain=1.0, norm=_norm("ampro"), theta_x=4 / 256, theta_h=0.05)
     out = tmp_path / "e"
     args = ["eval", "--controller", "edgedrnn", "--checkpoint", str(ck), "--seconds", "0.5", "--seeds", "0"]
     args += ["--no-pushes", "--deadline-policy", "stop", "--budget-us", "3", "--governor", "--out", str(out)]
@@ -209,7 +198,7 @@ def test_cli_closed_loop_learned(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "MACs/step" in capsys.readouterr().out
 
 
-def test_sensors_replay_of_a_legloop_log(tmp_path: Path) -> None:
+def test_sensors_replay_of_a_legloop_log(tmp_path: Path, make_checkpoint) -> None:
     """A log written by experiments.ampro_log (AMPRO columns + legloop's thigh/load columns) replays with 'sensors'."""
     cols = write_log(tmp_path / "tmp.csv", T=300)
     t = np.arange(300)
@@ -219,7 +208,7 @@ def test_sensors_replay_of_a_legloop_log(tmp_path: Path) -> None:
         "load": 400 + 300 * (t % 250 > 100),
     }
     log = write_csv(tmp_path / "sim.csv", cols)
-    ck = make_checkpoint(tmp_path / "s.pt", feature_set="sensors", theta_h=0.05)
+    ck = make_checkpoint("s.pt", gain=1.0, norm=_norm("sensors"), feature_set="sensors", theta_h=0.05)
     metrics, pred, _ = replay_log("deltagru", ck, log)
     assert metrics["feature_set"] == "sensors" and metrics["rows"] == 300
     c = LearnedController.from_checkpoint(ck, "deltagru")

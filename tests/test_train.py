@@ -76,7 +76,7 @@ def test_pipeline_end_to_end_leaves_controller_with_metadata(tiny_run) -> None:
 
 
 def test_run_directory_also_leaves_the_float_gru_and_resolves_per_controller(tiny_run) -> None:
-    from experiments.rundir import learned_checkpoint
+    from controllers.checkpoint import learned_checkpoint
 
     out, res = tiny_run
     # The float GRU is the last stage before the delta fine-tune: no thresholds, no QAT, weights of that stage.
@@ -137,7 +137,8 @@ def test_refuses_existing_controller_and_changed_config(tiny_run, tmp_path: Path
     assert "already exists" in capsys.readouterr().err
     assert (out / "controller.pt").read_bytes() == before
 
-    from experiments.train import TrainError, run_training
+    from experiments.train import run_training
+    from experiments.train_data import TrainError
 
     other = load_config(TINY).replace(seed=1)
     with pytest.raises(TrainError, match="another configuration"):

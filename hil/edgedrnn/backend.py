@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from firmware_bridge.weight_image import Bundle, load_bundle
+from firmware_bridge.bundle import Bundle, load_bundle
 from hil.backend import StepResult
 from hil.deadline import DEFAULT_BUDGET_S
 
@@ -29,7 +29,7 @@ class EdgeDRNNBackend:
     Parameters
     ----------
     bundle
-        A :class:`firmware_bridge.weight_image.Bundle` or the path of a bundle ``.npz``.
+        A :class:`firmware_bridge.bundle.Bundle` or the path of a bundle ``.npz``.
     budget_s
         Latency budget of one step (what ``StepResult.deadline_met`` and the governor aim at).
     governor

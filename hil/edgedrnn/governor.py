@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from typing import Protocol
 
-from firmware_bridge.weight_image import THETA_MAX
+from controllers.fixedpoint import THETA_MAX
 
 
 class _Thresholded(Protocol):

@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from controllers.fixedpoint import MAX_LAYERS, SIG_SAT, TANH_SAT, sigmoid_table, tanh_table
 from envs.jit import kernel
-
-from .fixed_point import SIG_SAT, TANH_SAT, sigmoid_table, tanh_table
 
 # cfg indices
 CFG_LAYERS = 0
@@ -36,7 +35,6 @@ CFG_THETA_H = 6
 CFG_SATURATE = 7
 CFG_FIRST = 8  # 1 until the first step after reset: the bias column is pending
 CFG_OFFSETS = 9  # byte offset of each layer, MAX_LAYERS entries
-MAX_LAYERS = 4
 CFG_SIZE = CFG_OFFSETS + MAX_LAYERS
 
 # stats indices

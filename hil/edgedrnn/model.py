@@ -13,14 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from firmware_bridge.weight_image import (
-    Bundle,
-    ImageError,
-    ImageLayout,
-    check_image,
-    check_theta,
-    read_image,
-)
+from controllers.fixedpoint import K
+from firmware_bridge.bundle import Bundle, check_theta
+from firmware_bridge.errors import ImageError
+from firmware_bridge.weight_image import ImageLayout, check_image, read_image
 
 from . import kernel as kn
 
@@ -78,15 +74,15 @@ class EdgeDRNNModel:
         theta_x: int = 0,
         theta_h: int = 0,
         *,
-        k: int = 8,
+        k: int = K,
         clock_hz: float = DEFAULT_CLOCK_HZ,
         burst_latency: int = 0,
         t_sys_s: float = 0.0,
         saturate: bool = False,
     ) -> None:
-        if k != 8:
+        if k != K:
             # The image layout, the activation stage and the fitted constants are all for the RTL's K = 8.
-            raise EdgeDRNNError(f"only K=8 processing elements is modelled, got k={k}")
+            raise EdgeDRNNError(f"only K={K} processing elements is modelled, got k={k}")
         try:
             layout = ImageLayout(layers, input_size, hidden)
             img = check_image(image, layers, input_size, hidden)

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from controllers.fixedpoint import ACC_BITS, K, rhe, saturate, sig_q, tanh_q, wrap
 from firmware_bridge.weight_image import ImageLayout, check_image
-
-from .fixed_point import ACC_BITS, rhe, saturate, sig_q, tanh_q, wrap
 
 C_E = (3, 4)  # delta-encoder → MAC delay, layer 1 / later layers
 C_S = (8, 10)  # scan-floor overhead, layer 1 / later layers
@@ -54,7 +53,7 @@ class ReferenceEdgeDRNN:
         *,
         saturate: bool = False,
         burst_latency: int = 0,
-        k: int = 8,
+        k: int = K,
     ) -> None:
         self.w = check_image(image, layers, input_size, hidden).astype(int).tolist()
         self.layout = ImageLayout(layers, input_size, hidden)

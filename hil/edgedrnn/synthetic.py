@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from firmware_bridge.weight_image import Bundle, LayerWeights, build_image
-
-from .fixed_point import quantize_q17, quantize_q88
+from controllers.fixedpoint import ACC_ONE, Q17_ONE, q17_codes, q88_codes
+from firmware_bridge.bundle import Bundle
+from firmware_bridge.weight_image import LayerWeights, build_image
 
 
 def random_layers(
@@ -20,9 +20,9 @@ def random_layers(
     out = []
     for layer in range(layers):
         i_l = input_size if layer == 0 else hidden
-        w_ih = quantize_q17(rng.normal(0.0, gain / np.sqrt(i_l), (3 * hidden, i_l)))
-        w_hh = quantize_q17(rng.normal(0.0, gain / np.sqrt(hidden), (3 * hidden, hidden)))
-        bias = quantize_q17(rng.normal(0.0, 0.2, 3 * hidden))
+        w_ih = q17_codes(rng.normal(0.0, gain / np.sqrt(i_l), (3 * hidden, i_l)))
+        w_hh = q17_codes(rng.normal(0.0, gain / np.sqrt(hidden), (3 * hidden, hidden)))
+        bias = q17_codes(rng.normal(0.0, 0.2, 3 * hidden))
         out.append(LayerWeights(w_ih, w_hh, bias))
     return out
 
@@ -51,8 +51,9 @@ def random_bundle(
         hidden=hidden,
         theta_x=theta_x,
         theta_h=theta_h,
-        out_weight=quantize_q17(rng.normal(0.0, 1.0 / np.sqrt(hidden), (outputs, hidden))),
-        out_bias=(quantize_q17(rng.normal(0.0, 0.2, outputs)).astype(np.int32) * 256),
+        out_weight=q17_codes(rng.normal(0.0, 1.0 / np.sqrt(hidden), (outputs, hidden))),
+        # a Q1.7 bias in the ARM MAC's 2^-15 units
+        out_bias=(q17_codes(rng.normal(0.0, 0.2, outputs)).astype(np.int32) * (ACC_ONE // Q17_ONE)),
         input_mean=np.zeros(input_size, dtype=np.float32),
         input_std=np.ones(input_size, dtype=np.float32),
         metadata='{"source": "hil.edgedrnn.synthetic.random_bundle"}',
@@ -68,9 +69,9 @@ def smooth_inputs(
     for _ in range(3):
         per = period * rng.uniform(0.5, 2.0, width)
         x += np.sin(2 * np.pi * t / per + rng.uniform(0, 2 * np.pi, width)) / 3
-    return quantize_q88(amplitude * x)
+    return q88_codes(amplitude * x)
 
 
 def noisy_inputs(rng: np.random.Generator, steps: int, width: int, amplitude: float = 1.0) -> np.ndarray:
     """White-noise Q8.8 inputs [steps, width] (every delta fires at Θ = 0)."""
-    return quantize_q88(rng.normal(0.0, amplitude, (steps, width)))
+    return q88_codes(rng.normal(0.0, amplitude, (steps, width)))

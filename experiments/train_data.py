@@ -1,0 +1,253 @@
+"""Training data: episodes from the simulator or from logs, turned into normalised arrays and random windows.
+
+The data half of :mod:`experiments.train`: where episodes come from (:class:`DataBackend`: the project's data set
+and collection modules, swappable in tests), reading ``--data`` sources and splitting off validation episodes,
+the columns a feature set needs, the per-episode arrays (:class:`Series`), the input z-score and target
+normalisation stored with every checkpoint (:class:`Scaling`), normalised sets (:class:`Prepared`) and the
+truncated-BPTT window batches of an epoch (:class:`WindowSampler`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from controllers.checkpoint import CheckpointMeta
+from controllers.features import FEATURE_COLUMNS, TARGET_COLUMNS, Normalizer, features_from_columns
+from experiments.train_config import TrainConfig
+
+JOINTS = ("knee", "ankle")  # order of TARGET_COLUMNS and of the network outputs
+DEFAULT_DT = 0.005
+
+
+class TrainError(Exception):
+    """A user-facing training error (bad data, conflicting run directory, missing module); one clear line."""
+
+
+# ------------------------------------------------------------------------------------------------ data access
+@dataclass
+class DataBackend:
+    """Where episodes come from: ``experiments.dataset`` / ``experiments.collect`` by default (tests may swap it)."""
+
+    load_dataset: Callable[..., list[Any]]
+    split_episodes: Callable[..., tuple[list[Any], list[Any]]]
+    sources_imply_ampro: Callable[[Sequence[str]], bool]
+    collect: Callable[..., list[Path]] | None = None
+    driver_spec: Callable[[str], Any] | None = None
+
+
+def default_backend() -> DataBackend:
+    """The project's data modules, imported lazily (they pull in the simulator and worker pools)."""
+    try:
+        from experiments import dataset
+    except ModuleNotFoundError as exc:
+        if exc.name != "experiments.dataset":
+            raise
+        raise TrainError("experiments.dataset is not available in this installation: cannot read episodes") from None
+    backend = DataBackend(dataset.load_dataset, dataset.split_episodes, dataset.sources_imply_ampro)
+    try:
+        from experiments import collect
+    except ModuleNotFoundError as exc:
+        if exc.name != "experiments.collect":
+            raise
+        return backend  # logs still work; simulation-based collection will say what is missing
+    backend.collect, backend.driver_spec = collect.collect, collect.DriverSpec
+    return backend
+
+
+def required_columns(feature_set: str) -> tuple[str, ...]:
+    """Log columns training on `feature_set` needs: the features' columns and the PD torques (targets)."""
+    return tuple(FEATURE_COLUMNS[feature_set]) + TARGET_COLUMNS
+
+
+@dataclass
+class Series:
+    """One episode as training arrays: raw features [T, F] and raw targets [T, 2] (N·m), float32."""
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+def episode_series(episodes: Sequence[Any], feature_set: str) -> list[Series]:
+    """Features and targets of each episode; a missing column or a non-finite value is a :class:`TrainError`."""
+    out = []
+    for ep in episodes:
+        name = getattr(ep, "name", "?")
+        cols = ep.columns
+        missing = [c for c in required_columns(feature_set) if c not in cols]
+        if missing:
+            raise TrainError(f"episode {name} lacks column(s) {', '.join(missing)} needed for {feature_set!r}")
+        x = features_from_columns(feature_set, cols)
+        y = np.stack([np.asarray(cols[c], dtype=np.float32) for c in TARGET_COLUMNS], axis=-1)
+        for what, a in (("features", x), ("targets", y)):
+            if not np.isfinite(a).all():
+                raise TrainError(f"episode {name}: non-finite {what} (NaN or inf) in the log")
+        if len(x) < 2:
+            raise TrainError(f"episode {name} has {len(x)} rows; at least 2 are needed")
+        out.append(Series(str(name), x, y))
+    return out
+
+
+def control_dt_of(episodes: Sequence[Any]) -> float:
+    """Control period of the data: episode metadata, else the median step of the ``time`` column, else 5 ms."""
+    for ep in episodes:
+        meta = getattr(ep, "meta", {}) or {}
+        for key in ("control_dt", "dt"):
+            if isinstance(meta.get(key), (int, float)) and meta[key] > 0:
+                return float(meta[key])
+    for ep in episodes:
+        t = ep.columns.get("time")
+        if t is not None and len(t) > 2:
+            dt = float(np.median(np.diff(np.asarray(t, dtype=np.float64))))
+            if dt > 0:
+                return round(dt, 6)
+    return DEFAULT_DT
+
+
+# ------------------------------------------------------------------------------------------------ scaling
+@dataclass
+class Scaling:
+    """Input z-score and target normalisation (y_n = (y − offset) / scale), stored in every checkpoint."""
+
+    norm: Normalizer
+    target_scale: np.ndarray
+    target_offset: np.ndarray
+
+    @classmethod
+    def fit(cls, series: Sequence[Series]) -> Scaling:
+        x = np.concatenate([s.x for s in series])
+        y = np.concatenate([s.y for s in series]).astype(np.float64)
+        std = y.std(axis=0)
+        scale = np.where(std < 1e-3, 1.0, std).astype(np.float32)
+        return cls(Normalizer.fit(x), scale, y.mean(axis=0).astype(np.float32))
+
+    @classmethod
+    def from_meta(cls, meta: CheckpointMeta) -> Scaling:
+        return cls(meta.input_norm, meta.target_scale, meta.target_offset)
+
+    def inputs(self, s: Series) -> np.ndarray:
+        return self.norm(s.x)
+
+    def targets(self, s: Series) -> np.ndarray:
+        return ((s.y - self.target_offset) / self.target_scale).astype(np.float32)
+
+
+@dataclass
+class Prepared:
+    """Normalised arrays of a set of episodes."""
+
+    names: list[str]
+    x: list[np.ndarray]
+    y: list[np.ndarray]  # normalised targets
+    y_raw: list[np.ndarray]  # N·m
+
+    @classmethod
+    def build(cls, series: Sequence[Series], scaling: Scaling) -> Prepared:
+        return cls(
+            [s.name for s in series],
+            [scaling.inputs(s) for s in series],
+            [scaling.targets(s) for s in series],
+            [s.y for s in series],
+        )
+
+    @property
+    def steps(self) -> int:
+        return sum(len(a) for a in self.x)
+
+
+# ------------------------------------------------------------------------------------------------ windows
+class WindowSampler:
+    """Random crops of length `window` from a set of episodes, batched; deterministic given the generator.
+
+    An epoch draws ``ceil(steps / stride)`` windows, episodes weighted by their number of possible start points,
+    so every step is seen about ``window / stride`` times. Episodes shorter than a window (e.g. a DAgger
+    episode that fell early) give one zero-padded window whose padding is masked out of the loss.
+    """
+
+    def __init__(self, data: Prepared, window: int, warmup: int, stride: int, batch_size: int) -> None:
+        if not data.x:
+            raise TrainError("no training episodes")
+        self.data, self.window, self.warmup, self.batch_size = data, window, warmup, batch_size
+        self.starts = np.array([max(1, len(a) - window + 1) for a in data.x], dtype=np.int64)
+        self.cum = np.cumsum(self.starts)
+        self.windows_per_epoch = max(1, math.ceil(data.steps / stride))
+
+    def __len__(self) -> int:
+        """Batches per epoch."""
+        return math.ceil(self.windows_per_epoch / self.batch_size)
+
+    def epoch(self, rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Batches (x [B, W, F], y [B, W, O], loss mask [B, W]) of one epoch."""
+        n = self.windows_per_epoch
+        flat = rng.integers(0, int(self.cum[-1]), size=n)
+        ep = np.searchsorted(self.cum, flat, side="right")
+        start = flat - np.concatenate([[0], self.cum[:-1]])[ep]
+        W = self.window
+        n_in, n_out = self.data.x[0].shape[1], self.data.y[0].shape[1]
+        for b0 in range(0, n, self.batch_size):
+            idx = range(b0, min(n, b0 + self.batch_size))
+            xb = np.zeros((len(idx), W, n_in), dtype=np.float32)
+            yb = np.zeros((len(idx), W, n_out), dtype=np.float32)
+            mb = np.zeros((len(idx), W), dtype=np.float32)
+            for row, i in enumerate(idx):
+                e, s = int(ep[i]), int(start[i])
+                xs, ys = self.data.x[e][s : s + W], self.data.y[e][s : s + W]
+                xb[row, : len(xs)], yb[row, : len(ys)] = xs, ys
+                mb[row, self.warmup : len(xs)] = 1.0
+            yield torch.from_numpy(xb), torch.from_numpy(yb), torch.from_numpy(mb)
+
+
+# ------------------------------------------------------------------------------------------------ sources
+def load_sources(
+    sources: Sequence[str], feature_set: str, backend: DataBackend | None = None
+) -> tuple[list[Any], DataBackend]:
+    """Read logs/run directories for training; every error (missing file or column) is a :class:`TrainError`."""
+    for src in sources:
+        if not Path(src).exists():
+            raise TrainError(f"--data {src}: no such file or directory")
+    backend = backend or default_backend()
+    try:
+        episodes = backend.load_dataset(list(sources), require=required_columns(feature_set))
+    except TrainError:
+        raise
+    except (OSError, ValueError, KeyError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        raise TrainError(f"cannot read --data: {msg}") from None
+    if not episodes:
+        raise TrainError(f"--data {' '.join(sources)}: no episodes found")
+    return list(episodes), backend
+
+
+def resolve_feature_set(
+    cfg: TrainConfig, sources: Sequence[str], explicit: str | None, backend: DataBackend | None = None
+) -> str:
+    """--features wins; else logs in the AMPRO CSV schema among the sources imply 'ampro'; else the config's."""
+    if explicit:
+        return explicit
+    if sources and (backend or default_backend()).sources_imply_ampro(list(sources)):
+        return "ampro"
+    return cfg.feature_set
+
+
+def split_train_val(
+    backend: DataBackend, episodes: list[Any], val_fraction: float, seed: int
+) -> tuple[list[Any], list[Any]]:
+    """Training and validation episodes: whole episodes (held-out seeds); a single log is split in time by the data
+    module. ``val_fraction`` 0 keeps everything for training."""
+    if val_fraction <= 0.0:
+        return list(episodes), []
+    try:
+        train, val = backend.split_episodes(episodes, val_fraction, seed)
+    except ValueError as exc:
+        raise TrainError(f"cannot split the data into training and validation: {exc}") from None
+    return list(train), list(val)
