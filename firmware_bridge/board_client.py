@@ -230,8 +230,14 @@ class BoardClient:
 
     @property
     def step_timeout_s(self) -> float:
-        """Deadline of one STEP exchange (0 before :meth:`configure`)."""
+        """Deadline of one STEP exchange (0 before :meth:`configure`); settable (a deadline policy may change it)."""
         return self._step_timeout
+
+    @step_timeout_s.setter
+    def step_timeout_s(self, value: float) -> None:
+        if not value > 0:
+            raise ValueError(f"step_timeout_s must be > 0, got {value}")
+        self._step_timeout = self._step_timeout_override = float(value)
 
     def close(self) -> None:
         self.transport.close()
@@ -281,7 +287,9 @@ class BoardClient:
 
     def _raise_board_error(self, err: Error) -> None:
         url = self.transport.url
-        if err.code == ErrorCode.NOT_CONFIGURED and self._configured:
+        if err.code == ErrorCode.NOT_CONFIGURED and self.config is not None:
+            # This client configured the board, so it lost that configuration: it rebooted. Every request that
+            # needs the session says so again until resync().
             self._forget_session()
             raise BoardReset(
                 f"{url}: the board answered not_configured to {_type_name(err.request_type)} after this client "

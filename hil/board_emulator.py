@@ -252,7 +252,9 @@ class EmulatorOptions:
 
 def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
     """The emulator's options (shared by ``python -m hil.board_emulator`` and ``legloop board emulate``)."""
-    parser.add_argument("--baud", type=float, default=None, help="emulate this line rate (8N1); default: full speed")
+    parser.add_argument(
+        "--baud", type=float, default=None, help="line rate to emulate, bits/s at 8N1 (None: answer at full speed)"
+    )
     parser.add_argument("--clock-mhz", type=float, default=DEFAULT_CLOCK_MHZ, help="accelerator clock (MHz)")
     parser.add_argument("--max-payload", type=int, default=DEFAULT_MAX_PAYLOAD, help="largest frame payload (bytes)")
     parser.add_argument(
