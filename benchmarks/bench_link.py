@@ -8,12 +8,17 @@ RESULT, parse) with ``perf_counter_ns``: p50, p99, p99.9 and max in µs, lost st
 at that baud. The goal is p99 ≤ 500 µs at full speed. It also measures the codec's own cost per round trip (host:
 encode STEP + decode RESULT; board: decode STEP + encode RESULT) without any I/O.
 
-    .venv/bin/python benchmarks/bench_link.py [--steps 5000] [--modes full,921600,115200]
+    .venv/bin/python benchmarks/bench_link.py [--steps 5000] [--modes full,921600,115200] [--realtime]
+
+``--realtime`` runs the host and the board process under SCHED_FIFO (root or CAP_SYS_NICE): both sleep in poll/select
+between exchanges, so this changes who runs first on a wake-up, not how much CPU is used — on a shared machine it
+separates the link's own latency from waiting for a CPU, as a real HIL host on a PREEMPT_RT kernel would.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import time
 
@@ -29,6 +34,7 @@ LAYERS, INPUTS, HIDDEN, OUTPUTS = 2, 5, 128, 2
 THETA = 24  # ~89 % of the delta columns stay silent on these inputs: a trained controller's regime
 GOAL_P99_US = 500.0
 NOMINAL_BAUD = 921600  # the deadline's wire-time part at full speed (a pty ignores the rate)
+RT_PRIORITY = 10
 
 
 def random_net(seed: int = 0) -> tuple[bytes, np.ndarray]:
@@ -75,9 +81,15 @@ def codec_cost_us(repeats: int = 20000) -> float:
     return best * 1e6
 
 
-def run_mode(mode: str, image: bytes, X: np.ndarray, steps: int, warmup: int) -> dict:
+def _realtime(pid: int) -> None:
+    os.sched_setscheduler(pid, os.SCHED_FIFO, os.sched_param(RT_PRIORITY))
+
+
+def run_mode(mode: str, image: bytes, X: np.ndarray, steps: int, warmup: int, realtime: bool) -> dict:
     baud = None if mode == "full" else float(mode)
     with start_board("python", EmulatorOptions(baud=baud)) as board:
+        if realtime:
+            _realtime(board.pid)
         with BoardClient.open(board.path, baudrate=baud or NOMINAL_BAUD) as client:
             client.hello()
             client.configure(LAYERS, INPUTS, HIDDEN, OUTPUTS, THETA, THETA)
@@ -87,6 +99,8 @@ def run_mode(mode: str, image: bytes, X: np.ndarray, steps: int, warmup: int) ->
             client.reset_state()
             for x in X[:warmup]:
                 client.step(x)
+            gc.collect()
+            gc.freeze()  # the setup's objects: not the loop's business
             before = client.counters.copy()
             rtt = np.empty(steps)
             cycles = np.empty(steps)
@@ -130,7 +144,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=5000, help="measured steps per mode")
     parser.add_argument("--warmup", type=int, default=200, help="unmeasured steps first")
     parser.add_argument("--modes", default="full,921600,115200", help="'full' and/or baud rates, comma-separated")
+    parser.add_argument("--realtime", action="store_true", help="SCHED_FIFO for host and board (see above)")
     args = parser.parse_args(argv)
+    if args.realtime:
+        try:
+            _realtime(0)
+        except (PermissionError, AttributeError) as exc:
+            raise SystemExit(f"--realtime needs root or CAP_SYS_NICE on Linux: {exc}") from None
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     image, X = random_net()
     if args.warmup + args.steps > len(X):
@@ -139,10 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"link benchmark: {LAYERS}L-{HIDDEN}H, {INPUTS} inputs, {OUTPUTS} outputs, Θx = Θh = {THETA}; "
         f"model image {len(image):,} bytes; STEP {step_bytes} B + RESULT {result_bytes} B on the wire; "
-        f"{args.steps} steps per mode; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+        f"{args.steps} steps per mode; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; "
+        f"scheduling {'SCHED_FIFO' if args.realtime else 'normal'}"
     )
     codec = codec_cost_us()
-    rows = [run_mode(m, image, X, args.steps, args.warmup) for m in modes]
+    rows = [run_mode(m, image, X, args.steps, args.warmup, args.realtime) for m in modes]
     print()
     head = (
         f"{'link':>13} {'wire µs':>8} {'p50 µs':>8} {'p99 µs':>8} {'p99.9 µs':>9} {'max µs':>9} {'lost':>5} "

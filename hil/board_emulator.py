@@ -41,6 +41,7 @@ of the device stalls (``../shared/facts/hil.md``), and the master would see a ha
 from __future__ import annotations
 
 import argparse
+import gc
 import heapq
 import os
 import random
@@ -546,6 +547,10 @@ class EmulatedBoard:
         self.model = model
         self.model_hash = h
         self._first = True
+        # What exists now lives until the next load: keep the collector from walking it (numba's and numpy's heap
+        # too) in the middle of a STEP.
+        gc.collect()
+        gc.freeze()
         return MsgType.LOAD_END_ACK, LoadEndAck(h).encode()
 
     def _reset_state(self, payload: bytes) -> tuple[int, bytes]:
