@@ -1,0 +1,302 @@
+"""Drive the C reference firmware (``firmware_bridge/firmware/``) from Python: build it, feed its test runner.
+
+The firmware's sources ship inside the package, so an installed legloop can build them on demand into any
+folder (the package folder may be read-only): :func:`build` runs ``make -C <sources> BUILD=<dir> <targets>``.
+:func:`toolchain` says which compilers and emulators are present, so callers can skip with a reason.
+
+The test runner (``test/runner.[ch]``, the same C code on the host and on the emulated board) reads a test case
+blob and writes a result stream; :func:`encode_case` / :func:`decode_results` are the Python ends of that format
+(``firmware/test/runner.h`` documents it byte by byte). :func:`run_host` and :func:`run_qemu` execute one case.
+
+This module must not import ``hil`` (imports point down the ladder experiments → hil → firmware_bridge).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FIRMWARE_DIR = Path(__file__).resolve().parent / "firmware"
+
+MAGIC_IN = 0x5654474C  # "LGTV"
+MAGIC_OUT = 0x5254474C  # "LGTR"
+MAGIC_END = 0x4554474C  # "LGTE"
+CASE_VERSION = 1
+MODE_RUN, MODE_LUT = 0, 1
+CASE_ADDR = 0x00200000  # where the QEMU runner expects its case (mps2.ld's CASE region)
+CASE_MAX_QEMU = 2 * 1024 * 1024
+RUNNER_E_FORMAT, RUNNER_E_TRUNCATED = 100, 101
+
+# QEMU boards: the Cortex-M3 image runs on both, the Cortex-M7 image on the AN500 only.
+QEMU_MACHINES = {"m3": "mps2-an385", "m7": "mps2-an500"}
+
+# edgedrnn_status of src/edgedrnn.h
+STATUS_NAMES = {
+    0: "ok",
+    1: "E_LAYERS",
+    2: "E_HIDDEN",
+    3: "E_INPUT",
+    4: "E_IMAGE_SIZE",
+    5: "E_THETA",
+    6: "E_OUTPUTS",
+    7: "E_NULL",
+    RUNNER_E_FORMAT: "RUNNER_E_FORMAT",
+    RUNNER_E_TRUNCATED: "RUNNER_E_TRUNCATED",
+}
+
+
+class FirmwareError(RuntimeError):
+    """A firmware build or run failed (the message carries the tool's output)."""
+
+
+# ------------------------------------------------------------------------------------------------- building
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    make: str | None
+    cc: str | None
+    arm_cc: str | None
+    qemu: str | None
+
+    def missing(self, *needs: str) -> str | None:
+        """A skip reason naming what is missing among ``needs`` ("host", "qemu"), or None if all is there."""
+        want = {"make": self.make}
+        if "host" in needs:
+            want["a C compiler (cc)"] = self.cc
+        if "qemu" in needs:
+            want["arm-none-eabi-gcc"] = self.arm_cc
+            want["qemu-system-arm"] = self.qemu
+        absent = [name for name, path in want.items() if path is None]
+        if not absent:
+            return None
+        return f"{', '.join(absent)} not found (scripts/system-deps.sh installs them on Debian as root)"
+
+
+def toolchain() -> Toolchain:
+    """Which of the firmware's tools are on PATH (``CC`` overrides the host compiler)."""
+    cc = os.environ.get("CC", "cc")
+    return Toolchain(
+        make=shutil.which("make"),
+        cc=shutil.which(cc) or shutil.which("gcc") or shutil.which("clang"),
+        arm_cc=shutil.which("arm-none-eabi-gcc"),
+        qemu=shutil.which("qemu-system-arm"),
+    )
+
+
+def build(build_dir: str | os.PathLike, targets: list[str], *, max_hidden: int | None = None, jobs: int = 2) -> Path:
+    """``make`` the firmware ``targets`` ("host", "sanitize", "qemu-m3", "qemu-m7", …) into ``build_dir``."""
+    build_dir = Path(build_dir)
+    cmd = ["make", "--no-print-directory", "-C", str(FIRMWARE_DIR), f"BUILD={build_dir}", f"-j{jobs}", *targets]
+    if max_hidden is not None:
+        cmd.append(f"MAX_HIDDEN={int(max_hidden)}")
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise FirmwareError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return build_dir
+
+
+# ---------------------------------------------------------------------------------------------- test cases
+
+
+def encode_case(
+    image: bytes | np.ndarray,
+    layers: int,
+    input_size: int,
+    hidden: int,
+    X: np.ndarray,
+    *,
+    theta_x: int | np.ndarray = 0,
+    theta_h: int | np.ndarray = 0,
+    resets: np.ndarray | None = None,
+    out_weight: np.ndarray | None = None,
+    out_bias: np.ndarray | None = None,
+    saturate: bool = False,
+    burst_latency: int = 0,
+) -> bytes:
+    """A runner test case: run ``X`` (int16 [T, width], width = input size or padded) through the net.
+
+    ``theta_x``/``theta_h`` are one value or one per step (set before the step); ``resets`` [T] bool resets the
+    state before the marked steps; ``out_weight`` int8 [O, H] and ``out_bias`` int32 [O] add the output layer.
+    """
+    img = np.asarray(np.frombuffer(image, dtype=np.uint8) if isinstance(image, bytes | bytearray) else image)
+    img = img.view(np.uint8).ravel()
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"X must be [T, width], got shape {X.shape}")
+    T, width = X.shape
+    tx = np.broadcast_to(np.asarray(theta_x, dtype=np.int64), (T,))
+    th = np.broadcast_to(np.asarray(theta_h, dtype=np.int64), (T,))
+    rs = np.zeros(T, dtype=bool) if resets is None else np.asarray(resets, dtype=bool)
+    n_out = 0 if out_weight is None else int(np.asarray(out_weight).shape[0])
+    parts = [img.tobytes()]
+    if n_out:
+        parts.append(np.asarray(out_weight, dtype=np.int8).reshape(n_out, hidden).tobytes())
+        parts.append(np.asarray(out_bias, dtype="<i4").reshape(n_out).tobytes())
+    rec = np.zeros((T, 3 + width), dtype="<u2")
+    rec[:, 0] = tx
+    rec[:, 1] = th
+    rec[:, 2] = rs
+    rec[:, 3:] = X.astype("<i2").view("<u2")
+    parts.append(rec.tobytes())
+    body = b"".join(parts)
+    header = struct.pack(
+        "<IHHIHHHHHHHHII",
+        MAGIC_IN,
+        CASE_VERSION,
+        MODE_RUN,
+        36 + len(body),
+        layers,
+        input_size,
+        hidden,
+        n_out,
+        width,
+        int(bool(saturate)),
+        burst_latency,
+        0,
+        T,
+        img.size,
+    )
+    return header + body
+
+
+def encode_lut_case() -> bytes:
+    """A case that makes the runner dump SIG(−2048..2047) and TANH(−1024..1023)."""
+    return struct.pack("<IHHIHHHHHHHHII", MAGIC_IN, CASE_VERSION, MODE_LUT, 36, *([0] * 10))
+
+
+@dataclass
+class RunnerResults:
+    """What the runner wrote. Per-step arrays have one row per completed step."""
+
+    status: int
+    steps: int
+    capacity: dict[str, int]  # max_layers, max_hidden, max_input, max_outputs, tick_hz
+    cycles: np.ndarray  # int64 [T]
+    fired_columns: np.ndarray
+    nonzero_deltas: np.ndarray
+    ticks_step: np.ndarray  # hal_ticks around edgedrnn_step
+    ticks_output: np.ndarray  # hal_ticks around edgedrnn_output
+    layer_fired: np.ndarray  # int64 [T, L]
+    layer_mac_cycles: np.ndarray
+    layer_act_cycles: np.ndarray
+    h: np.ndarray  # int16 [T, H]
+    out: np.ndarray  # int32 [T, O]
+    sig: np.ndarray | None = None  # LUT mode: SIG(-2048..2047)
+    tanh: np.ndarray | None = None  # LUT mode: TANH(-1024..1023)
+
+    @property
+    def status_name(self) -> str:
+        return STATUS_NAMES.get(self.status, str(self.status))
+
+
+_CAPACITY = ("max_layers", "max_hidden", "max_input", "max_outputs", "tick_hz")
+
+
+def decode_results(
+    data: bytes, layers: int = 0, hidden: int = 0, n_out: int = 0, *, lut: bool = False
+) -> RunnerResults:
+    """Parse a runner result stream (the geometry of the case tells the record size)."""
+    if len(data) < 24 + 12:
+        raise FirmwareError(f"runner output too short ({len(data)} bytes): {data[:64]!r}")
+    head = struct.unpack_from("<6I", data, 0)
+    if head[0] != MAGIC_OUT:
+        raise FirmwareError(f"runner output does not start with LGTR: {data[:16]!r}")
+    capacity = dict(zip(_CAPACITY, head[1:], strict=True))
+    magic, status, steps = struct.unpack_from("<3I", data, len(data) - 12)
+    if magic != MAGIC_END:
+        raise FirmwareError(f"runner output has no trailer (cut short?): ends {data[-16:]!r}")
+    body = data[24:-12]
+    empty = np.zeros(0, dtype=np.int64)
+    res = RunnerResults(
+        status=status,
+        steps=steps,
+        capacity=capacity,
+        cycles=empty,
+        fired_columns=empty,
+        nonzero_deltas=empty,
+        ticks_step=empty,
+        ticks_output=empty,
+        layer_fired=np.zeros((0, layers), dtype=np.int64),
+        layer_mac_cycles=np.zeros((0, layers), dtype=np.int64),
+        layer_act_cycles=np.zeros((0, layers), dtype=np.int64),
+        h=np.zeros((0, hidden), dtype=np.int16),
+        out=np.zeros((0, n_out), dtype=np.int32),
+    )
+    if lut:
+        v = np.frombuffer(body, dtype="<i2")
+        if v.size != 4096 + 2048:
+            raise FirmwareError(f"LUT dump has {v.size} values; expected 6144")
+        res.sig, res.tanh = v[:4096].astype(np.int64), v[4096:].astype(np.int64)
+        return res
+    rec = 4 * (5 + 3 * layers) + 2 * hidden + 4 * n_out
+    if len(body) % rec:
+        raise FirmwareError(f"{len(body)} result bytes is not a whole number of {rec}-byte step records")
+    T = len(body) // rec
+    dt = np.dtype([("u", "<u4", (5 + 3 * layers,)), ("h", "<i2", (hidden,)), ("out", "<i4", (n_out,))])
+    arr = np.frombuffer(body, dtype=dt, count=T)
+    u = arr["u"].astype(np.int64).reshape(T, 5 + 3 * layers)
+    per_layer = u[:, 5:].reshape(T, layers, 3)
+    res.cycles, res.fired_columns, res.nonzero_deltas = u[:, 0], u[:, 1], u[:, 2]
+    res.ticks_step, res.ticks_output = u[:, 3], u[:, 4]
+    res.layer_fired = per_layer[:, :, 0]
+    res.layer_mac_cycles = per_layer[:, :, 1]
+    res.layer_act_cycles = per_layer[:, :, 2]
+    res.h = arr["h"].astype(np.int16).reshape(T, hidden)
+    res.out = arr["out"].astype(np.int32).reshape(T, n_out)
+    return res
+
+
+# ---------------------------------------------------------------------------------------------- running
+
+
+def run_host(runner: str | os.PathLike, case: bytes, *, timeout: float = 60.0) -> tuple[int, bytes]:
+    """Run a host-built ``edgedrnn-runner`` on ``case``; returns (exit status, result bytes)."""
+    proc = subprocess.run([str(runner), "-"], input=case, capture_output=True, timeout=timeout, check=False)
+    if proc.stderr:
+        # sanitizer reports land here; a clean run writes nothing to stderr
+        err = proc.stderr.decode(errors="replace")
+        raise FirmwareError(f"{runner} wrote to stderr (exit {proc.returncode}):\n{err}")
+    return proc.returncode, proc.stdout
+
+
+def qemu_command(elf: str | os.PathLike, machine: str, *, icount: bool = True) -> list[str]:
+    """The QEMU command line of a bare-metal MPS2 image with semihosting exit (serial and loader not included)."""
+    cmd = ["qemu-system-arm", "-M", machine, "-display", "none", "-monitor", "none", "-nodefaults"]
+    if icount:
+        cmd += ["-icount", "shift=0"]  # deterministic: SysTick then follows the retired-instruction count
+    return [*cmd, "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)]
+
+
+def run_qemu(
+    runner_elf: str | os.PathLike,
+    case: bytes,
+    machine: str = "mps2-an385",
+    *,
+    icount: bool = True,
+    timeout: float = 60.0,
+) -> tuple[int, bytes]:
+    """Run the QEMU-built ``edgedrnn-runner.elf`` on ``case``; returns (exit status, result bytes from UART0)."""
+    with tempfile.TemporaryDirectory(prefix="legloop-qemu-") as tmp:
+        case_path = Path(tmp) / "case.bin"
+        out_path = Path(tmp) / "uart0.bin"
+        case_path.write_bytes(case)
+        cmd = [
+            *qemu_command(runner_elf, machine, icount=icount),
+            "-serial",
+            f"file:{out_path}",
+            "-device",
+            f"loader,file={case_path},addr={CASE_ADDR:#x},force-raw=on",
+        ]
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
+        data = out_path.read_bytes() if out_path.exists() else b""
+        if not data:
+            raise FirmwareError(f"{' '.join(cmd)} produced no UART output (exit {proc.returncode}):\n{proc.stderr!r}")
+        return proc.returncode, data
