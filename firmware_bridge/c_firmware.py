@@ -120,11 +120,13 @@ def encode_case(
     out_bias: np.ndarray | None = None,
     saturate: bool = False,
     burst_latency: int = 0,
+    emit_state: bool = False,
 ) -> bytes:
     """A runner test case: run ``X`` (int16 [T, width], width = input size or padded) through the net.
 
     ``theta_x``/``theta_h`` are one value or one per step (set before the step); ``resets`` [T] bool resets the
-    state before the marked steps; ``out_weight`` int8 [O, H] and ``out_bias`` int32 [O] add the output layer.
+    state before the marked steps; ``out_weight`` int8 [O, H] and ``out_bias`` int32 [O] add the output layer;
+    ``emit_state`` makes the runner write x̂, ĥ, h and the accumulators of every layer after every step.
     """
     img = np.asarray(np.frombuffer(image, dtype=np.uint8) if isinstance(image, bytes | bytearray) else image)
     img = img.view(np.uint8).ravel()
@@ -158,7 +160,7 @@ def encode_case(
         hidden,
         n_out,
         width,
-        int(bool(saturate)),
+        int(bool(saturate)) | (2 if emit_state else 0),
         burst_latency,
         0,
         T,
@@ -189,6 +191,7 @@ class RunnerResults:
     layer_act_cycles: np.ndarray
     h: np.ndarray  # int16 [T, H]
     out: np.ndarray  # int32 [T, O]
+    state: dict[str, list[np.ndarray]] | None = None  # emit_state: x_hat [T, I_l], h_hat, h [T, H], acc [T, 4, H]
     sig: np.ndarray | None = None  # LUT mode: SIG(-2048..2047)
     tanh: np.ndarray | None = None  # LUT mode: TANH(-1024..1023)
 
@@ -201,9 +204,18 @@ _CAPACITY = ("max_layers", "max_hidden", "max_input", "max_outputs", "tick_hz")
 
 
 def decode_results(
-    data: bytes, layers: int = 0, hidden: int = 0, n_out: int = 0, *, lut: bool = False
+    data: bytes,
+    layers: int = 0,
+    hidden: int = 0,
+    n_out: int = 0,
+    *,
+    lut: bool = False,
+    state_input: int | None = None,
 ) -> RunnerResults:
-    """Parse a runner result stream (the geometry of the case tells the record size)."""
+    """Parse a runner result stream (the geometry of the case tells the record size).
+
+    ``state_input``: the padded layer-1 input width, for a case encoded with ``emit_state``.
+    """
     if len(data) < 24 + 12:
         raise FirmwareError(f"runner output too short ({len(data)} bytes): {data[:64]!r}")
     head = struct.unpack_from("<6I", data, 0)
@@ -236,12 +248,24 @@ def decode_results(
             raise FirmwareError(f"LUT dump has {v.size} values; expected 6144")
         res.sig, res.tanh = v[:4096].astype(np.int64), v[4096:].astype(np.int64)
         return res
-    rec = 4 * (5 + 3 * layers) + 2 * hidden + 4 * n_out
-    if len(body) % rec:
-        raise FirmwareError(f"{len(body)} result bytes is not a whole number of {rec}-byte step records")
-    T = len(body) // rec
-    dt = np.dtype([("u", "<u4", (5 + 3 * layers,)), ("h", "<i2", (hidden,)), ("out", "<i4", (n_out,))])
+    fields = [("u", "<u4", (5 + 3 * layers,)), ("h", "<i2", (hidden,)), ("out", "<i4", (n_out,))]
+    if state_input is not None:
+        for layer in range(layers):
+            fields += [
+                (f"x_hat{layer}", "<i2", (state_input if layer == 0 else hidden,)),
+                (f"h_hat{layer}", "<i2", (hidden,)),
+                (f"h{layer}", "<i2", (hidden,)),
+                (f"acc{layer}", "<i4", (4, hidden)),
+            ]
+    dt = np.dtype(fields)
+    if len(body) % dt.itemsize:
+        raise FirmwareError(f"{len(body)} result bytes is not a whole number of {dt.itemsize}-byte step records")
+    T = len(body) // dt.itemsize
     arr = np.frombuffer(body, dtype=dt, count=T)
+    if state_input is not None:
+        res.state = {
+            name: [arr[f"{name}{layer}"].copy() for layer in range(layers)] for name in ("x_hat", "h_hat", "h", "acc")
+        }
     u = arr["u"].astype(np.int64).reshape(T, 5 + 3 * layers)
     per_layer = u[:, 5:].reshape(T, layers, 3)
     res.cycles, res.fired_columns, res.nonzero_deltas = u[:, 0], u[:, 1], u[:, 2]

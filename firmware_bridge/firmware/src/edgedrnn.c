@@ -220,6 +220,11 @@ const int16_t *edgedrnn_h(const edgedrnn_t *net)
     return net->h[net->layers - 1u];
 }
 
+int32_t edgedrnn_accumulator(const edgedrnn_t *net, uint16_t layer, uint32_t index)
+{
+    return sext24(net->acc[layer][index]);
+}
+
 /* ------------------------------------------------------------------------------------------- MAC columns */
 
 /* acc[j] += d·w[j] for one weight column, mod 2^32 (the 24-bit register's value is its low 24 bits).

@@ -137,6 +137,10 @@ const int16_t *edgedrnn_h(const edgedrnn_t *net);
  * accumulators in units 2^-15 (what backend_kernel computes before de-normalising to float). */
 edgedrnn_status edgedrnn_output(const edgedrnn_t *net, int32_t *out);
 
+/* Accumulator `index` (0..4H−1: M_r, M_z, M_nx, M_nh back to back) of `layer` as the RTL's 24-bit register
+ * holds it (units 2^-15, in [−2^23, 2^23)): for state read-back and tests. */
+int32_t edgedrnn_accumulator(const edgedrnn_t *net, uint16_t layer, uint32_t index);
+
 /* Cycles of a step in which nothing fires (the scan floor plus activation stages): kernel.py floor_cycles. */
 uint32_t edgedrnn_floor_cycles(const edgedrnn_t *net);
 

@@ -90,6 +90,23 @@ static uint32_t finish(uint32_t status, uint32_t steps)
     return status;
 }
 
+static void emit_state(const edgedrnn_t *net)
+{
+    uint16_t l;
+    uint32_t i;
+    for (l = 0; l < net->layers; l++) {
+        uint32_t inputs = l == 0 ? net->input_padded : net->hidden;
+        for (i = 0; i < inputs; i++)
+            out_i16(net->x_hat[l][i]);
+        for (i = 0; i < net->hidden; i++)
+            out_i16(net->h_hat[l][i]);
+        for (i = 0; i < net->hidden; i++)
+            out_i16(net->h[l][i]);
+        for (i = 0; i < 4u * net->hidden; i++)
+            out_u32((uint32_t)edgedrnn_accumulator(net, l, i));
+    }
+}
+
 static uint32_t dump_luts(void)
 {
     int32_t p;
@@ -199,6 +216,8 @@ uint32_t runner_run(const uint8_t *blob, uint32_t size, runner_emit_fn emit)
             out_i16(edgedrnn_h(&g_net)[i]);
         for (o = 0; o < n_out; o++)
             out_u32((uint32_t)out[o]);
+        if (flags & 2u)
+            emit_state(&g_net);
     }
     return finish(0, steps);
 }
