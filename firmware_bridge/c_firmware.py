@@ -94,6 +94,14 @@ def toolchain() -> Toolchain:
 def build(build_dir: str | os.PathLike, targets: list[str], *, max_hidden: int | None = None, jobs: int = 2) -> Path:
     """``make`` the firmware ``targets`` ("host", "sanitize", "qemu-m3", "qemu-m7", …) into ``build_dir``."""
     build_dir = Path(build_dir)
+    missing = [
+        p.name for p in (FIRMWARE_DIR / "Makefile", FIRMWARE_DIR / "ports" / "qemu" / "mps2.ld") if not p.is_file()
+    ]
+    if missing:
+        raise FirmwareError(
+            f"{FIRMWARE_DIR} lacks {', '.join(missing)}: this installation shipped only the C sources "
+            '(pyproject\'s package-data needs "Makefile" and "*.ld" next to "*.c", "*.h")'
+        )
     cmd = ["make", "--no-print-directory", "-C", str(FIRMWARE_DIR), f"BUILD={build_dir}", f"-j{jobs}", *targets]
     if max_hidden is not None:
         cmd.append(f"MAX_HIDDEN={int(max_hidden)}")

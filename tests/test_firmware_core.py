@@ -16,6 +16,7 @@ conformance tests when LEGLOOP_CONFORMANCE_DIR is unset.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
@@ -102,25 +103,28 @@ def run_ok(
 # ---------------------------------------------------------------------------------------- (a) conformance
 
 
-@pytest.fixture(scope="module")
-def tb_dir() -> Path:
-    value = os.environ.get("LEGLOOP_CONFORMANCE_DIR")
-    if not value:
-        pytest.skip("LEGLOOP_CONFORMANCE_DIR is not set: conformance vectors come from ../shared/conformance")
-    d = Path(value) / "edgedrnn"
+@pytest.fixture
+def tb_dir(conformance_dir: Path) -> Path:
+    d = conformance_dir / "edgedrnn"
     if not d.is_dir():
         pytest.skip(f"{d} does not exist")
     return d
 
 
-@pytest.fixture(scope="module")
-def tb(tb_dir: Path) -> dict:
-    image = read_image(tb_dir / "edgedrnn_tb_params.txt")
-    stim = parse_hex_activations((tb_dir / "edgedrnn_tb_stim.txt").read_text(), 8)
-    gold = parse_hex_activations((tb_dir / "edgedrnn_tb_gold_rnn.txt").read_text(), TB_HIDDEN)
-    rtl = np.loadtxt(tb_dir / "edgedrnn_tb_cycles_th0.csv", delimiter=",", skiprows=1, dtype=np.int64)
+@functools.cache
+def _load_tb(d: Path) -> dict:
+    """The test bench's vectors and the Python model's run over them (once per session)."""
+    image = read_image(d / "edgedrnn_tb_params.txt")
+    stim = parse_hex_activations((d / "edgedrnn_tb_stim.txt").read_text(), 8)
+    gold = parse_hex_activations((d / "edgedrnn_tb_gold_rnn.txt").read_text(), TB_HIDDEN)
+    rtl = np.loadtxt(d / "edgedrnn_tb_cycles_th0.csv", delimiter=",", skiprows=1, dtype=np.int64)
     model = EdgeDRNNModel(image, TB_LAYERS, TB_INPUT, TB_HIDDEN, 0, 0).run(stim)
     return {"image": image, "stim": stim, "gold": gold, "rtl": rtl, "model": model}
+
+
+@pytest.fixture
+def tb(tb_dir: Path) -> dict:
+    return _load_tb(tb_dir)
 
 
 @pytest.mark.parametrize("target", ["host", *QEMU_TARGETS])
