@@ -404,18 +404,29 @@ edgedrnn_status edgedrnn_step(edgedrnn_t *net, const int16_t *x, uint16_t n)
 
 edgedrnn_status edgedrnn_output(const edgedrnn_t *net, int32_t *out)
 {
+    return edgedrnn_output_checked(net, out, 0);
+}
+
+edgedrnn_status edgedrnn_output_checked(const edgedrnn_t *net, int32_t *out, uint8_t *wrapped)
+{
     const int16_t *h = edgedrnn_h(net);
     const uint32_t H = net->hidden;
+    uint8_t any = 0;
     uint16_t o;
     if (net->out_weight == NULL || out == NULL)
         return net->out_weight == NULL ? EDGEDRNN_E_OUTPUTS : EDGEDRNN_E_NULL;
     for (o = 0; o < net->n_outputs; o++) {
         const int8_t *w = net->out_weight + (uint32_t)o * H;
-        uint32_t s = (uint32_t)net->out_bias[o]; /* the ARM's int32 MAC wraps: sum mod 2^32 */
+        /* Exact in 64 bits (|Σ| < 2^33 + 2^31; one SMLAL per MAC on the ARM), then wrapped to int32 as the
+         * ARM's 32-bit MAC would: out = the sum mod 2^32, and `wrapped` says whether that lost anything. */
+        int64_t s = net->out_bias[o];
         uint32_t j;
         for (j = 0; j < H; j++)
-            s += (uint32_t)((int32_t)w[j] * (int32_t)h[j]);
-        out[o] = to_int32(s);
+            s += (int32_t)w[j] * (int32_t)h[j];
+        out[o] = to_int32((uint32_t)(uint64_t)s);
+        any |= (uint8_t)(s != (int64_t)out[o]);
     }
+    if (wrapped != NULL)
+        *wrapped = any;
     return EDGEDRNN_OK;
 }

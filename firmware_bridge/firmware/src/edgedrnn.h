@@ -137,6 +137,9 @@ const int16_t *edgedrnn_h(const edgedrnn_t *net);
  * accumulators in units 2^-15 (what backend_kernel computes before de-normalising to float). */
 edgedrnn_status edgedrnn_output(const edgedrnn_t *net, int32_t *out);
 
+/* The same, and *wrapped (if not NULL) = 1 when some exact sum did not fit int32 (RESULT's OUTPUT_WRAPPED). */
+edgedrnn_status edgedrnn_output_checked(const edgedrnn_t *net, int32_t *out, uint8_t *wrapped);
+
 /* Accumulator `index` (0..4H−1: M_r, M_z, M_nx, M_nh back to back) of `layer` as the RTL's 24-bit register
  * holds it (units 2^-15, in [−2^23, 2^23)): for state read-back and tests. */
 int32_t edgedrnn_accumulator(const edgedrnn_t *net, uint16_t layer, uint32_t index);
