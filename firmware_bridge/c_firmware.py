@@ -13,6 +13,8 @@ This module must not import ``hil`` (imports point down the ladder experiments �
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import shutil
 import struct
@@ -77,7 +79,17 @@ class Toolchain:
         absent = [name for name, path in want.items() if path is None]
         if not absent:
             return None
-        return f"{', '.join(absent)} not found (scripts/system-deps.sh installs them on Debian as root)"
+        pkgs = [INSTALL_HINT[name] for name in absent if name in INSTALL_HINT]
+        line = f" or `apt-get install -y --no-install-recommends {' '.join(pkgs)}`" if pkgs else ""
+        return f"{', '.join(absent)} not found (install as root: `make setup`{line})"
+
+
+INSTALL_HINT = {
+    "make": "make",
+    "a C compiler (cc)": "gcc",
+    "arm-none-eabi-gcc": "gcc-arm-none-eabi",
+    "qemu-system-arm": "qemu-system-arm",
+}
 
 
 def toolchain() -> Toolchain:
@@ -91,8 +103,18 @@ def toolchain() -> Toolchain:
     )
 
 
-def build(build_dir: str | os.PathLike, targets: list[str], *, max_hidden: int | None = None, jobs: int = 2) -> Path:
-    """``make`` the firmware ``targets`` ("host", "sanitize", "qemu-m3", "qemu-m7", …) into ``build_dir``."""
+def build(
+    build_dir: str | os.PathLike,
+    targets: list[str],
+    *,
+    max_hidden: int | None = None,
+    jobs: int = 2,
+    make_vars: dict[str, object] | None = None,
+) -> Path:
+    """``make`` the firmware ``targets`` ("host", "sanitize", "qemu-m3", "qemu-m7", …) into ``build_dir``.
+
+    ``make_vars``: more Makefile variables (``MAX_PAYLOAD``, ``MAX_INPUT``, ``MAX_OUTPUTS``, ``MAX_IMAGE_BYTES``).
+    """
     build_dir = Path(build_dir)
     missing = [
         p.name for p in (FIRMWARE_DIR / "Makefile", FIRMWARE_DIR / "ports" / "qemu" / "mps2.ld") if not p.is_file()
@@ -105,10 +127,63 @@ def build(build_dir: str | os.PathLike, targets: list[str], *, max_hidden: int |
     cmd = ["make", "--no-print-directory", "-C", str(FIRMWARE_DIR), f"BUILD={build_dir}", f"-j{jobs}", *targets]
     if max_hidden is not None:
         cmd.append(f"MAX_HIDDEN={int(max_hidden)}")
+    for key, value in (make_vars or {}).items():
+        cmd.append(f"{key}={value}")
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise FirmwareError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return build_dir
+
+
+# Which tools each make target needs (for the error that names what is missing).
+_TARGET_NEEDS = {"host": "host", "sanitize": "host", "qemu": "qemu", "qemu-m3": "qemu", "qemu-m7": "qemu"}
+
+
+def cache_root() -> Path:
+    """Where :func:`cached_build` puts builds: ``$LEGLOOP_FIRMWARE_CACHE``, else ``$XDG_CACHE_HOME/legloop/firmware``
+    (``~/.cache/legloop/firmware``)."""
+    env = os.environ.get("LEGLOOP_FIRMWARE_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "legloop" / "firmware"
+
+
+def source_hash(*extra: object) -> str:
+    """SHA-256 (16 hex digits) of every file of the firmware's sources, plus ``extra`` (flags, tool paths)."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in FIRMWARE_DIR.rglob("*") if p.is_file() and "build" not in p.parts):
+        if path.suffix in (".pyc",) or "__pycache__" in path.parts:
+            continue
+        h.update(str(path.relative_to(FIRMWARE_DIR)).encode() + b"\0" + path.read_bytes() + b"\0")
+    h.update(repr(extra).encode())
+    return h.hexdigest()[:16]
+
+
+def cached_build(targets: list[str], *, max_hidden: int | None = None, **make_vars: object) -> Path:
+    """Build ``targets`` once per version of the sources and flags, into ``cache_root()/<hash>``; returns that folder.
+
+    Works from a read-only installed package (only the cache is written). Concurrent callers (pytest-xdist workers)
+    serialise on a lock file. Raises :class:`FirmwareError` naming the missing compiler or emulator and how to
+    install it.
+    """
+    tools = toolchain()
+    needs = {_TARGET_NEEDS.get(t, "host") for t in targets}
+    reason = tools.missing(*needs)
+    if reason:
+        raise FirmwareError(f"cannot build the firmware ({' '.join(targets)}): {reason}")
+    cc = os.environ.get("CC", "cc")
+    key = source_hash(sorted(targets), max_hidden, sorted(make_vars.items()), cc, tools.cc, tools.arm_cc)
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    out = root / key
+    with open(root / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = out / ".done"
+        if not done.exists():
+            build(out, targets, max_hidden=max_hidden, make_vars=make_vars)
+            done.write_text(" ".join(targets) + "\n")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- test cases

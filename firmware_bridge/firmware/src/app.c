@@ -12,12 +12,13 @@
 #include "hal.h"
 #include "proto.h"
 
-/* The model image store. With LEGLOOP_IMAGE_SECTION (the MPS2 port) it goes to the section ".image", which the
- * linker script places at a fixed address in RAM that start-up leaves alone, so a loader can preload it. */
-#ifdef LEGLOOP_IMAGE_SECTION
-__attribute__((section(".image"), aligned(16)))
-#endif
+/* The model image store. With LEGLOOP_IMAGE_EXTERN (the MPS2 port) the linker script defines it at a fixed
+ * address outside every ELF segment, so start-up does not clear it and a loader can preload it (proto.h). */
+#ifdef LEGLOOP_IMAGE_EXTERN
+typedef char image_store_fits_the_region[sizeof(proto_image_store) <= LEGLOOP_IMAGE_REGION_BYTES ? 1 : -1];
+#else
 proto_image_store app_image_store;
+#endif
 
 uint32_t app_boot_seed;
 static proto_board board;
