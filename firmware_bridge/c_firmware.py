@@ -136,7 +136,15 @@ def build(
 
 
 # Which tools each make target needs (for the error that names what is missing).
-_TARGET_NEEDS = {"host": "host", "sanitize": "host", "qemu": "qemu", "qemu-m3": "qemu", "qemu-m7": "qemu"}
+_TARGET_NEEDS = {
+    "host": "host",
+    "sanitize": "host",
+    "fuzz": "fuzz",
+    "fuzz-cov": "fuzz",
+    "qemu": "qemu",
+    "qemu-m3": "qemu",
+    "qemu-m7": "qemu",
+}
 
 
 def cache_root() -> Path:
@@ -169,7 +177,7 @@ def cached_build(targets: list[str], *, max_hidden: int | None = None, **make_va
     """
     tools = toolchain()
     needs = {_TARGET_NEEDS.get(t, "host") for t in targets}
-    reason = tools.missing(*needs)
+    reason = tools.missing(*(needs - {"fuzz"})) or (libfuzzer_missing() if "fuzz" in needs else None)
     if reason:
         raise FirmwareError(f"cannot build the firmware ({' '.join(targets)}): {reason}")
     cc = os.environ.get("CC", "cc")
@@ -407,3 +415,113 @@ def run_qemu(
         if not data:
             raise FirmwareError(f"{' '.join(cmd)} produced no UART output (exit {proc.returncode}):\n{proc.stderr!r}")
         return proc.returncode, data
+
+
+# ---------------------------------------------------------------------------------------------- fuzzing
+
+FUZZ_CAPACITY = {"max_hidden": 16, "max_input": 8, "max_outputs": 4, "max_payload": 256}  # Makefile FUZZ_CFLAGS
+
+
+def libfuzzer_missing() -> str | None:
+    """A skip reason if clang cannot link a libFuzzer target here, else None."""
+    clang = os.environ.get("CLANG", "clang")
+    if shutil.which(clang) is None:
+        return f"{clang} not found (install as root: `make setup` or `apt-get install -y clang libclang-rt-14-dev`)"
+    with tempfile.TemporaryDirectory(prefix="legloop-fuzzcheck-") as tmp:
+        src = Path(tmp) / "f.c"
+        src.write_text(
+            "#include <stddef.h>\n#include <stdint.h>\n"
+            "int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }\n"
+        )
+        proc = subprocess.run(
+            [clang, "-fsanitize=fuzzer", str(src), "-o", str(Path(tmp) / "f")], capture_output=True, check=False
+        )
+    if proc.returncode != 0:
+        return (
+            f"{clang} cannot link -fsanitize=fuzzer (libFuzzer runtime missing: on Debian 12 "
+            "`apt-get install -y libclang-rt-14-dev`, or `make setup` as root)"
+        )
+    return None
+
+
+def fuzz_seed_corpus(folder: str | os.PathLike, seed: int = 0) -> list[Path]:
+    """Write the libFuzzer seed corpus of ``test/fuzz_proto.c`` into ``folder``: valid frames of every request
+    type, whole sessions (configure, load, reset, steps, thresholds, stats, ping) and the usual refusals, each in
+    the target's two input modes (raw wire bytes; records of frame bodies that the harness completes with a CRC)."""
+    from . import protocol as P
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    cap = FUZZ_CAPACITY
+    AUTO_LOAD = None  # a record of length 0: the harness uploads an image of the configured size
+
+    def session(L: int, I: int, H: int, O: int, *, upload: bool) -> list:
+        out: list = [(P.MsgType.HELLO, b""), (P.MsgType.CONFIGURE, P.Configure(L, 0, I, H, O, 0, 2, 3).encode())]
+        if upload:  # the real chunks (raw wire mode has no auto-load)
+            image = rng.integers(-48, 48, P.model_image_size(L, I, H, O)).astype(np.int8).tobytes()
+            out.append((P.MsgType.LOAD_BEGIN, P.LoadBegin(len(image), P.crc32(image)).encode()))
+            for off in range(0, len(image), 240):  # a record holds at most 255 bytes
+                out.append((P.MsgType.LOAD_CHUNK, P.LoadChunk(off, image[off : off + 240]).encode()))
+            out.append((P.MsgType.LOAD_END, b""))
+        else:
+            out.append(AUTO_LOAD)
+        out.append((P.MsgType.RESET_STATE, b""))
+        for _ in range(3):
+            out.append((P.MsgType.STEP, rng.integers(-600, 600, I).astype("<i2").tobytes()))
+        out += [
+            (P.MsgType.SET_THRESHOLDS, P.SetThresholds(0, 0).encode()),
+            (P.MsgType.STEP, rng.integers(-600, 600, I).astype("<i2").tobytes()),
+            (P.MsgType.LOAD_END, b""),
+            (P.MsgType.STATS, b""),
+            (P.MsgType.PING, b"ping\x00"),
+        ]
+        return out
+
+    refusals = [
+        (P.MsgType.STEP, b"\x00\x00"),  # not configured
+        (P.MsgType.LOAD_CHUNK, b"\x00\x00\x00\x00\x01"),
+        (P.MsgType.LOAD_END, b""),
+        (P.MsgType.RESET_STATE, b""),
+        (P.MsgType.SET_THRESHOLDS, b"\x00\x00\x00\x00"),
+        (P.MsgType.CONFIGURE, P.Configure(4, 0, cap["max_input"], cap["max_hidden"], cap["max_outputs"]).encode()),
+        (P.MsgType.CONFIGURE, P.Configure(5, 0, 1, 8, 1).encode()),  # too large
+        (P.MsgType.CONFIGURE, bytes(12)),  # bad values
+        (P.MsgType.CONFIGURE, b"\x01"),  # bad length
+        (P.MsgType.LOAD_BEGIN, bytes(8)),
+        (P.MsgType.STATS, b"x"),
+        (P.MsgType.PING, bytes(cap["max_payload"])),
+        (0x55, b""),
+        (P.MsgType.INFO, b""),
+    ]
+    sessions = {
+        "session-1l8h": (session(1, 1, 8, 1, upload=True), True),
+        "session-2l16h": (session(2, 5, 16, 2, upload=False), False),
+        "session-4l16h": (session(4, 8, 16, 4, upload=False), False),
+        "refusals": (refusals, True),
+    }
+    for t in P.REQUEST_TYPES:  # one frame of each type alone
+        sessions[f"type{int(t):02x}"] = ([(int(t), b"")], True)
+    written = []
+    for name, (frames, wire_too) in sessions.items():
+        records = bytearray()
+        for k, f in enumerate(frames):
+            if f is AUTO_LOAD:
+                records.append(0)
+                continue
+            body = P.frame_bytes(f[0], k, f[1])[:-2]
+            if len(body) <= 255:  # longer frames only in wire mode
+                records += bytes((len(body),)) + body
+        blobs = [("rec", b"\x01" + bytes(records))]
+        if wire_too:
+            blobs.append(("wire", b"\x00" + b"".join(bytes(P.encode_frame(t, k, p)) for k, (t, p) in enumerate(frames))))
+        for mode, data in blobs:
+            path = folder / f"{name}-{mode}"
+            path.write_bytes(data)
+            written.append(path)
+    bad = bytearray(P.encode_frame(P.MsgType.HELLO, 1))
+    bad[3] ^= 0x10  # a CRC error
+    garbage = b"\x00\x13\x37garbage\x00" + bytes(bad) + bytes(P.encode_frame(P.MsgType.HELLO, 2))[:-3] + b"\x00"
+    (folder / "garbage-wire").write_bytes(b"\x00" + garbage + b"\xff" * 600 + b"\x00")
+    written.append(folder / "garbage-wire")
+    return written

@@ -410,17 +410,28 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _echo_checks(dev: str, proc: subprocess.Popen) -> None:
-    """The phase-1 app answers each byte b with b + 1; the port must survive a client reopening the device."""
+def _ping(s: serial.Serial, seq: int, data: bytes) -> None:
+    """One PING → PONG exchange in protocol frames (the phase-2 app serves the board protocol)."""
+    from firmware_bridge import protocol as P
+
+    s.write(P.encode_frame(P.MsgType.PING, seq, data))
+    dec = P.FrameDecoder()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        for item in dec.feed(s.read(max(1, s.in_waiting))):
+            assert isinstance(item, P.Frame), item
+            assert (item.msg_type, item.seq, item.payload) == (P.MsgType.PONG, seq, data)
+            return
+    raise AssertionError("no PONG")
+
+
+def _link_checks(dev: str, proc: subprocess.Popen) -> None:
+    """The port carries whole frames both ways and survives a client reopening the device."""
     with serial.Serial(dev, 115200, timeout=5) as s:
-        s.write(b"\x00")
-        assert s.read(1) == b"\x01", "no answer to the first byte"
-        payload = bytes(range(256))
-        s.write(payload)
-        assert s.read(256) == bytes((b + 1) & 0xFF for b in payload)
+        _ping(s, 1, b"")
+        _ping(s, 2, bytes(range(256)))
     with serial.Serial(dev, 115200, timeout=5) as s:  # reopen
-        s.write(b"A")
-        assert s.read(1) == b"B", "no answer after the device was reopened"
+        _ping(s, 3, b"again")
     if Path(f"/proc/{proc.pid}/stat").exists():
         # Idle must cost nothing: the board waits in wfi, the host process in read(2).
         c0 = _cpu_seconds(proc.pid)
@@ -445,7 +456,7 @@ def test_host_port_on_its_own_pty(builds: Builds) -> None:
         line = proc.stdout.readline()
         m = re.fullmatch(r"device: (/dev/pts/\d+)\n", line)
         assert m, f"expected 'device: /dev/pts/N', got {line!r}"
-        _echo_checks(m.group(1), proc)
+        _link_checks(m.group(1), proc)
     finally:
         _stop(proc)
 
@@ -462,12 +473,15 @@ def test_host_port_on_a_given_device_exits_on_hang_up(builds: Builds) -> None:
     try:
         assert proc.stdout.readline() == f"device: {slave_path}\n"
         os.close(slave)  # the firmware holds its own handle
-        os.write(master, b"xyz")
+        from firmware_bridge import protocol as P
+
+        os.write(master, P.encode_frame(P.MsgType.PING, 7, b"xyz"))
+        want = bytes(P.encode_frame(P.MsgType.PONG, 7, b"xyz"))
         got = b""
         deadline = time.monotonic() + 5
-        while len(got) < 3 and time.monotonic() < deadline:
-            got += os.read(master, 3 - len(got))
-        assert got == b"yz{"
+        while len(got) < len(want) and time.monotonic() < deadline:
+            got += os.read(master, len(want) - len(got))
+        assert got == want
         os.close(master)  # hang-up: hal_read_byte returns -1, app_run returns, the process exits 0
         assert proc.wait(timeout=5) == 0
     finally:
@@ -486,7 +500,7 @@ def test_qemu_port_over_a_pty(builds: Builds, folder: str, machine: str) -> None
         assert m, f"QEMU did not report its pty: {line!r}"
         # One extra handle for QEMU's lifetime: each reopen of the pty otherwise stalls ~1 s (facts/hil.md).
         keep = os.open(m.group(1), os.O_RDWR | os.O_NOCTTY)
-        _echo_checks(m.group(1), proc)
+        _link_checks(m.group(1), proc)
     finally:
         _stop(proc)
         if keep is not None:

@@ -103,13 +103,20 @@ static void unload(proto_board *b)
 
 void proto_init(proto_board *b, proto_image_store *store, uint32_t boot_id)
 {
-    uint8_t *p = (uint8_t *)b;
+    /* Field by field: the buffers (receive, transmit, x, out) and the net need no initial value — each is
+     * written before it is read (the net by edgedrnn_init at LOAD_END) — so nothing large is cleared. */
+    uint32_t *counter = &b->stats.frames_rx;
     uint32_t i;
-    for (i = 0; i < sizeof *b; i++) /* no memset: the board build has no C library */
-        p[i] = 0;
+    for (i = 0; i < sizeof b->stats / sizeof *counter; i++)
+        counter[i] = 0;
     proto_rx_init(&b->rx, b->rx_buf, PROTO_RX_CAP);
     b->boot_id = boot_id ? boot_id : 1u;
     b->capabilities = CAP_CYCLE_MODEL | CAP_COMPUTE_TIMER;
+    b->configured = b->layers = b->outputs = 0;
+    b->input_size = b->hidden = b->theta_x = b->theta_h = 0;
+    b->weight_bytes = b->model_bytes = 0;
+    unload(b);
+    b->preload_bytes = 0;
     b->store = store;
     if (store->magic == PROTO_PRELOAD_MAGIC && store->bytes == ~store->bytes_check && store->bytes > 0 &&
         store->bytes <= LEGLOOP_MAX_IMAGE_BYTES)
@@ -311,8 +318,8 @@ static void on_load_chunk(proto_board *b, resp *r, const uint8_t *q, uint32_t le
         error(b, r, ERR_LOAD_ORDER, "LOAD_CHUNK without LOAD_BEGIN");
         return;
     }
-    if (len < 5u) {
-        errv(b, r, ERR_BAD_LENGTH, "LOAD_CHUNK payload must be at least 5 bytes (offset + data), got ", len, "");
+    if (len < 5u || len > LEGLOOP_MAX_PAYLOAD) {
+        errv(b, r, ERR_BAD_LENGTH, "LOAD_CHUNK payload must be 5..max_payload bytes (offset + data), got ", len, "");
         return;
     }
     offset = proto_get32(q);
@@ -496,6 +503,14 @@ uint32_t proto_handle(proto_board *b, const uint8_t **frame)
         case MSG_SET_THRESHOLDS: on_set_thresholds(b, &r, q, len); break;
         case MSG_STATS: on_stats(b, &r, len); break;
         case MSG_PING:
+            /* A frame a few bytes over max_payload can still fit max_encoded (COBS adds less than its worst
+             * case to a frame without long runs): the table's bound is enforced, so PONG never exceeds it. */
+            if (len > LEGLOOP_MAX_PAYLOAD) {
+                r.frame = b->tx_buf;
+                r.p = r.frame + PROTO_HEADER;
+                errv(b, &r, ERR_BAD_LENGTH, "PING payload must be 0..max_payload bytes, got ", len, "");
+                break;
+            }
             ok(&r, MSG_PING);
             r.n = len;
             break;

@@ -16,7 +16,8 @@ static const uint32_t T32[16] = {0x00000000u, 0x1DB71064u, 0x3B6E20C8u, 0x26D930
 
 uint16_t proto_crc16(uint16_t crc, const uint8_t *p, size_t n)
 {
-    while (n--) {
+    const uint8_t *end = p + n;
+    while (p != end) {
         uint32_t b = *p++;
         crc = (uint16_t)((uint32_t)(crc << 4) ^ T16[((uint32_t)crc >> 12) ^ (b >> 4)]);
         crc = (uint16_t)((uint32_t)(crc << 4) ^ T16[((uint32_t)crc >> 12) ^ (b & 0xFu)]);
@@ -26,7 +27,8 @@ uint16_t proto_crc16(uint16_t crc, const uint8_t *p, size_t n)
 
 uint32_t proto_crc32_update(uint32_t crc, const uint8_t *p, size_t n)
 {
-    while (n--) {
+    const uint8_t *end = p + n;
+    while (p != end) {
         uint32_t b = *p++;
         crc = (crc >> 4) ^ T32[(crc ^ b) & 0xFu];
         crc = (crc >> 4) ^ T32[(crc ^ (b >> 4)) & 0xFu];
