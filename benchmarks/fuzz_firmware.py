@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from firmware_bridge import c_firmware as cf  # noqa: E402
+from firmware_bridge import c_firmware as cf
 
 
 def _tool(*names: str) -> str | None:
@@ -92,8 +92,10 @@ def main() -> int:
         cov = re.findall(r"cov: (\d+) ft: (\d+)", log)
         print(f"libFuzzer: exit {proc.returncode}, {runs.group(1) if runs else '?'} executions in {wall:.1f} s")
         if cov:
-            print(f"coverage: {cov[0][0]} edges / {cov[0][1]} features after the seeds, "
-                  f"{cov[-1][0]} edges / {cov[-1][1]} features at the end")
+            print(
+                f"coverage: {cov[0][0]} edges / {cov[0][1]} features after the seeds, "
+                f"{cov[-1][0]} edges / {cov[-1][1]} features at the end"
+            )
         print(f"corpus: {sum(1 for _ in corpus.iterdir())} inputs")
         if proc.returncode != 0:
             print(log[-4000:])

@@ -514,7 +514,9 @@ def fuzz_seed_corpus(folder: str | os.PathLike, seed: int = 0) -> list[Path]:
                 records += bytes((len(body),)) + body
         blobs = [("rec", b"\x01" + bytes(records))]
         if wire_too:
-            blobs.append(("wire", b"\x00" + b"".join(bytes(P.encode_frame(t, k, p)) for k, (t, p) in enumerate(frames))))
+            blobs.append(
+                ("wire", b"\x00" + b"".join(bytes(P.encode_frame(t, k, p)) for k, (t, p) in enumerate(frames)))
+            )
         for mode, data in blobs:
             path = folder / f"{name}-{mode}"
             path.write_bytes(data)
