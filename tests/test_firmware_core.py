@@ -505,3 +505,34 @@ def test_qemu_port_over_a_pty(builds: Builds, folder: str, machine: str) -> None
         _stop(proc)
         if keep is not None:
             os.close(keep)
+
+
+def test_build_from_an_installed_copy_writes_only_the_cache(tmp_path, monkeypatch) -> None:
+    """What a wheel ships (pyproject's package-data) is enough to build, and a build writes nothing next to the
+    sources: an installed package's folder may be read-only."""
+    import shutil
+    import zipfile
+
+    if cf.toolchain().missing("host"):
+        pytest.skip(cf.toolchain().missing("host"))
+    wheel_dir = tmp_path / "wheel"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(Path(__file__).resolve().parents[1]), "--no-deps",
+         "--no-build-isolation", "-q", "-w", str(wheel_dir)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        pytest.skip(f"cannot build a wheel here: {proc.stderr[-300:]}")
+    site = tmp_path / "site"
+    with zipfile.ZipFile(next(wheel_dir.glob("*.whl"))) as z:
+        z.extractall(site)
+    fw = site / "firmware_bridge" / "firmware"
+    before = sorted((str(p.relative_to(fw)), p.stat().st_mtime_ns) for p in fw.rglob("*"))
+    monkeypatch.setattr(cf, "FIRMWARE_DIR", fw)
+    monkeypatch.setenv("LEGLOOP_FIRMWARE_CACHE", str(tmp_path / "cache"))
+    out = cf.cached_build(["host"], max_hidden=16)
+    assert (out / "host" / "legloop-fw-host").is_file()
+    assert out.parent == tmp_path / "cache"
+    assert sorted((str(p.relative_to(fw)), p.stat().st_mtime_ns) for p in fw.rglob("*")) == before
+    assert cf.cached_build(["host"], max_hidden=16) == out  # the second call finds the build
+    shutil.rmtree(site)
