@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # Sub-command modules, imported lazily so `legloop --help` does not pay for torch or numba.
-_COMMANDS = ("demo", "eval", "bench", "edgedrnn", "collect", "train")
+_COMMANDS = ("demo", "eval", "bench", "edgedrnn", "collect", "train", "board")
 
 
 class CliError(Exception):

@@ -32,6 +32,7 @@ from .protocol import (
     Error,
     ErrorCode,
     Frame,
+    Hello,
     Info,
     LoadBegin,
     LoadBeginAck,
@@ -224,14 +225,30 @@ class BoardClient:
         return cls(SerialTransport(url, baudrate, margin_s=margin_s, exclusive=exclusive), **kwargs)  # type: ignore[arg-type]
 
     @property
+    def configured(self) -> bool:
+        """This client configured the board and no reboot was seen since."""
+        return self._configured
+
+    @property
+    def loaded(self) -> bool:
+        """This client loaded :attr:`model_image` into the board and no reboot was seen since."""
+        return self._loaded
+
+    @property
     def counters(self) -> LinkCounters:
         """The transport's link counters."""
         return self.transport.counters
 
     @property
     def step_timeout_s(self) -> float:
-        """Deadline of one STEP exchange (0 before :meth:`configure`)."""
+        """Deadline of one STEP exchange (0 before :meth:`configure`); settable (a deadline policy may change it)."""
         return self._step_timeout
+
+    @step_timeout_s.setter
+    def step_timeout_s(self, value: float) -> None:
+        if not value > 0:
+            raise ValueError(f"step_timeout_s must be > 0, got {value}")
+        self._step_timeout = self._step_timeout_override = float(value)
 
     def close(self) -> None:
         self.transport.close()
@@ -244,17 +261,24 @@ class BoardClient:
 
     # ------------------------------------------------------------------------------------------- control
 
-    def _control(self, msg: Message, expect: type[Message], *, response_payload: int = 0) -> Message:
+    def _control(self, msg: Message, expect: type[Message], *, any_version: bool = False) -> Message:
+        """A control request with retries: the first valid ``expect`` answer; ERROR raises; nothing → NoResponse."""
         payload = msg.encode()
         t = self.transport
         attempts = self.retries + 1
         for attempt in range(attempts):
             if attempt:
                 t.counters.retries += 1
-            frame = t.request(msg.TYPE, payload, timeout_s=self.control_timeout_s)
+            frame = t.request(msg.TYPE, payload, timeout_s=self.control_timeout_s, any_version=any_version)
             if frame is None:
                 continue
-            reply = self._interpret(frame, msg.TYPE, expect)
+            if frame.version != VERSION:  # only with any_version (HELLO): the frame layer is the same in all versions
+                major = frame.payload[0] if frame.msg_type == MsgType.INFO and frame.payload else frame.version
+                raise VersionMismatch(
+                    f"{t.url}: the board speaks protocol version {major}; this host speaks {VERSION}. "
+                    f"Use a host and firmware of the same major version."
+                )
+            reply = self._interpret(frame, expect)
             if reply is not None:
                 return reply
         raise NoResponse(
@@ -262,7 +286,7 @@ class BoardClient:
             f"(counters: {_nonzero(t.counters)}); is a board running there?"
         )
 
-    def _interpret(self, frame: Frame, request_type: int, expect: type[Message]) -> Message | None:
+    def _interpret(self, frame: Frame, expect: type[Message]) -> Message | None:
         if frame.msg_type == MsgType.ERROR:
             try:
                 err = Error.decode(frame.payload)
@@ -281,7 +305,9 @@ class BoardClient:
 
     def _raise_board_error(self, err: Error) -> None:
         url = self.transport.url
-        if err.code == ErrorCode.NOT_CONFIGURED and self._configured:
+        if err.code == ErrorCode.NOT_CONFIGURED and self.config is not None:
+            # This client configured the board, so it lost that configuration: it rebooted. Every request that
+            # needs the session says so again until resync().
             self._forget_session()
             raise BoardReset(
                 f"{url}: the board answered not_configured to {_type_name(err.request_type)} after this client "
@@ -300,28 +326,7 @@ class BoardClient:
         """Ask the board who it is. Raises :class:`VersionMismatch` for another major version and
         :class:`BoardReset` when the boot id changed since the last HELLO (unless ``accept_new_boot``)."""
         t = self.transport
-        attempts = self.retries + 1
-        info: Info | None = None
-        for attempt in range(attempts):
-            if attempt:
-                t.counters.retries += 1
-            frame = t.request(MsgType.HELLO, b"", timeout_s=self.control_timeout_s, any_version=True)
-            if frame is None:
-                continue
-            if frame.version != VERSION:
-                major = frame.payload[0] if frame.msg_type == MsgType.INFO and frame.payload else frame.version
-                raise VersionMismatch(
-                    f"{t.url}: the board speaks protocol version {major}; this host speaks {VERSION}. "
-                    f"Use a host and firmware of the same major version."
-                )
-            info = self._interpret(frame, MsgType.HELLO, Info)  # type: ignore[assignment]
-            if info is not None:
-                break
-        if info is None:
-            raise NoResponse(
-                f"{t.url}: no valid answer to HELLO after {attempts} attempt(s) of {self.control_timeout_s:g} s "
-                f"(counters: {_nonzero(t.counters)}); is a board running there?"
-            )
+        info: Info = self._control(Hello(), Info, any_version=True)  # type: ignore[assignment]
         if info.version_major != VERSION:
             raise VersionMismatch(
                 f"{t.url}: the board speaks protocol version {info.version_major}.{info.version_minor}; this host "

@@ -480,9 +480,12 @@ class FrameDecoder:
         """Consume ``data``; return the verdicts of every chunk it completes (often an empty list)."""
         if not isinstance(data, bytes | bytearray):
             data = bytes(data)
+        n = len(data)
+        # Fast path, the usual read of a request/response link: exactly one whole frame and its delimiter.
+        if n > 1 and not self._buf and not self._skipping and data.find(0) == n - 1 and n - 1 <= self.max_encoded:
+            return [classify_chunk(data[:-1])]
         out: list[Frame | FrameError] = []
         start = 0
-        n = len(data)
         buf = self._buf
         limit = self.max_encoded
         while start < n:

@@ -211,3 +211,46 @@ def fuzz_stream(rng: random.Random, n_frames: int, max_payload: int) -> bytes:
         out += enc
         out += b"\x00"
     return bytes(out)
+
+
+def verdicts_of(items: list) -> list[tuple]:
+    """:class:`firmware_bridge.protocol.FrameDecoder` output in :func:`reference_receive`'s form."""
+    from .protocol import Frame
+
+    return [
+        ("frame", x.version, x.msg_type, x.seq, x.payload) if isinstance(x, Frame) else (x.kind.value,) for x in items
+    ]
+
+
+def fuzz_check(seed: int, n_frames: int, max_payload: int, max_chunk: int) -> dict[str, int]:
+    """One fuzz round: a :func:`fuzz_stream` fed to a FrameDecoder in random chunks of 1..``max_chunk`` bytes.
+
+    Raises AssertionError (naming the seed) unless the decoder's verdicts equal :func:`reference_receive`'s and its
+    buffer stayed within bounds; returns the count of each verdict.
+    """
+    from .protocol import FrameDecoder
+
+    rng = random.Random(seed)
+    stream = fuzz_stream(rng, n_frames, max_payload)
+    want = reference_receive(stream, max_payload)
+    decoder = FrameDecoder(max_payload)
+    got: list = []
+    i = 0
+    while i < len(stream):
+        k = rng.randint(1, max_chunk)
+        got += decoder.feed(stream[i : i + k])
+        if decoder.buffered > decoder.max_encoded:
+            raise AssertionError(f"seed {seed}: buffer {decoder.buffered} > bound {decoder.max_encoded}")
+        i += k
+    have = verdicts_of(got)
+    if have != want:
+        first = next(k for k, (a, b) in enumerate(zip(have, want, strict=False)) if a != b) if have and want else 0
+        raise AssertionError(
+            f"seed {seed} (max_payload {max_payload}, max_chunk {max_chunk}): verdict {first} differs: "
+            f"decoder {have[first : first + 1]}, reference {want[first : first + 1]} "
+            f"({len(have)} vs {len(want)} verdicts)"
+        )
+    counts: dict[str, int] = {}
+    for v in want:
+        counts[v[0]] = counts.get(v[0], 0) + 1
+    return counts

@@ -124,8 +124,8 @@ class Transport(abc.ABC):
     url: str
 
     @abc.abstractmethod
-    def send(self, msg_type: int, payload: bytes | bytearray | memoryview = b"") -> int:
-        """Send one request; returns its sequence number."""
+    def send(self, msg_type: int, payload: bytes | bytearray | memoryview = b"", *, version: int = VERSION) -> int:
+        """Send one request; returns its sequence number. ``version``: the header's version byte (to probe)."""
 
     @abc.abstractmethod
     def receive(self, seq: int | None, deadline: float, *, any_version: bool = False) -> Frame | None:
@@ -151,15 +151,17 @@ class Transport(abc.ABC):
         response_payload: int = 0,
         timeout_s: float | None = None,
         any_version: bool = False,
+        version: int = VERSION,
     ) -> Frame | None:
         """Send a request and wait for its response; None when lost (timeout or damaged response).
 
-        The deadline is ``timeout_s`` if given, else :meth:`exchange_time` for the payload sizes.
+        The deadline is ``timeout_s`` if given, else :meth:`exchange_time` for the payload sizes. ``any_version``
+        accepts a response of another protocol version (HELLO); ``version`` sets the request's version byte.
         """
         t0 = time.monotonic()
         if timeout_s is None:
             timeout_s = self.exchange_time(len(payload), response_payload)
-        seq = self.send(msg_type, payload)
+        seq = self.send(msg_type, payload, version=version)
         return self.receive(seq, t0 + timeout_s, any_version=any_version)
 
     def drain(self, duration_s: float) -> None:
@@ -249,11 +251,11 @@ class SerialTransport(Transport):
 
     # ------------------------------------------------------------------------------------------------ I/O
 
-    def send(self, msg_type: int, payload: bytes | bytearray | memoryview = b"") -> int:
+    def send(self, msg_type: int, payload: bytes | bytearray | memoryview = b"", *, version: int = VERSION) -> int:
         seq = self._seq
         self._seq = (seq + 1) & 0xFFFF
         self._state[seq] = _IN_FLIGHT
-        self._write(encode_frame(msg_type, seq, payload))
+        self._write(encode_frame(msg_type, seq, payload, version))
         self.counters.frames_sent += 1
         return seq
 

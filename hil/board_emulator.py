@@ -41,6 +41,7 @@ of the device stalls (``../shared/facts/hil.md``), and the master would see a ha
 from __future__ import annotations
 
 import argparse
+import gc
 import heapq
 import os
 import random
@@ -102,8 +103,6 @@ MAX_HIDDEN = 1024
 MAX_OUTPUTS = 64
 TIMER_HZ = 1_000_000_000  # compute ticks are perf_counter_ns nanoseconds
 DEVICE_PREFIX = "DEVICE "
-
-_INT32_BIAS = 1 << 31
 
 
 # ------------------------------------------------------------------------------------------------ configuration
@@ -252,7 +251,9 @@ class EmulatorOptions:
 
 def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
     """The emulator's options (shared by ``python -m hil.board_emulator`` and ``legloop board emulate``)."""
-    parser.add_argument("--baud", type=float, default=None, help="emulate this line rate (8N1); default: full speed")
+    parser.add_argument(
+        "--baud", type=float, default=None, help="line rate to emulate, bits/s at 8N1 (None: answer at full speed)"
+    )
     parser.add_argument("--clock-mhz", type=float, default=DEFAULT_CLOCK_MHZ, help="accelerator clock (MHz)")
     parser.add_argument("--max-payload", type=int, default=DEFAULT_MAX_PAYLOAD, help="largest frame payload (bytes)")
     parser.add_argument(
@@ -532,18 +533,24 @@ class EmulatedBoard:
         if h != self._load_crc:
             raise _Refuse(ErrorCode.BAD_CRC32, f"image CRC-32 0x{h:08X}, LOAD_BEGIN said 0x{self._load_crc:08X}")
         from hil.edgedrnn.model import EdgeDRNNModel  # numba: imported when a model is first loaded
+        from hil.output_layer import output_layer
 
         n_w = weight_image_size(c.layers, c.input_size, c.hidden)
         buf = bytes(self._load_buf)
         model = EdgeDRNNModel(buf[:n_w], c.layers, c.input_size, c.hidden, c.theta_x, c.theta_h, clock_hz=self.clock_hz)
         o, h_ = c.outputs, c.hidden
-        w = np.frombuffer(buf, np.int8, o * h_, n_w).reshape(o, h_)
-        self._w_out = w.astype(np.int64)
+        self._w_out = np.frombuffer(buf, np.int8, o * h_, n_w).reshape(o, h_).copy()
         self._b_out = np.frombuffer(buf, "<i4", o, n_w + o * h_).astype(np.int64)
+        self._acc = np.zeros(o, dtype="<i4")
+        self._output_layer = output_layer
         self._x = np.zeros(c.input_size, dtype=np.int16)
         self.model = model
         self.model_hash = h
         self._first = True
+        # What exists now lives until the next load: keep the collector from walking it (numba's and numpy's heap
+        # too) in the middle of a STEP.
+        gc.collect()
+        gc.freeze()
         return MsgType.LOAD_END_ACK, LoadEndAck(h).encode()
 
     def _reset_state(self, payload: bytes) -> tuple[int, bytes]:
@@ -561,31 +568,20 @@ class EmulatedBoard:
         x = self._x
         x[:] = np.frombuffer(payload, "<i2")
         model = self.model
-        h = model.step(x)
-        # Output layer as on the ARM core: int32 MAC, exact in int64 here, then wrapped to int32.
-        acc = self._w_out @ h.astype(np.int64) + self._b_out
-        wrapped = ((acc + _INT32_BIAS) & 0xFFFFFFFF) - _INT32_BIAS
+        acc = self._acc
+        wrapped = self._output_layer(self._w_out, model.step(x), self._b_out, acc)
         ticks = (time.perf_counter_ns() - t0) & 0xFFFFFFFF
-        flags = 0
+        flags = ResultFlags.OUTPUT_WRAPPED if wrapped else 0
         if self._first:
             flags |= ResultFlags.FIRST_STEP
             self._first = False
-        if (wrapped != acc).any():
-            flags |= ResultFlags.OUTPUT_WRAPPED
         cycles = model.cycles
         self.last_cycles = cycles
         self.stats.steps += 1
-        payload_out = (
-            RESULT_HEAD.pack(
-                min(cycles, 0xFFFFFFFF),
-                ticks,
-                min(model.fired_columns, 0xFFFF),
-                min(model.nonzero_deltas, 0xFFFF),
-                int(flags),
-            )
-            + wrapped.astype("<i4").tobytes()
+        head = RESULT_HEAD.pack(
+            min(cycles, 0xFFFFFFFF), ticks, min(model.fired_columns, 0xFFFF), min(model.nonzero_deltas, 0xFFFF), flags
         )
-        return MsgType.RESULT, payload_out
+        return MsgType.RESULT, head + acc.tobytes()
 
     def _set_thresholds(self, payload: bytes) -> tuple[int, bytes]:
         c = self._need_config()
@@ -797,9 +793,11 @@ def _write_all(fd: int, data: bytes | bytearray) -> None:
 def warm_up() -> None:
     """Load the numba kernels once before announcing the device, so the first STEP is not a compile."""
     from hil.edgedrnn.model import EdgeDRNNModel
+    from hil.output_layer import output_layer
 
     model = EdgeDRNNModel(bytes(weight_image_size(1, 1, 8)), 1, 1, 8)
-    model.step(np.zeros(1, dtype=np.int16))
+    h = model.step(np.zeros(1, dtype=np.int16))
+    output_layer(np.zeros((1, 8), np.int8), h, np.zeros(1, np.int64), np.zeros(1, np.int32))  # the types STEP uses
 
 
 def open_pty() -> tuple[int, int, str]:

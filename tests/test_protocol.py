@@ -20,8 +20,8 @@ from firmware_bridge.protocol_reference import (
     cobs_encode_blocks,
     cobs_encode_textbook,
     crc16_bitwise,
-    fuzz_stream,
-    reference_receive,
+    fuzz_check,
+    verdicts_of,
 )
 from firmware_bridge.weight_image import image_size
 
@@ -32,12 +32,6 @@ FUZZ_EXAMPLES = 110  # ≥ 10^5 frames per run
 
 def _hex(text: str) -> bytes:
     return bytes.fromhex(text.replace("…", ""))
-
-
-def _verdicts(items: list) -> list[tuple]:
-    return [
-        ("frame", x.version, x.msg_type, x.seq, x.payload) if isinstance(x, P.Frame) else (x.kind.value,) for x in items
-    ]
 
 
 # ------------------------------------------------------------------------------------------------ CRC, COBS
@@ -300,7 +294,7 @@ def test_decoder_any_chunking_gives_the_same_frames() -> None:
     assert [f.payload for f in whole] == payloads and [f.seq for f in whole] == list(range(40))
     d = P.FrameDecoder()
     bytewise = [x for i in range(len(stream)) for x in d.feed(stream[i : i + 1])]
-    assert _verdicts(bytewise) == _verdicts(whole)
+    assert verdicts_of(bytewise) == verdicts_of(whole)
     assert d.buffered == 0
 
 
@@ -319,11 +313,11 @@ def test_decoder_oversize_run_is_one_resync_and_the_buffer_stays_bounded() -> No
     for _ in range(100):
         out += d.feed(b"\x55" * 97)
         assert d.buffered <= d.max_encoded
-    assert _verdicts(out) == [("resync",)]
+    assert verdicts_of(out) == [("resync",)]
     out = d.feed(b"\x55" * 10 + b"\x00" + frame)  # the run ends at the next delimiter; the next frame is fine
     assert len(out) == 1 and isinstance(out[0], P.Frame)
     out = d.feed(b"\x66" * (d.max_encoded + 1) + b"\x00")  # oversize in one piece
-    assert _verdicts(out) == [("resync",)]
+    assert verdicts_of(out) == [("resync",)]
 
 
 def test_decoder_discard_partial_skips_the_rest_of_that_frame() -> None:
@@ -345,7 +339,7 @@ def test_every_truncation_is_counted_as_truncated() -> None:
     enc = bytes(P.cobs_encode(_response_frame()))
     for k in range(1, len(enc)):
         out = P.FrameDecoder().feed(enc[:k] + b"\x00")
-        assert _verdicts(out) == [("truncated",)], k
+        assert verdicts_of(out) == [("truncated",)], k
 
 
 def test_every_corruption_outside_the_length_field_is_a_crc_error() -> None:
@@ -359,7 +353,7 @@ def test_every_corruption_outside_the_length_field_is_a_crc_error() -> None:
         for bit in flips:
             b[bit >> 3] ^= 1 << (bit & 7)
         out = P.FrameDecoder().feed(bytes(P.cobs_encode(bytes(b))) + b"\x00")
-        assert _verdicts(out) == [("crc",)], flips
+        assert verdicts_of(out) == [("crc",)], flips
 
 
 def test_a_lying_length_field_is_never_accepted_even_with_a_good_crc() -> None:
@@ -369,7 +363,7 @@ def test_a_lying_length_field_is_never_accepted_even_with_a_good_crc() -> None:
         struct.pack_into("<H", dec, 4, lie)
         crc = P.crc16(bytes(dec))
         out = P.FrameDecoder().feed(bytes(P.cobs_encode(bytes(dec) + struct.pack("<H", crc))) + b"\x00")
-        assert _verdicts(out) in ([("truncated",)], [("malformed",)]), lie
+        assert verdicts_of(out) in ([("truncated",)], [("malformed",)]), lie
 
 
 def test_decoder_never_raises_on_short_garbage() -> None:
@@ -399,27 +393,11 @@ def test_decoder_fuzz_matches_the_reference_receiver() -> None:
         max_chunk=st.integers(16, 4096),  # byte-wise feeding: test_decoder_any_chunking_gives_the_same_frames
     )
     def run(seed: int, max_payload: int, max_chunk: int) -> None:
-        fed[0] += fuzz_and_compare(seed, FUZZ_FRAMES_PER_EXAMPLE, max_payload, max_chunk)
+        fuzz_check(seed, FUZZ_FRAMES_PER_EXAMPLE, max_payload, max_chunk)
+        fed[0] += FUZZ_FRAMES_PER_EXAMPLE
 
     run()
     assert fed[0] >= 100_000
-
-
-def fuzz_and_compare(seed: int, n_frames: int, max_payload: int, max_chunk: int) -> int:
-    """Feed one fuzz stream to a FrameDecoder in random chunks; assert it agrees with the reference. Returns frames."""
-    rng = random.Random(seed)
-    stream = fuzz_stream(rng, n_frames, max_payload)
-    want = reference_receive(stream, max_payload)
-    d = P.FrameDecoder(max_payload)
-    got: list = []
-    i = 0
-    while i < len(stream):
-        k = rng.randint(1, max_chunk)
-        got += d.feed(stream[i : i + k])
-        assert d.buffered <= d.max_encoded
-        i += k
-    assert _verdicts(got) == want
-    return n_frames
 
 
 # ------------------------------------------------------------------------------------------------ model image
