@@ -5,9 +5,10 @@
     with start_firmware("c") as board:                    # or "qemu", or start_firmware(QemuLauncher(cpu="m7"))
         client = BoardClient.open(board.path)
 
-The launchers have the interface of ``hil.board_process``'s :class:`BoardLauncher` (``kind``, ``device_pattern``,
-``argv(options)``, ``env()``, ``device_from_line(line)``) and are registered there when that module exists, so
-``start_board("c")`` / ``start_board("qemu")`` work too; :func:`start_firmware` is the same start-up without it.
+The launchers are ``hil.board_process`` :class:`~hil.board_process.BoardLauncher` subclasses, registered there when
+this module is imported, so ``start_board("c")`` / ``start_board("qemu")`` work too (they refuse emulator options
+the firmware cannot honour: a baud rate to emulate, faults to inject). :func:`start_firmware` does the same
+start-up for a launcher *instance* (another CPU, the sanitizer build, a preloaded image), stdout and stderr merged.
 
 Builds happen on demand through :func:`firmware_bridge.c_firmware.cached_build` into the firmware cache
 (``~/.cache/legloop/firmware/<hash of sources + flags>``); a missing compiler or QEMU raises
@@ -41,6 +42,7 @@ from typing import ClassVar
 
 from firmware_bridge import c_firmware as cf
 from firmware_bridge.protocol import crc32
+from hil.board_process import BoardLauncher, register_launcher
 
 PRELOAD_MAGIC = 0x4C504C4C  # proto.h PROTO_PRELOAD_MAGIC
 PRELOAD_ADDR = 0x20100000  # mps2.ld: the IMAGE region (app_image_store)
@@ -69,21 +71,14 @@ def _refuse_emulator_options(kind: str, options: object) -> None:
         raise ValueError(f"the {kind!r} board injects no faults; use the 'python' emulator for fault runs")
 
 
-class FirmwareLauncher:
-    """Base of the firmware launchers (the ``hil.board_process.BoardLauncher`` interface)."""
+class FirmwareLauncher(BoardLauncher):
+    """Base of the firmware launchers."""
 
     kind: ClassVar[str]
     device_pattern: ClassVar[re.Pattern[str]]
 
-    def argv(self, options: object = None) -> list[str]:
+    def argv(self, options: object = None) -> list[str]:  # type: ignore[override]
         raise NotImplementedError
-
-    def env(self) -> dict[str, str]:
-        return dict(os.environ)
-
-    def device_from_line(self, line: str) -> str | None:
-        m = self.device_pattern.search(line)
-        return m.group(1) if m else None
 
 
 class CFirmwareLauncher(FirmwareLauncher):
@@ -351,18 +346,8 @@ def load_preloaded(client: object, image: bytes) -> int:
     return h
 
 
-# -------------------------------------------------------------------------------- hil.board_process registry
-
-
-def register() -> bool:
-    """Register the ``"c"`` and ``"qemu"`` kinds with ``hil.board_process`` if it exists; True if it did."""
-    try:
-        from hil import board_process
-    except ImportError:
-        return False
-    for launcher in LAUNCHERS.values():
-        board_process.register_launcher(launcher)  # type: ignore[arg-type]
-    return True
+for _launcher in LAUNCHERS.values():
+    register_launcher(_launcher)
 
 
 # ------------------------------------------------------------------------------------------ the pty holder
@@ -418,5 +403,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-else:
-    register()

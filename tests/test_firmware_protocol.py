@@ -457,3 +457,17 @@ def test_preload_of_another_size_is_not_used() -> None:
             assert c.step(np.array([256, 0, -256], np.int16)) is not None
     finally:
         _stop_clean(board)
+
+
+@pytest.mark.parametrize("kind", ["c", "qemu"])
+def test_board_process_starts_the_firmware_kinds(kind: str) -> None:
+    """hil.board_process.start_board knows the kinds once hil.firmware_process is imported (it registers them)."""
+    from hil.board_emulator import EmulatorOptions
+    from hil.board_process import start_board
+
+    _need("host" if kind == "c" else "qemu")
+    with pytest.raises(ValueError, match="wire time"):
+        start_board(kind, EmulatorOptions(baud=115200))
+    with start_board(kind) as board, _client(board, "asan") as c:
+        assert c.ping(b"\x00abc") > 0
+        assert c.hello().firmware.startswith("legloop-fw")
