@@ -399,10 +399,13 @@ class BoardClient:
         )
         return ack
 
-    def load_model(self, image: bytes | bytearray | memoryview) -> int:
+    def load_model(self, image: bytes | bytearray | memoryview, *, preloaded: bool = False) -> int:
         """Upload a model image (weight image ‖ out weights ‖ out bias) in acknowledged chunks; returns its hash.
 
         After LOAD_END the board's HELLO must report the same CRC-32 as the bytes sent (else :class:`ModelMismatch`).
+        ``preloaded``: the board already holds the image in its store (a firmware flashed or started with it,
+        ``docs/protocol.md`` §5.3): LOAD_BEGIN and LOAD_END only, no chunks; the board checks the CRC-32 of what
+        it holds.
         """
         if self.config is None or not self._configured:
             raise RuntimeError("configure() the board before load_model()")
@@ -422,7 +425,7 @@ class BoardClient:
         self.model_hash = 0
         self._control(LoadBegin(total=len(image), crc32=h), LoadBeginAck)
         chunk = self.info.max_payload - 4
-        for off in range(0, len(image), chunk):
+        for off in range(0, 0 if preloaded else len(image), chunk):
             part = image[off : off + chunk]
             ack: LoadChunkAck = self._control(LoadChunk(offset=off, data=part), LoadChunkAck)  # type: ignore[assignment]
             if (ack.offset, ack.length) != (off, len(part)):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import abc
 import collections
+import importlib
 import os
 import re
 import select
@@ -94,6 +95,24 @@ def register_launcher(launcher: BoardLauncher) -> None:
 
 
 register_launcher(PythonEmulatorLauncher())
+
+# Kinds whose launcher lives in a module imported on first use (the C firmware pulls in its build machinery).
+LAZY_KINDS = {"c": "hil.firmware_process", "qemu": "hil.firmware_process"}
+
+
+def board_kinds() -> list[str]:
+    """Every board kind :func:`start_board` knows: ``python`` (the emulator), ``c``, ``qemu`` and any registered."""
+    return sorted(set(LAUNCHERS) | set(LAZY_KINDS))
+
+
+def launcher_for(kind: str) -> BoardLauncher:
+    """The launcher of ``kind``, importing the module that provides it if need be (``KeyError`` if none does)."""
+    if kind not in LAUNCHERS and kind in LAZY_KINDS:
+        importlib.import_module(LAZY_KINDS[kind])
+    try:
+        return LAUNCHERS[kind]
+    except KeyError:
+        raise KeyError(f"unknown board kind {kind!r}; known: {board_kinds()}") from None
 
 
 class BoardProcess:
@@ -180,10 +199,7 @@ def start_board(
     Raises :class:`BoardStartError` (with the process's output) if it exits first or stays silent for
     ``startup_timeout_s``, and ``KeyError`` for an unknown kind.
     """
-    try:
-        launcher = LAUNCHERS[kind]
-    except KeyError:
-        raise KeyError(f"unknown board kind {kind!r}; registered: {sorted(LAUNCHERS)}") from None
+    launcher = launcher_for(kind)
     options = options or EmulatorOptions()
     argv = launcher.argv(options)
     proc = subprocess.Popen(

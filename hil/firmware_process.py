@@ -38,11 +38,14 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from firmware_bridge import c_firmware as cf
 from firmware_bridge.protocol import crc32
 from hil.board_process import BoardLauncher, register_launcher
+
+if TYPE_CHECKING:
+    from firmware_bridge.board_client import BoardClient
 
 PRELOAD_MAGIC = 0x4C504C4C  # proto.h PROTO_PRELOAD_MAGIC
 PRELOAD_ADDR = 0x20100000  # mps2.ld: the IMAGE region (app_image_store)
@@ -321,29 +324,14 @@ def _tail(lines: list[str]) -> str:
     return ("\n--- its output ---\n" + "\n".join(lines[-20:])) if lines else ""
 
 
-def load_preloaded(client: object, image: bytes) -> int:
+def load_preloaded(client: BoardClient, image: bytes) -> int:
     """Make a preloaded image the model through the protocol: LOAD_BEGIN (total, CRC-32), LOAD_END — no chunks.
 
     ``client`` is a configured :class:`firmware_bridge.board_client.BoardClient`. The board checks the CRC-32 of
     what its store holds at LOAD_END (ERROR load_order if nothing of that size was preloaded, bad_crc32 if the
-    bytes differ). Returns the model hash; the client's state is updated as :meth:`BoardClient.load_model` would.
+    bytes differ). Returns the model hash (:meth:`BoardClient.load_model` with ``preloaded=True``).
     """
-    from firmware_bridge.board_client import ModelMismatch
-    from firmware_bridge.protocol import LoadBegin, LoadBeginAck, LoadEnd, LoadEndAck
-
-    image = bytes(image)
-    h = crc32(image)
-    client._control(LoadBegin(total=len(image), crc32=h), LoadBeginAck)  # type: ignore[attr-defined]
-    done = client._control(LoadEnd(), LoadEndAck)  # type: ignore[attr-defined]
-    if done.model_hash != h:
-        raise ModelMismatch(f"LOAD_END_ACK reports model hash 0x{done.model_hash:08X}; expected 0x{h:08X}")
-    info = client.hello()  # type: ignore[attr-defined]
-    if info.model_hash != h or not info.model_loaded:
-        raise ModelMismatch(f"after LOAD_END the board reports model hash 0x{info.model_hash:08X}")
-    client.model_image = image  # type: ignore[attr-defined]
-    client.model_hash = h  # type: ignore[attr-defined]
-    client._loaded = True  # type: ignore[attr-defined]
-    return h
+    return client.load_model(image, preloaded=True)
 
 
 for _launcher in LAUNCHERS.values():

@@ -29,9 +29,10 @@ import pytest
 import serial
 
 from firmware_bridge import c_firmware as cf
-from firmware_bridge.weight_image import Bundle, LayerWeights, build_image, parse_hex_activations, read_image
+from firmware_bridge.bundle import Bundle
+from firmware_bridge.rtl_hex import parse_hex_activations, read_lut_dump
+from firmware_bridge.weight_image import LayerWeights, build_image, read_image
 from hil.edgedrnn import EdgeDRNNBackend, EdgeDRNNModel
-from hil.edgedrnn.fixed_point import read_lut_dump
 from hil.edgedrnn.synthetic import image_of, random_layers, smooth_inputs
 
 TB_LAYERS, TB_INPUT, TB_HIDDEN = 2, 5, 16

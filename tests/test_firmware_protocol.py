@@ -28,8 +28,10 @@ import serial
 from firmware_bridge import c_firmware as cf
 from firmware_bridge import protocol as P
 from firmware_bridge.board_client import BoardClient, BoardError
+from firmware_bridge.bundle import Bundle
 from firmware_bridge.protocol_reference import fuzz_stream, reference_receive
-from firmware_bridge.weight_image import Bundle, parse_hex_activations, read_image
+from firmware_bridge.rtl_hex import parse_hex_activations
+from firmware_bridge.weight_image import read_image
 from hil.edgedrnn import EdgeDRNNBackend, EdgeDRNNModel
 from hil.edgedrnn.synthetic import image_of, random_layers, smooth_inputs
 from hil.firmware_process import CFirmwareLauncher, QemuLauncher, load_preloaded, start_firmware
