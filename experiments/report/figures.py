@@ -370,10 +370,15 @@ def return_map(runs: list[ControllerRun], col: dict[str, str]) -> FigureOut:
                     a, b = gait.section_values(v, hs)
                     pts[i].append(np.column_stack([a, b]))
         counts[r.label] = sum(len(p) for p in pts[0])
+        if not counts[r.label]:
+            continue
         for ax, p in zip(axes, pts, strict=True):
             if p:
                 xy = np.concatenate(p)
                 ax.plot(xy[:, 0], xy[:, 1], "o", ms=3.5, alpha=0.7, color=col[r.label], label=r.label, mec="none")
+    if not any(counts.values()):
+        out.missing = "fewer than three steady prosthetic heel strikes in every run log"
+        return out
     for ax, (_, name) in zip(axes, RETURN_MAP, strict=True):
         lims = ax.get_xlim() + ax.get_ylim()
         lo, hi = min(lims), max(lims)
