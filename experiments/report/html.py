@@ -32,7 +32,7 @@ nav { font-size: 13px; margin: 8px 0 0; } nav a { margin-right: 12px; color: #09
 .tablewrap { overflow-x: auto; }
 table { border-collapse: collapse; font-size: 12.5px; margin: 6px 0; }
 th, td { border: 1px solid var(--line); padding: 3px 6px; text-align: right; vertical-align: top; }
-td { white-space: nowrap; }
+td { white-space: nowrap; } td[data-key=policy_actions] { white-space: normal; min-width: 9em; }
 th { background: var(--bg2); font-weight: 600; } th .unit { display: block; font-weight: 400; color: var(--muted); }
 td.label, th.label { text-align: left; white-space: nowrap; } tr.ref td { background: #fbfbf3; }
 td .ratio { display: block; color: var(--muted); font-size: 11px; }
@@ -68,7 +68,7 @@ TABLES = (
         "comparison-timing",
         "Learned controllers: imitation, compute and deadline",
         (
-            ("imitation (replay)", ("r2_knee", "r2_ankle", "nrmse_knee", "nrmse_ankle")),
+            ("imitation (replay)", ("r2", "nrmse")),
             ("compute", ("sparsity", "macs_per_step")),
             ("deadline", ("deadline", "policy_actions", "budget_us")),
             ("latency", ("latency_p50_us", "latency_p99_us", "latency_p99_9_us", "latency_max_us", "latency_source")),

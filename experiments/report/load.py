@@ -300,11 +300,15 @@ def _demo_runs(path: Path, demo: dict[str, Any]) -> list[ControllerRun]:
 def load_inputs(paths: list[Path]) -> ReportInput:
     """Read every run directory given; raises :class:`ReportInputError` for one that is not a run."""
     inp = ReportInput()
+    seen: set[Path] = set()
     for p in paths:
+        if p.exists() and p.resolve() in seen:
+            continue  # the same run named twice (e.g. by a shell glob) is one run
         if not p.exists():
             raise ReportInputError(f"{p}: no such directory")
         if not p.is_dir():
             raise ReportInputError(f"{p}: not a directory (give a run directory, not a file)")
+        seen.add(p.resolve())
         inp.sources.append(p)
         found = False
         if (p / "demo.json").is_file():
@@ -333,6 +337,8 @@ def load_inputs(paths: list[Path]) -> ReportInput:
                 f"{p}: not a run directory (expected metrics.json from `legloop eval`, train.json from `legloop "
                 "train` or demo.json from `legloop demo`)"
             )
+    # The PD is the reference row: first in every table and legend, the others in the order given.
+    inp.controllers.sort(key=lambda r: not r.is_pd)
     _attach_replays(inp)
     _unique_labels(inp.controllers)
     return inp
@@ -367,14 +373,30 @@ def _attach_replays(inp: ReportInput) -> None:
     inp.replays = left
 
 
+def _variant(run: ControllerRun) -> str:
+    """What sets a run apart from other runs of the same controller: deadline policy, governor, gain scale."""
+    spec = (run.metrics.get("config") or {}).get("controller") or {}
+    parts = []
+    if isinstance(spec, dict):
+        if spec.get("policy"):
+            parts.append(str(spec["policy"]))
+        if spec.get("governor"):
+            parts.append("governor")
+        if spec.get("gain_scale") not in (None, 1.0):
+            parts.append(f"gains ×{spec['gain_scale']:g}")
+    return ", ".join(parts)
+
+
 def _unique_labels(runs: list[ControllerRun]) -> None:
-    """Two runs of the same controller (e.g. two checkpoints) get their directory name appended."""
-    seen: dict[str, int] = {}
-    for r in runs:
-        seen[r.label] = seen.get(r.label, 0) + 1
-    for r in runs:
-        if seen[r.label] > 1:
-            r.label = f"{r.label} ({r.path.name})"
+    """Two runs under one label (`legloop eval` labels a run by its controller) get what sets them apart appended:
+    their deadline policy or governor, else their directory name."""
+    for attempt in (_variant, lambda r: r.path.name):
+        seen: dict[str, int] = {}
+        for r in runs:
+            seen[r.label] = seen.get(r.label, 0) + 1
+        for r in runs:
+            if seen[r.label] > 1 and attempt(r):
+                r.label = f"{r.label} ({attempt(r)})"
 
 
 def finite(x: Any) -> float | None:

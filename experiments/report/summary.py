@@ -54,10 +54,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("step_time_asymmetry", "step asymmetry", "SI", ".3f", "mean"),
     Metric("knee_rmse_rad", "knee RMSE", "rad", ".3f", "mean", ratio=True),
     Metric("ankle_rmse_rad", "ankle RMSE", "rad", ".3f", "mean", ratio=True),
-    Metric("r2_knee", "R² knee", "", ".3f", "replay"),
-    Metric("r2_ankle", "R² ankle", "", ".3f", "replay"),
-    Metric("nrmse_knee", "NRMSE knee", "%", _pct, "replay"),
-    Metric("nrmse_ankle", "NRMSE ankle", "%", _pct, "replay"),
+    Metric("r2", "R²", "knee / ankle", "", "replay"),
+    Metric("nrmse", "NRMSE", "% knee / ankle", "", "replay"),
     Metric("sparsity", "sparsity", "%", _pct, "mean"),
     Metric("macs_per_step", "MACs/step", "MAC", _kilo, "mean"),
     Metric("max_push_survived_n", "push survived", "N", ".0f", "smallest episode value", ratio=True),
@@ -173,6 +171,8 @@ def controller_row(run: ControllerRun) -> dict[str, Any]:
             row[f"nrmse_{j}"] = finite(jm.get("nrmse"))
             row[f"rmse_nm_{j}"] = finite(jm.get("rmse_nm"))
         row["replay_rows"] = run.replay.get("rows")
+        row["r2"] = f"{fmt_value(row['r2_knee'], '.3f')} / {fmt_value(row['r2_ankle'], '.3f')}"
+        row["nrmse"] = " / ".join(fmt_value(row[f"nrmse_{j}"], lambda x: f"{100 * x:.1f}") for j in ("knee", "ankle"))
     if any(isinstance(e.get("latency_us"), dict) for e in eps):
         misses, steps = _ints(eps, "deadline_misses"), _ints(eps, "deadline_steps")
         row |= {
@@ -256,8 +256,8 @@ def verdict(row: dict[str, Any], ratio: dict[str, float | None], is_ref: bool) -
         parts.append(
             f"max Floquet multiplier {fq:.2f}{per}: " + ("< 1, orbitally stable" if fq < 1 else "≥ 1, not stable")
         )
-    else:
-        parts.append("Floquet not estimated (< 30 strides per episode: the fall count is the stability evidence)")
+    elif falls == 0:
+        parts.append("no Floquet estimate (< 30 strides per episode)")
     stable = falls == 0 and (fq is None or fq < 1.0)
     deadline_met = enforced = None
     if row.get("deadline_steps"):
@@ -304,35 +304,59 @@ def headline(rows: list[dict[str, Any]], verdicts: dict[str, dict[str, Any]]) ->
     """One paragraph over all controllers: who walked, who met the deadline and how often not, sparsity."""
     judged = [r for r in rows if r["episodes"]]
     if not judged:
-        return "No closed-loop episodes in the runs given: nothing to judge."
+        return (
+            "No closed-loop episodes among the runs given (training or replay only): no stability or deadline verdict."
+        )
     stable = [r["label"] for r in judged if verdicts[r["label"]]["stable"]]
     unstable = [r for r in judged if not verdicts[r["label"]]["stable"]]
     out = []
-    if not unstable:
+    if not unstable and len(judged) == 1:
+        out.append(f"Stable: {judged[0]['label']} walked every episode without a fall.")
+    elif not unstable:
         out.append(f"Stable: all {len(judged)} controllers walked every episode without a fall.")
     else:
-        why = [f"{r['label']} (fell {r['falls']})" if r["fell"] else f"{r['label']} (Floquet ≥ 1)" for r in unstable]
-        out.append(f"Stable: {', '.join(stable) or 'none'}. Not stable: {', '.join(why)}.")
+        why = [f"{r['label']} fell in {r['falls']}" if r["fell"] else f"{r['label']} has Floquet ≥ 1" for r in unstable]
+        out.append(f"Stable: {', '.join(stable) or 'none'}; {', '.join(why)}.")
+    fq = [r for r in judged if r.get("floquet_max") is not None]
+    if fq:
+        low = all(r["floquet_max"] < 1.0 for r in fq)
+        out.append(
+            "Largest Floquet multiplier "
+            + ", ".join(f"{r['label']} {r['floquet_max']:.2f}" for r in fq)
+            + (" (< 1: deviations shrink stride to stride)." if low else ".")
+        )
+    else:
+        out.append("(Episodes under 30 strides: no Floquet estimate, falls are the stability evidence.)")
     timed = [r for r in judged if r.get("deadline_steps")]
     if timed:
         budgets = sorted({r.get("budget_us") for r in timed if r.get("budget_us") is not None})
         b = "/".join(f"{x:g}" for x in budgets) + " µs" if budgets else "the"
-        met = [r["label"] for r in timed if r["deadline_misses"] == 0]
-        missed = [
-            f"{r['label']} on {100.0 * r['miss_rate']:.1f} % of steps"
-            + ("" if verdicts[r["label"]].get("enforced") else " (budget a target only)")
-            for r in timed
-            if r["deadline_misses"]
-        ]
-        parts = []
-        if met:
-            parts.append(f"met on every step by {', '.join(met)}")
-        if missed:
-            parts.append(f"missed by {', '.join(missed)}")
-        out.append(f"Deadline ({b}): {'; '.join(parts)}.")
+
+        def shares(rs: list[dict[str, Any]]) -> str:
+            """'79.4 % of steps by a, 1.1 % by b'."""
+            items = [f"{100.0 * r['miss_rate']:.1f} %" + (" of steps" if i == 0 else "") + f" by {r['label']}"
+                     for i, r in enumerate(rs)]  # fmt: skip
+            return ", ".join(items)
+
+        enforced = [r for r in timed if verdicts[r["label"]].get("enforced")]
+        target = [r for r in timed if not verdicts[r["label"]].get("enforced")]
+        if enforced:
+            met = [r["label"] for r in enforced if not r["deadline_misses"]]
+            missed = [r for r in enforced if r["deadline_misses"]]
+            parts = ([f"met on every step by {', '.join(met)}"] if met else []) + (
+                [f"missed on {shares(missed)}"] if missed else []
+            )
+            out.append(f"{b} deadline: {'; '.join(parts)}.")
+        if target:
+            over = [r for r in target if r["deadline_misses"]]
+            within = [r["label"] for r in target if not r["deadline_misses"]]
+            parts = ([f"exceeded on {shares(over)}"] if over else []) + (
+                [f"never exceeded by {', '.join(within)}"] if within else []
+            )
+            out.append(f"{b} budget as a reported target: {'; '.join(parts)}.")
     sparse = [r for r in judged if r.get("sparsity") is not None]
     if sparse:
-        out.append("Temporal sparsity: " + ", ".join(f"{r['label']} {100 * r['sparsity']:.1f} %" for r in sparse) + ".")
+        out.append("Temporal sparsity " + ", ".join(f"{r['label']} {100 * r['sparsity']:.1f} %" for r in sparse) + ".")
     return " ".join(out)
 
 
