@@ -289,3 +289,22 @@ def test_a_run_killed_mid_run_and_no_gl_context_still_give_a_page(runs: dict[str
     assert re.search(r'id="fig-filmstrip".*?Not drawn: no frames from MuJoCo \(MUJOCO_GL=no-such-backend\)', page,
                      re.S)  # fmt: skip
     assert 'id="img-gait-cycle"' in page
+
+
+def test_link_statistics_of_a_board_run_are_summed_and_shown(runs: dict[str, Path], tmp_path: Path, capsys) -> None:
+    """Board runs add ``link`` {counters, round_trip_us{…}, injected{…}} per episode (the documented format)."""
+    board = tmp_path / "board"
+    shutil.copytree(runs["dir"] / "deltagru", board)
+    m = _metrics(board)
+    for i, e in enumerate(m["episodes"]):
+        e["link"] = {"crc_errors": i + 1, "timeouts": 0, "round_trip_us": {"p99": 300.0 + i, "max": 900.0 * (i + 1)},
+                     "injected": {"drop": 2}}  # fmt: skip
+    (board / "metrics.json").write_text(json.dumps(m))
+    out = tmp_path / "r"
+    code, err = _report(capsys, str(board), "--out", str(out), "--no-render")
+    assert code == 0, err
+    link = json.loads((out / "summary.json").read_text())["controllers"][0]["row"]["link"]
+    n = len(m["episodes"])
+    assert link["crc_errors"] == n * (n + 1) // 2 and link["injected"]["drop"] == 2 * n
+    assert link["round_trip_us"] == {"p99": 300.0 + n - 1, "max": 900.0 * n}
+    assert 'id="link"' in (out / "report.html").read_text()

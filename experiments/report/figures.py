@@ -516,12 +516,14 @@ def walk_finish(plan: WalkPlan, col: dict[str, str]) -> list[FigureOut]:
     if plan.job is None:
         return [plan.film, plan.gif]
     try:
-        frames = plan.job.result()
+        frames, errors = plan.job.result()
     except RuntimeError as exc:
         plan.film.missing = plan.gif.missing = str(exc)
         return [plan.film, plan.gif]
-    strips = [(label, col[label], frames[label][:n], caps) for label, n, caps in plan.plans]
+    plan.film.notes = [f"{label} not drawn: {why}" for label, why in errors.items()]
+    plans = [p for p in plan.plans if p[0] in frames]
+    strips = [(label, col[label], frames[label][:n], caps) for label, n, caps in plans]
     plan.film.data = render.filmstrip_png(strips, DPI + 20)
     if plan.gif.missing is None:
-        plan.gif.data = render.walk_gif([(label, frames[label][n:]) for label, n, _ in plan.plans], plan.gif_fps)
+        plan.gif.data = render.walk_gif([(label, frames[label][n:]) for label, n, _ in plans], plan.gif_fps)
     return [plan.film, plan.gif]

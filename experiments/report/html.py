@@ -46,7 +46,7 @@ pre { background: var(--bg2); padding: 8px; overflow-x: auto; white-space: pre-w
   body { max-width: none; padding: 0; font-size: 10pt; } nav { display: none; }
   .verdict { background: none; border: 1.5px solid #000; }
   figure, table, tr, .verdict { break-inside: avoid; page-break-inside: avoid; }
-  h2 { break-after: avoid; } a { color: inherit; text-decoration: none; } .tablewrap { overflow: visible; }
+  h2, h3 { break-after: avoid; } a { color: inherit; text-decoration: none; } .tablewrap { overflow: visible; }
   figure img { border: none; max-height: 24cm; }
 }
 """

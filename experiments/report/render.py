@@ -32,53 +32,60 @@ TIMEOUT_S = 240.0
 
 
 # ------------------------------------------------------------------------------------------------ child side
-def _render_child(spec: dict[str, Any]) -> dict[str, Any]:
-    """Render the rows each item asks for; returns {label: file of frames} (runs in the child process)."""
-    import mujoco
-
-    out_dir = Path(spec["out_dir"])
-    result: dict[str, Any] = {}
-    for item in spec["items"]:
-        header = json.loads(Path(item["json"]).read_text())
-        data = np.load(item["npy"], mmap_mode="r")
-        cols = header["columns"]
-        qcols = [cols.index(c) for c in cols if c.startswith("qpos_")]
-        model = mujoco.MjModel.from_xml_string(header["mjcf"])
-        # Software GL: no multisampling and coarser capsules make a frame ~3x cheaper (~20 ms at this size).
-        model.vis.quality.offsamples = 0
-        model.vis.quality.numslices, model.vis.quality.numstacks = 16, 8
-        if len(qcols) != model.nq:
-            raise ValueError(f"{item['json']}: {len(qcols)} qpos columns for a model with nq = {model.nq}")
-        d = mujoco.MjData(model)
-        renderer = mujoco.Renderer(model, spec["height"], spec["width"])
-        try:
+def _render_item(mujoco: Any, item: dict[str, Any], width: int, height: int) -> np.ndarray:
+    """The frames of one run log's rows, uint8 [frames, height, width, 3]."""
+    header = json.loads(Path(item["json"]).read_text())
+    data = np.load(item["npy"], mmap_mode="r")
+    cols = header["columns"]
+    qcols = [cols.index(c) for c in cols if c.startswith("qpos_")]
+    model = mujoco.MjModel.from_xml_string(header["mjcf"])
+    if len(qcols) != model.nq:
+        raise ValueError(f"{len(qcols)} qpos columns in the log for a model with nq = {model.nq}")
+    # Software GL: no multisampling and coarser capsules make a frame ~3x cheaper (~20 ms at this size).
+    model.vis.quality.offsamples = 0
+    model.vis.quality.numslices, model.vis.quality.numstacks = 16, 8
+    d = mujoco.MjData(model)
+    renderer = mujoco.Renderer(model, height, width)
+    try:
+        cam = mujoco.MjvCamera()
+        cam.type = mujoco.mjtCamera.mjCAMERA_FREE
+        cam.azimuth, cam.elevation, cam.distance = 90.0, -6.0, 2.3
+        frames = []
+        for row in item["rows"]:
+            d.qpos[:] = np.asarray(data[row, qcols], dtype=float)
+            mujoco.mj_forward(model, d)
+            cam.lookat[:] = (d.qpos[0] + 0.15, 0.0, 0.72)  # follow the trunk, the walker a little left of centre
+            renderer.update_scene(d, camera=cam)
             # Shadows and reflections double the software-rendering time and add nothing to a gait picture.
             renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
             renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
-            cam = mujoco.MjvCamera()
-            cam.type = mujoco.mjtCamera.mjCAMERA_FREE
-            cam.azimuth, cam.elevation, cam.distance = 90.0, -6.0, 2.3
-            frames = []
-            for row in item["rows"]:
-                d.qpos[:] = np.asarray(data[row, qcols], dtype=float)
-                mujoco.mj_forward(model, d)
-                cam.lookat[:] = (d.qpos[0] + 0.15, 0.0, 0.72)
-                renderer.update_scene(d, camera=cam)
-                renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
-                renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
-                frames.append(renderer.render().copy())
-        finally:
-            renderer.close()
-        path = out_dir / f"frames_{len(result)}.npy"
-        np.save(path, np.stack(frames))
-        result[item["key"]] = str(path)
-    return result
+            frames.append(renderer.render().copy())
+    finally:
+        renderer.close()
+    return np.stack(frames)
+
+
+def _render_child(spec: dict[str, Any]) -> dict[str, Any]:
+    """Render every item (runs in the child process): {"frames": {key: .npy file}, "errors": {key: reason}}."""
+    import mujoco
+
+    out_dir = Path(spec["out_dir"])
+    frames: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    for i, item in enumerate(spec["items"]):
+        try:
+            path = out_dir / f"frames_{i}.npy"
+            np.save(path, _render_item(mujoco, item, spec["width"], spec["height"]))
+            frames[item["key"]] = str(path)
+        except Exception as exc:  # one bad log (or no GL context) is a note on the page, not a lost report
+            errors[item["key"]] = f"{type(exc).__name__}: {exc}".strip()
+    return {"frames": frames, "errors": errors}
 
 
 def _child_main(spec_path: str) -> int:
     try:
         spec = json.loads(Path(spec_path).read_text())
-        print(json.dumps({"frames": _render_child(spec)}))
+        print(json.dumps(_render_child(spec)))
         return 0
     except Exception as exc:  # the parent shows the reason on the page; a traceback helps no reader there
         print(json.dumps({"error": f"{type(exc).__name__}: {exc}".strip()}))
@@ -113,9 +120,9 @@ class RenderJob:
             env=_gl_env(),
         )
 
-    def result(self) -> dict[str, np.ndarray]:
-        """{key: uint8 [frames, H, W, 3]}; raises ``RuntimeError`` with the child's reason (no GL context, a bad
-        MJCF, a time-out)."""
+    def result(self) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        """({key: uint8 [frames, H, W, 3]}, {key: why it has no frames}); raises ``RuntimeError`` with the child's
+        reason when no item rendered (no GL context, a time-out)."""
         try:
             try:
                 stdout, stderr = self._proc.communicate(timeout=self.timeout_s)
@@ -130,10 +137,13 @@ class RenderJob:
                 err = stderr.strip().splitlines()
                 why = err[-1] if err else f"exit code {self._proc.returncode}"
                 raise RuntimeError(f"the renderer failed ({why})") from None
+            gl = _gl_env().get("MUJOCO_GL", "default")
             if "error" in answer:
-                gl = _gl_env().get("MUJOCO_GL", "default")
                 raise RuntimeError(f"no frames from MuJoCo (MUJOCO_GL={gl}): {answer['error']}")
-            return {k: np.load(v) for k, v in answer["frames"].items()}
+            if not answer["frames"]:
+                why = next(iter(answer["errors"].values()), "nothing to render")
+                raise RuntimeError(f"no frames from MuJoCo (MUJOCO_GL={gl}): {why}")
+            return {k: np.load(v) for k, v in answer["frames"].items()}, answer["errors"]
         finally:
             self._tmp.cleanup()
 
