@@ -89,10 +89,10 @@ class ControllerRun:
 
     @property
     def is_pd(self) -> bool:
-        return (
-            self.name == "pd"
-            and float(self.metrics.get("config", {}).get("controller", {}).get("gain_scale", 1.0)) == 1.0
-        )
+        """The full-gain AMPRO PD: the reference every other controller is compared with."""
+        spec = (self.metrics.get("config") or {}).get("controller")
+        scale = spec.get("gain_scale", 1.0) if isinstance(spec, dict) else 1.0
+        return self.name == "pd" and scale in (None, 1.0)
 
 
 @dataclass
