@@ -203,7 +203,7 @@ def latency_histogram(runs: list[ControllerRun], col: dict[str, str]) -> FigureO
         text = f"{r.label} ({_source(r)}): {over}/{lat.size} over ({100 * over / max(lat.size, 1):.1f} %)"
         if lost:
             text += f", {lost} lost"
-        ax.hist(lat, bins=bins, histtype="step", lw=1.4, color=col[r.label], label=text)
+        ax.hist(lat, bins=bins.tolist(), histtype="step", lw=1.4, color=col[r.label], label=text)
     for b in budgets:
         ax.axvline(b, color="red", ls="--", lw=1.2)
         ax.text(b * 1.06, 0.97, f"budget {b:g} µs", transform=ax.get_xaxis_transform(), fontsize=8, va="top",

@@ -115,13 +115,13 @@ def comparison_tables(summary: dict[str, Any]) -> str:
     for table_id, title, groups_all in TABLES:
         controllers = summary["controllers"]
         if table_id != "comparison":
-            keys = [k for _, ks in groups_all for k in ks]
-            controllers = [c for c in controllers if any(c["row"].get(k) is not None for k in keys)]
+            every = [k for _, ks in groups_all for k in ks]
+            controllers = [c for c in controllers if any(c["row"].get(k) is not None for k in every)]
             if not controllers:
                 continue
         rows = [c["row"] for c in controllers]
         # Drop columns no controller has a value in (e.g. NRMSE without a replay); stability columns always stay.
-        groups = []
+        groups: list[tuple[str, list[str]]] = []
         for name, keys in groups_all:
             keep = [k for k in keys if any(r.get(k) is not None for r in rows) or name == "stability"]
             if keep:
@@ -138,8 +138,8 @@ def comparison_tables(summary: dict[str, Any]) -> str:
         for c in controllers:
             row, rat = c["row"], c["ratios_to_pd"]
             cells = []
-            for _, keys in groups:
-                for k in keys:
+            for _, shown in groups:
+                for k in shown:
                     m = metrics[k]
                     cell = esc(fmt_value(row.get(k), m.fmt))
                     r = rat.get(k)

@@ -96,8 +96,8 @@ def _mean(v: list[float]) -> float | None:
 
 
 def _ints(episodes: list[dict[str, Any]], key: str) -> int | None:
-    vals = [e.get(key) for e in episodes if isinstance(e.get(key), (int, bool))]
-    return int(sum(int(v) for v in vals)) if vals else None
+    vals: list[int] = [int(v) for v in (e.get(key) for e in episodes) if isinstance(v, (int, bool))]
+    return sum(vals) if vals else None
 
 
 def link_summary(episodes: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -329,7 +329,7 @@ def headline(rows: list[dict[str, Any]], verdicts: dict[str, dict[str, Any]]) ->
         out.append("(Episodes under 30 strides: no Floquet estimate, falls are the stability evidence.)")
     timed = [r for r in judged if r.get("deadline_steps")]
     if timed:
-        budgets = sorted({r.get("budget_us") for r in timed if r.get("budget_us") is not None})
+        budgets = sorted({float(r["budget_us"]) for r in timed if r.get("budget_us") is not None})
         b = "/".join(f"{x:g}" for x in budgets) + " µs" if budgets else "the"
 
         def shares(rs: list[dict[str, Any]]) -> str:
