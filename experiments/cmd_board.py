@@ -51,9 +51,11 @@ def _emulate(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     baud = f"{options.baud:g} baud emulated" if options.baud else "full speed"
     faults = " ".join(options.faults.argv()) or "no faults"
-    print(f"virtual board on {board.path}  (pid {board.pid}; {baud}; {options.clock_mhz:g} MHz; {faults})", flush=True)
-    print(f"connect: BoardClient.open({board.path!r}); stop: Ctrl-C here, or kill {board.pid}", flush=True)
-    try:
+    try:  # from the first line on: a Ctrl-C may come as soon as the device path is out
+        print(
+            f"virtual board on {board.path}  (pid {board.pid}; {baud}; {options.clock_mhz:g} MHz; {faults})", flush=True
+        )
+        print(f"connect: BoardClient.open({board.path!r}); stop: Ctrl-C here, or kill {board.pid}", flush=True)
         while board.alive:
             time.sleep(0.2)
     except KeyboardInterrupt:

@@ -9,7 +9,9 @@
    (`controller.pt`) and the delta-GRU on the bit-exact EdgeDRNN model in closed loop on the same seeds, with the
    21 µs budget checked on every EdgeDRNN step: as a hard deadline (a late step holds the last torque), the same with
    the runtime threshold governor, and as a reported target with the 5 ms control period as the deadline;
-4. print one comparison table and leave everything (data, checkpoints, exports, metrics) under `--out`.
+4. print one comparison table and leave everything (data, checkpoints, exports, metrics) under `--out`: each
+   controller's closed-loop run as a `legloop eval` run directory (`runs/<label>/`: metrics.json, per-step run logs,
+   its replay), and `legloop report`'s page of them all in `report/`.
 
 `--quick` runs the same pipeline with a tiny network and seconds of data: a smoke test, not a result.
 """
@@ -115,8 +117,10 @@ def _notes(rows: list[dict], seconds: float) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from experiments.collect import collect
     from experiments.dataset import export_csv, load_dataset
+    from experiments.eval_run import log_header, logged, write_eval_run
     from experiments.evaluate import EvalConfig, evaluate
     from experiments.replay import replay_log
+    from experiments.report import ReportInputError, ReportOptions, build_report
     from experiments.tables import table
     from experiments.train import run_training
     from experiments.train_config import CONFIG_DIR, DEFAULT_CONFIG, ConfigError, load_config
@@ -137,8 +141,11 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
 
     t0 = time.perf_counter()
-    say = lambda msg: print(f"legloop demo: {msg}", file=sys.stderr, flush=True)  # noqa: E731
-    say(f"1/3 training into {out / 'train'} ({Path(config).name})")
+
+    def say(msg: str) -> None:  # one progress line per stage, with the time since the demo started
+        print(f"legloop demo [{time.perf_counter() - t0:5.0f} s]: {msg}", file=sys.stderr, flush=True)
+
+    say(f"1/4 training into {out / 'train'} ({Path(config).name})")
     try:
         trained = run_training(cfg, out / "train", force=args.force, progress=True)
     except TrainError as exc:
@@ -146,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     ckpt = trained.controller.parent  # the run directory: gru runs its float GRU, the others the delta-GRU
     t_train = time.perf_counter() - t0
 
-    say("2/3 held-out PD walk for the imitation check")
+    say("2/4 held-out PD walk for the imitation check")
     seconds = 10.0 if args.quick else 20.0
     heldout = out / "heldout"
     csv = heldout / "pd_walk.csv"
@@ -154,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         collect(heldout, 1, seconds, speeds=(args.speed,), seed0=10_000, workers=1, progress=False, overwrite=True)
         export_csv(load_dataset([heldout])[0], csv, overwrite=True)
 
-    say("3/3 closed loop on the same seeds")
+    say("3/4 closed loop on the same seeds")
     ecfg = EvalConfig(speed=args.speed, seconds=seconds, seeds=(0,) if args.quick else (0, 1, 2))
     rows, results = [], {}
     for label, name, governor, policy in CONTROLLERS:
@@ -166,11 +173,19 @@ def run(args: argparse.Namespace) -> int:
             policy=policy if name == "edgedrnn" else None,
             label=label,
         )
+        run_dir, run_cfg = out / "runs" / label, logged(ecfg, out / "runs" / label)
         with spec.factory() as factory:
-            episodes = evaluate(factory, ecfg, pushes=False, progress=lambda m, n=label: say(f"  {n} {m}"))  # type: ignore[misc]
+            episodes = evaluate(
+                factory,
+                run_cfg,
+                pushes=False,
+                progress=lambda m, n=label: say(f"  {n} {m}"),  # type: ignore[misc]
+                log_header=log_header(spec, factory),
+            )
         replay = None
         if learned:
             replay = replay_log(name, ckpt, csv, governor=governor, policy=policy if name == "edgedrnn" else None)[0]
+        write_eval_run(run_dir, spec, factory, run_cfg, episodes, pushes=False, replay=replay)
         results[label] = {"episodes": episodes, "replay": replay}
         rows.append(_row(label, episodes, replay))
 
@@ -197,5 +212,13 @@ def run(args: argparse.Namespace) -> int:
         },
     )
     print(table(rows, COLUMNS, _notes(rows, seconds)))
+    say("4/4 report")
+    try:
+        opts = ReportOptions(gif_seconds=2.0 if args.quick else 3.0)
+        report = build_report([out], out / "report", force=True, options=opts)
+    except ReportInputError as exc:
+        raise CliError(f"the runs are in {out}, but the report failed: {exc}") from None
+    print(f"\n{report.headline}")
     print(f"\ntrained in {t_train:.0f} s, whole demo {time.perf_counter() - t0:.0f} s; wrote {out / 'demo.json'}")
+    print(f"report: {report.html} (built in {report.seconds:.0f} s)")
     return 0

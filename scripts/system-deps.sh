@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # System packages the tests use, installed with apt-get when running as root on Debian/Ubuntu; elsewhere it says
 # what is missing and the tests that need it skip with that reason. Never fails the build.
-#   libosmesa6                           headless MuJoCo rendering
+#   libosmesa6                           headless MuJoCo rendering (the report's filmstrip, the rendering test)
+#   chromium                             opening the report page headless (tests/test_report.py)
 #   gcc-arm-none-eabi, qemu-system-arm   the C firmware's Cortex-M build and the emulated board it runs on
 #                                        (--no-install-recommends: ~110 MB download instead of ~650 MB)
 #   clang + its libFuzzer runtime        fuzzing the firmware (on Debian 12 the runtime is libclang-rt-14-dev,
@@ -40,6 +41,10 @@ has_libfuzzer() { # clang links a fuzz target with -fsanitize=fuzzer
 
 if ! ldconfig -p 2>/dev/null | grep -q libOSMesa; then
   install "headless rendering" libosmesa6
+fi
+
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  install "the report page tests" chromium
 fi
 
 firmware=()

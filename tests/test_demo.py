@@ -33,6 +33,16 @@ def test_quick_demo_runs_every_controller_and_refuses_to_overwrite(tmp_path: Pat
     # The float GRU and the delta-GRU are different networks of the same run.
     assert Path(demo["training"]["gru"]).name == "gru.pt"
     assert Path(demo["training"]["controller"]).name == "controller.pt"
+    # Each closed-loop row is a `legloop eval` run directory, and the demo ends in `legloop report`'s page of them.
+    for label in labels:
+        run = json.loads((out / "runs" / label / "metrics.json").read_text())
+        assert set(run) == {"controller", "config", "episodes", "summary", "provenance"}
+        assert run["episodes"] == demo["controllers"][label]["episodes"]
+        assert (out / "runs" / label / "runlogs" / "seed_0.npy").is_file()
+        assert (out / "runs" / label / "replay" / "metrics.json").is_file() == (label != "pd")
+    summary = json.loads((out / "report" / "summary.json").read_text())
+    assert [c["label"] for c in summary["controllers"]] == labels
+    assert f"report: {out / 'report' / 'report.html'}" in printed and summary["headline"] in printed
     before = (out / "demo.json").read_bytes()
     assert main(["demo", "--quick", "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
