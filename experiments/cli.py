@@ -14,7 +14,7 @@ import importlib
 import sys
 from typing import TYPE_CHECKING, TypeAlias
 
-COMMANDS = ("demo", "eval", "bench", "edgedrnn", "collect", "train")
+COMMANDS = ("demo", "eval", "sweep", "bench", "edgedrnn", "collect", "train")
 
 if TYPE_CHECKING:
     # argparse has no public name for the object add_subparsers returns.
