@@ -39,6 +39,7 @@ from experiments.sweep_task import (
     pool_worker_init,
     read_record,
     run_task,
+    warm_worker,
     write_json_atomic,
 )
 from experiments.tables import Column, count_of, table
@@ -66,6 +67,15 @@ class PoolExecutor:
 
     def submit(self, task: Task, task_dir: str, sweep_dir: str) -> Future:
         return self.pool.submit(pool_task, task, task_dir, sweep_dir)
+
+    def warm_up(self, tries: int = 5) -> None:
+        """Start every worker and load what evaluation tasks import (for timing the tasks alone, as the benchmark
+        does): warm-up calls until each worker process has answered one."""
+        pids: set[int] = set()
+        for _ in range(tries):
+            pids |= {f.result() for f in [self.pool.submit(warm_worker) for _ in range(self.workers)]}
+            if len(pids) >= self.workers:
+                return
 
     def interrupt(self) -> None:
         """Stop queued tasks from starting and interrupt the running ones (SIGINT to this pool's workers, which only

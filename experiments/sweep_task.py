@@ -178,6 +178,17 @@ def pool_task(task: Task, task_dir: str, sweep_dir: str) -> dict[str, Any]:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def warm_worker(seconds: float = 0.2) -> int:
+    """Import what an evaluation task needs and run a short PD episode (numba caches loaded); returns the pid."""
+    from experiments.evaluate import EvalConfig, evaluate
+    from hil.spec import ControllerSpec
+
+    with ControllerSpec("pd").factory() as factory:
+        evaluate(factory, EvalConfig(seconds=seconds, seeds=(0,)), pushes=False)
+    time.sleep(0.2)  # hold this worker a moment, so the next warm-up call goes to another one
+    return os.getpid()
+
+
 # ------------------------------------------------------------------------------------------------------ kinds
 def _train(task: Task, out: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     import torch
