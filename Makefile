@@ -41,9 +41,7 @@ test: setup
 	LEGLOOP_CONFORMANCE_DIR=$${LEGLOOP_CONFORMANCE_DIR:-$(CONFORMANCE)} $(BIN)/pytest -q -n 2 --dist loadfile
 
 bench: setup
-	$(BIN)/legloop bench plant
-	$(BIN)/python benchmarks/bench_edgedrnn.py
-	$(BIN)/python benchmarks/bench_gru_cpu.py
+	$(BIN)/legloop bench --out bench.json
 
 lint:
 	$(BIN)/ruff check .
