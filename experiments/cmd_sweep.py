@@ -35,9 +35,10 @@ def register(sub: Subparsers) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a [defaults] parameter, e.g. --set checkpoint=runs/final --set seconds=10 (repeatable)",
+        help="set a parameter in [defaults] and in every [[grid]] / [[task]] (VALUE is TOML; a list makes it an axis), "
+        "e.g. --set checkpoint=runs/final --set 'seed=[0,1,2]' (repeatable)",
     )
-    p.add_argument("--workers", type=int, default=None, help="local pool size, or local Ray CPUs (default: all cores)")
+    p.add_argument("--workers", type=int, default=None, help="local pool size, or local Ray CPUs (None: all cores)")
     p.add_argument(
         "--ray",
         nargs="?",
