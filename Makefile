@@ -10,6 +10,8 @@ BIN    := $(VENV)/bin
 # Users who want a CUDA build: `make setup TORCH_SPEC='torch>=2.8'`.
 TORCH_SPEC ?= torch==2.13.0
 CONFORMANCE ?= $(abspath ../shared/conformance)
+# Optional extras installed with legloop; `make setup EXTRAS=dev,train,ray` adds Ray for `legloop sweep --ray`.
+EXTRAS ?= dev,train
 
 export MUJOCO_GL ?= osmesa
 export PYOPENGL_PLATFORM ?= osmesa
@@ -22,7 +24,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -c constraints.txt "$(TORCH_SPEC)"
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,train]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
 	touch $@
 
 system-deps:
@@ -39,9 +41,7 @@ test: setup
 	LEGLOOP_CONFORMANCE_DIR=$${LEGLOOP_CONFORMANCE_DIR:-$(CONFORMANCE)} $(BIN)/pytest -q -n 2 --dist loadfile
 
 bench: setup
-	$(BIN)/legloop bench plant
-	$(BIN)/python benchmarks/bench_edgedrnn.py
-	$(BIN)/python benchmarks/bench_gru_cpu.py
+	$(BIN)/legloop bench --out bench.json
 
 lint:
 	$(BIN)/ruff check .

@@ -213,7 +213,7 @@ class ProstheticWalkerEnv(gym.Env):
         self.slope_deg = _check_range("slope_deg", slope_deg, -10.0, 10.0)
         # Gait initiation on a slope is the virtual human's weak spot, not what the testbed measures: starting on
         # level ground and walking onto the slope (as a person walks onto a ramp) removed the PD's first-steps
-        # falls on uphill starts (benchmarks/acceptance_learned.py --controllers "" --seeds 0..29; README).
+        # falls on uphill starts (legloop sweep --config sweep_acceptance --set controller=pd, seeds 0..29; README).
         self.slope_ramp_s = _check_range("slope_ramp_s", slope_ramp_s, 0.0, 60.0)
         self.physics_dt = _check_range("physics_dt", physics_dt, 1e-4, 1e-3)
         control_hz = _check_range("control_hz", control_hz, 50.0, 1000.0)

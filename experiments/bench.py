@@ -6,7 +6,10 @@ ratios are comparable on a noisy shared machine:
 * ``physics``  — `mj_step` × frame_skip on a walking state (the floor);
 * ``env``      — `ProstheticWalkerEnv.step` with a fixed action (physics + virtual human + sensors + reward);
 * ``loop``     — :func:`hil.rollout.rollout` of the AMPRO PD: env.step + the controller + the loop's own checks (one
-  closed-loop control step, exactly as evaluation and collection run it).
+  closed-loop control step, exactly as evaluation and collection run it);
+* ``loop:<name>`` — for each extra controller given (a learned one, built by its ControllerSpec factory), the same
+  rollout with that controller computing its full step every period beside the PD, whose torque is applied: an
+  untrained network then walks the PD's trajectory, and the row costs env.step + PD + the controller.
 
 Times are the thread's CPU time (`time.thread_time`), so waiting for a core on a busy machine does not count.
 """
@@ -14,11 +17,13 @@ Times are the thread's CPU time (`time.thread_time`), so waiting for a core on a
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import mujoco
 import numpy as np
 
+from controllers.base import Controller
 from controllers.pd import AmproPD
 from envs.walker_env import ProstheticWalkerEnv
 from hil.rollout import rollout
@@ -27,8 +32,32 @@ from hil.rollout import rollout
 _clock = time.thread_time
 
 
-def bench_plant(steps: int = 2000, rounds: int = 15, control_hz: float = 200.0, seed: int = 0) -> dict[str, Any]:
+class Shadowed:
+    """A controller that runs ``other`` every step (its whole cost, its counters) and applies the PD's torque."""
+
+    def __init__(self, other: Controller, pd: AmproPD) -> None:
+        self.other = other
+        self.pd = pd
+
+    def reset(self) -> None:
+        self.other.reset()
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        self.other.act(obs)
+        return self.pd.act(obs)
+
+
+def bench_plant(
+    steps: int = 2000,
+    rounds: int = 15,
+    control_hz: float = 200.0,
+    seed: int = 0,
+    controllers: Mapping[str, Callable[[ProstheticWalkerEnv], Controller]] | None = None,
+) -> dict[str, Any]:
     """Best over rounds of µs per control step for each variant, their ratios and the real-time factor.
+
+    ``controllers``: name → a builder of a controller for the env (a :class:`hil.spec.ControllerFactory`), each timed
+    as ``loop:<name>`` (see the module docstring).
 
     Every variant follows the same trajectory: the closed loop is run once to record its actuator commands and
     the human's servo gains per step; ``physics`` replays them into bare `mj_step` calls (the cost of writing
@@ -70,6 +99,9 @@ def bench_plant(steps: int = 2000, rounds: int = 15, control_hz: float = 200.0, 
         o = env.observe()
 
     times: dict[str, list[float]] = {"physics": [], "copy": [], "env": [], "loop": []}
+    extra = {f"loop:{name}": build(env) for name, build in (controllers or {}).items()}
+    for name in extra:
+        times[name] = []
     gain_col, bias_cols = m.actuator_gainprm[:, 0], m.actuator_biasprm[:, :3]
     for _ in range(rounds):
         restore()
@@ -101,10 +133,29 @@ def bench_plant(steps: int = 2000, rounds: int = 15, control_hz: float = 200.0, 
         rollout(env, pd, start_obs, steps)
         times["loop"].append(_clock() - t0)
         _check_same_trajectory("loop", end_qpos, d.qpos)
+
+        for name, ctrl in extra.items():
+            restore()
+            ctrl.reset()
+            shadowed = Shadowed(ctrl, pd)
+            t0 = _clock()
+            rollout(env, shadowed, start_obs, steps)
+            times[name].append(_clock() - t0)
+            _check_same_trajectory(name, end_qpos, d.qpos)
     # Best of the rounds (as timeit): interference from other processes only ever adds time.
     us = {k: float(np.min(v)) / steps * 1e6 for k, v in times.items()}
     us["physics"] = max(us["physics"] - us.pop("copy"), 1e-3)
+    stats = {name: ctrl.episode_stats() for name, ctrl in extra.items() if hasattr(ctrl, "episode_stats")}
     return {
+        "controllers": {
+            name: {
+                "us_per_control_step": us[name],
+                "over_physics": us[name] / us["physics"],
+                "real_time_factor": env.dt / (us[name] * 1e-6),
+                "sparsity": stats.get(name, {}).get("sparsity"),
+            }
+            for name in extra
+        },
         "control_hz": control_hz,
         "frame_skip": env.frame_skip,
         "steps_per_round": steps,
