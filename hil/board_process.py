@@ -188,18 +188,20 @@ class BoardProcess:
 
 
 def start_board(
-    kind: str = "python",
+    kind: str | BoardLauncher = "python",
     options: EmulatorOptions | None = None,
     *,
     startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S,
     cwd: str | os.PathLike | None = None,
 ) -> BoardProcess:
-    """Start a board process of ``kind`` and wait until it prints its device path.
+    """Start a board process of ``kind`` (a registered kind, or a launcher instance) and wait until it prints its
+    device path.
 
     Raises :class:`BoardStartError` (with the process's output) if it exits first or stays silent for
     ``startup_timeout_s``, and ``KeyError`` for an unknown kind.
     """
-    launcher = launcher_for(kind)
+    launcher = launcher_for(kind) if isinstance(kind, str) else kind
+    kind = launcher.kind
     options = options or EmulatorOptions()
     argv = launcher.argv(options)
     proc = subprocess.Popen(

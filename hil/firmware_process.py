@@ -8,7 +8,7 @@
 The launchers are ``hil.board_process`` :class:`~hil.board_process.BoardLauncher` subclasses, registered there when
 this module is imported, so ``start_board("c")`` / ``start_board("qemu")`` work too (they refuse emulator options
 the firmware cannot honour: a baud rate to emulate, faults to inject). :func:`start_firmware` does the same
-start-up for a launcher *instance* (another CPU, the sanitizer build, a preloaded image), stdout and stderr merged.
+start-up for a launcher *instance* (another CPU, the sanitizer build, a preloaded image).
 
 Builds happen on demand through :func:`firmware_bridge.c_firmware.cached_build` into the firmware cache
 (``~/.cache/legloop/firmware/<hash of sources + flags>``); a missing compiler or QEMU raises
@@ -25,24 +25,20 @@ sends LOAD_BEGIN and LOAD_END without LOAD_CHUNKs (:func:`load_preloaded`) — Q
 
 from __future__ import annotations
 
-import collections
 import ctypes
 import os
 import re
-import select
 import shutil
 import signal
 import struct
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from firmware_bridge import c_firmware as cf
 from firmware_bridge.protocol import crc32
-from hil.board_process import BoardLauncher, register_launcher
+from hil.board_process import BoardLauncher, BoardProcess, BoardStartError, register_launcher, start_board
 
 if TYPE_CHECKING:
     from firmware_bridge.board_client import BoardClient
@@ -53,7 +49,7 @@ DEFAULT_STARTUP_TIMEOUT_S = 60.0  # a cold cache builds the firmware first
 _ROOT = Path(__file__).resolve().parents[1]
 
 
-class FirmwareStartError(RuntimeError):
+class FirmwareStartError(BoardStartError):
     """The firmware process did not announce its device (it exited, or timed out); the message has its output."""
 
 
@@ -204,124 +200,23 @@ LAUNCHERS: dict[str, FirmwareLauncher] = {"c": CFirmwareLauncher(), "qemu": Qemu
 # ------------------------------------------------------------------------------------------------ processes
 
 
-class FirmwareProcess:
-    """A running firmware board: :attr:`path` (its serial device), :attr:`pid`, :meth:`stop` (SIGTERM, then SIGKILL).
-
-    A context manager; the same surface as ``hil.board_process.BoardProcess``.
-    """
-
-    def __init__(self, proc: subprocess.Popen[bytes], path: str, kind: str, lines: list[str]) -> None:
-        self.proc = proc
-        self.path = path
-        self.kind = kind
-        self._tail: collections.deque[str] = collections.deque(lines, maxlen=200)
-        self._thread = threading.Thread(target=self._drain, daemon=True)
-        self._thread.start()
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    @property
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    @property
-    def returncode(self) -> int | None:
-        return self.proc.poll()
-
-    def output_tail(self, n: int = 20) -> str:
-        return "\n".join(list(self._tail)[-n:])
-
-    def _drain(self) -> None:
-        try:
-            for raw in iter(self.proc.stdout.readline, b""):  # type: ignore[union-attr]
-                self._tail.append(raw.decode(errors="replace").rstrip())
-        except (OSError, ValueError):
-            pass
-
-    def stop(self, timeout_s: float = 5.0) -> int:
-        if self.proc.poll() is None:
-            try:
-                self.proc.send_signal(signal.SIGTERM)
-                return self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-            except ProcessLookupError:
-                pass
-        return self.proc.wait()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-
-    def wait(self, timeout_s: float | None = None) -> int:
-        return self.proc.wait(timeout_s)
-
-    def __enter__(self) -> FirmwareProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        state = "running" if self.alive else f"exited {self.returncode}"
-        return f"FirmwareProcess(kind={self.kind!r}, path={self.path!r}, pid={self.pid}, {state})"
+FirmwareProcess = BoardProcess  # a firmware board is a board process like any other
 
 
 def start_firmware(
     launcher: str | FirmwareLauncher = "c", *, startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S
-) -> FirmwareProcess:
-    """Build if needed, start the firmware board and wait until it names its device (stdout and stderr merged)."""
+) -> BoardProcess:
+    """Build if needed, start the firmware board and wait until it names its device (:func:`start_board` on a
+    firmware launcher; raises :class:`FirmwareStartError` with the process's output if it does not)."""
     if isinstance(launcher, str):
         try:
             launcher = LAUNCHERS[launcher]
         except KeyError:
             raise KeyError(f"unknown firmware kind {launcher!r}; known: {sorted(LAUNCHERS)}") from None
-    argv = launcher.argv(None)
-    proc = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=launcher.env()
-    )
-    assert proc.stdout is not None
-    lines: list[str] = []
-    buf = b""
-    deadline = time.monotonic() + startup_timeout_s
-    fd = proc.stdout.fileno()
     try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise FirmwareStartError(
-                    f"{launcher.kind} board named no device within {startup_timeout_s:g} s: {' '.join(argv)}"
-                    + _tail(lines)
-                )
-            ready, _, _ = select.select([fd], [], [], min(remaining, 0.1))
-            if not ready:
-                continue
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                proc.wait(5)
-                raise FirmwareStartError(
-                    f"{launcher.kind} board exited with code {proc.returncode} before naming its device: "
-                    f"{' '.join(argv)}" + _tail(lines)
-                )
-            buf += chunk
-            while b"\n" in buf:
-                raw, buf = buf.split(b"\n", 1)
-                line = raw.decode(errors="replace").rstrip()
-                lines.append(line)
-                path = launcher.device_from_line(line)
-                if path:
-                    return FirmwareProcess(proc, path, launcher.kind, lines)
-    except BaseException:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        raise
-
-
-def _tail(lines: list[str]) -> str:
-    return ("\n--- its output ---\n" + "\n".join(lines[-20:])) if lines else ""
+        return start_board(launcher, startup_timeout_s=startup_timeout_s)
+    except BoardStartError as exc:
+        raise FirmwareStartError(str(exc)) from None
 
 
 def load_preloaded(client: BoardClient, image: bytes) -> int:
