@@ -2,6 +2,8 @@
 
 Learned controllers take a checkpoint: ``--controller gru|deltagru|edgedrnn --checkpoint CKPT`` (edgedrnn: the
 checkpoint exported to the EdgeDRNN model, with ``--budget-us``, ``--deadline-policy`` and ``--governor``).
+``--controller board`` runs the same export on a board over serial: ``--port DEV`` for a real one, or
+``--emulate [python|c|qemu]`` for a virtual one started for the run (the Python emulator takes the fault options).
 With ``--replay LOG.csv`` a learned controller runs open loop over a recorded log (AMPRO schema) instead of the
 simulator, and DIR/metrics.json holds per-joint torque R² / NRMSE against the logged PD torque.
 """
@@ -80,7 +82,8 @@ def table_notes(episodes: list[dict], learned: bool) -> list[str]:
     return notes
 
 
-LEARNED = ("gru", "deltagru", "edgedrnn")
+LEARNED = ("gru", "deltagru", "edgedrnn", "board")
+EMULATE_KINDS = ("python", "c", "qemu")
 POLICIES = ("hold", "fallback_pd", "stop", "period", "none")
 
 
@@ -105,7 +108,8 @@ def register(sub: Subparsers) -> None:
         default="pd",
         choices=["pd", "zero", "damped", *LEARNED],
         help="pd: AMPRO-style PD baseline; zero: zero-torque prosthesis; damped: passive damper; "
-        "gru / deltagru: a checkpoint on the CPU with Θ = 0 / its thresholds; edgedrnn: on the EdgeDRNN model",
+        "gru / deltagru: a checkpoint on the CPU with Θ = 0 / its thresholds; edgedrnn: on the EdgeDRNN model; "
+        "board: on a board over serial (--port DEV, or --emulate)",
     )
     p.add_argument(
         "--checkpoint",
@@ -126,7 +130,9 @@ def register(sub: Subparsers) -> None:
         "with the machine's load",
     )
     p.add_argument("--governor", action="store_true", help="edgedrnn: run-time threshold governor")
-    p.add_argument("--clock-mhz", type=float, default=125.0, help="edgedrnn: accelerator clock, MHz")
+    p.add_argument(
+        "--clock-mhz", type=float, default=125.0, help="edgedrnn, board --emulate python: accelerator clock, MHz"
+    )
     p.add_argument("--replay", metavar="LOG.csv", help="learned controllers: open-loop replay of a recorded log")
     p.add_argument("--gain-scale", type=float, default=1.0, help="multiply the PD gains (e.g. 0.2 for 'gains / 5')")
     p.add_argument("--speed", type=float, default=1.0, help="target walking speed, m/s (0.6-1.5)")
@@ -153,7 +159,112 @@ def register(sub: Subparsers) -> None:
     )
     p.add_argument("--out", required=True, help="output directory (metrics.json goes there)")
     p.add_argument("--force", action="store_true", help="overwrite an existing DIR/metrics.json")
+    _board_arguments(p)
     p.set_defaults(func=run)
+
+
+def _board_arguments(p: argparse.ArgumentParser) -> None:
+    from hil.board_backend import DEFAULT_WATCHDOG_PERIODS, ON_RESET
+    from hil.board_emulator import add_fault_arguments
+
+    g = p.add_argument_group("board (--controller board)")
+    where = g.add_mutually_exclusive_group()
+    where.add_argument("--port", metavar="DEV", help="a real board: device path or pyserial URL (e.g. /dev/ttyACM0)")
+    where.add_argument(
+        "--emulate",
+        nargs="?",
+        const="python",
+        choices=EMULATE_KINDS,
+        metavar="KIND",
+        help="a virtual board started for the run: python (the emulator, default), c (the C firmware on a pty), "
+        "qemu (the firmware on an emulated Cortex-M3)",
+    )
+    g.add_argument(
+        "--baud",
+        type=float,
+        default=None,
+        help="--port: the line rate, bits/s (default 921600); --emulate python: the wire time to emulate "
+        "(default: full speed)",
+    )
+    g.add_argument(
+        "--watchdog-periods",
+        type=int,
+        default=DEFAULT_WATCHDOG_PERIODS,
+        metavar="N",
+        help="end the run when the board leaves N control steps in a row unanswered",
+    )
+    g.add_argument(
+        "--on-reset",
+        choices=ON_RESET,
+        default="resync",
+        help="a board that reboots mid-run: configure it again and go on (its state restarts from zero), or stop",
+    )
+    g.add_argument(
+        "--step-timeout-ms",
+        type=float,
+        default=None,
+        metavar="MS",
+        help="a STEP answered later than this is lost (default: wire time of the exchange + 4 ms)",
+    )
+    add_fault_arguments(p)
+
+
+_FAULT_FLAGS = (
+    ("--fault-drop", "fault_drop", 0.0),
+    ("--fault-corrupt", "fault_corrupt", 0.0),
+    ("--fault-truncate", "fault_truncate", 0.0),
+    ("--fault-duplicate", "fault_duplicate", 0.0),
+    ("--fault-delay-ms", "fault_delay_ms", None),
+    ("--fault-delay", "fault_delay", 1.0),
+    ("--reset-after", "reset_after", None),
+    ("--die-after", "die_after", None),
+    ("--fault-seed", "fault_seed", 0),
+    ("--fault-scope", "fault_scope", "step"),
+)
+
+
+def _board_link(args: argparse.Namespace) -> Any:
+    """The :class:`hil.board_backend.BoardLink` of ``--controller board`` (None for other controllers)."""
+    from hil.board_backend import DEFAULT_WATCHDOG_PERIODS, BoardLink
+    from hil.board_emulator import faults_from_args
+
+    board_flags = [
+        ("--port", args.port is not None),
+        ("--emulate", args.emulate is not None),
+        ("--baud", args.baud is not None),
+        ("--watchdog-periods", args.watchdog_periods != DEFAULT_WATCHDOG_PERIODS),
+        ("--on-reset", args.on_reset != "resync"),
+        ("--step-timeout-ms", args.step_timeout_ms is not None),
+    ]
+    board_flags += [(flag, getattr(args, dest) != default) for flag, dest, default in _FAULT_FLAGS]
+    if args.controller != "board":
+        for flag, given in board_flags:
+            if given:
+                raise CliError(f"{flag} applies to --controller board, not {args.controller!r}")
+        return None
+    if args.port is None and args.emulate is None:
+        raise CliError(
+            "--controller board needs a board: --port DEV (a real one) or --emulate [python|c|qemu] (a virtual one)"
+        )
+    if args.emulate != "python":
+        for flag, dest, default in _FAULT_FLAGS:
+            if getattr(args, dest) != default:
+                where = f"--emulate {args.emulate}" if args.emulate else "a real board (--port)"
+                raise CliError(f"{flag}: {where} injects no faults; fault injection needs --emulate python")
+    if args.step_timeout_ms is not None and not 0 < args.step_timeout_ms <= 10_000:
+        raise CliError(f"--step-timeout-ms must be in (0, 10000] ms, got {args.step_timeout_ms}")
+    try:
+        return BoardLink(
+            port=args.port,
+            emulate=args.emulate,
+            baud=args.baud,
+            faults=faults_from_args(args),
+            watchdog_periods=args.watchdog_periods,
+            on_reset=args.on_reset,
+            step_timeout_s=args.step_timeout_ms * 1e-3 if args.step_timeout_ms is not None else None,
+        )
+    except ValueError as exc:
+        raise CliError(str(exc).replace("watchdog_periods", "--watchdog-periods")) from None
 
 
 def _check_learned_args(args: argparse.Namespace) -> None:
@@ -173,9 +284,11 @@ def _check_learned_args(args: argparse.Namespace) -> None:
             if given:
                 raise CliError(f"{flag} applies to learned controllers ({', '.join(LEARNED)}), not {args.controller!r}")
     elif args.controller != "edgedrnn":
-        for flag, given in (("--governor", args.governor), ("--clock-mhz", args.clock_mhz != 125.0)):
-            if given:
-                raise CliError(f"{flag} applies to --controller edgedrnn only")
+        if args.governor:
+            raise CliError("--governor applies to --controller edgedrnn only")
+        if args.clock_mhz != 125.0 and not (args.controller == "board" and args.emulate == "python"):
+            raise CliError("--clock-mhz applies to --controller edgedrnn and board --emulate python (a real board "
+                           "reports its clock)")  # fmt: skip
     if not 0.0 < args.budget_us <= 1e6:
         raise CliError(f"--budget-us must be in (0, 1e6] µs, got {args.budget_us}")
     if not 0.0 < args.clock_mhz <= 10_000.0:
@@ -188,6 +301,17 @@ def _learned_errors() -> tuple[type[Exception], ...]:
     from firmware_bridge.export import ExportError
 
     return (CheckpointError, ExportError, ImageError)
+
+
+def _board_errors() -> tuple[type[Exception], ...]:
+    """What setting up a board can raise: each message names what was expected."""
+    from firmware_bridge.board_client import BoardError, BoardReset, VersionMismatch
+    from firmware_bridge.c_firmware import FirmwareError
+    from firmware_bridge.protocol import ProtocolError
+    from firmware_bridge.transport import LinkError
+    from hil.board_process import BoardStartError
+
+    return (LinkError, BoardError, BoardReset, VersionMismatch, BoardStartError, FirmwareError, ProtocolError)
 
 
 def run_replay(args: argparse.Namespace) -> int:
@@ -256,8 +380,17 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"{flag} must be in [0, 1000] ms, got {value}")
     seeds = parse_seeds(args.seeds)
     learned = args.controller in LEARNED
-    # The factory loads (and for edgedrnn exports) the checkpoint: a bad one fails here, before --out is touched.
+    board = _board_link(args)
+    # The factory loads (and for edgedrnn exports) the checkpoint: a bad one fails here, before --out is touched;
+    # for a board it also connects, configures and uploads, so a board that is not there fails here too.
     errors: tuple[type[Exception], ...] = _learned_errors() if learned else ()
+    if board is not None:
+        errors += _board_errors()
+    try:
+        # --out is checked before a board is started: a run that could not write its results must not start.
+        prepare_out(args.out, ("metrics.json", "runlogs"), args.force, create=False)
+    except OutputExistsError as exc:
+        raise CliError(str(exc)) from None
     try:
         spec = ControllerSpec(
             args.controller,
@@ -268,7 +401,10 @@ def run(args: argparse.Namespace) -> int:
             budget_s=args.budget_us * 1e-6,
             governor=args.governor,
             clock_hz=args.clock_mhz * 1e6,
+            board=board,
         )
+        if board is not None:
+            print(f"legloop eval: connecting to the {board.where} …", file=sys.stderr)
         factory = spec.factory()
     except (ValueError, *errors) as exc:  # type: ignore[misc]
         raise CliError(str(exc)) from None
@@ -327,6 +463,8 @@ def run(args: argparse.Namespace) -> int:
         config |= {"budget_us": args.budget_us, "deadline_policy": episodes[0].get("deadline_policy")}
     if args.controller == "edgedrnn":
         config |= {"governor": args.governor, "clock_mhz": args.clock_mhz}
+    if board is not None:
+        config["board"] = board.to_dict()
     config["controller"] = spec.to_dict()
     result: dict[str, Any] = {
         "controller": name,
@@ -345,7 +483,41 @@ def run(args: argparse.Namespace) -> int:
                 f"seed {e['seed']} real time: loop lateness p50 {lt['p50']} µs, p99 {lt['p99']} µs, "
                 f"p99.9 {lt['p99_9']} µs, max {lt['max']} µs; {rt['periods_missed']}/{rt['steps']} periods missed"
             )
+        link = e.get("link")
+        if link:
+            print(f"seed {e['seed']} link: {link_summary(link)}")
     s = result["summary"]
     logs = "" if args.no_log else f" and run logs in {out / 'runlogs'}"
     print(f"\n{name}: {s['falls']}/{s['episodes']} fell; wrote {out / 'metrics.json'}{logs}")
+    aborted = [e for e in episodes if e.get("ended") == "aborted"]
+    if aborted:
+        e = aborted[0]
+        print(
+            f"legloop eval: the run was aborted at seed {e['seed']}: {e.get('aborted_reason')}"
+            + (f"; seeds not run: {e['seeds_not_run']}" if e.get("seeds_not_run") else ""),
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def link_summary(link: dict[str, Any]) -> str:
+    """One line: round trip percentiles (µs), lost steps / steps, what the host counted and what was injected."""
+    rt = link["round_trip_us"]
+    counted = ", ".join(
+        f"{k} {link[k]}"
+        for k in ("timeouts", "crc_errors", "truncated", "malformed", "duplicates", "stale", "seq_gaps", "resyncs")
+        if link.get(k)
+    )
+    text = (
+        f"round trip p50 {rt['p50']} µs, p99 {rt['p99']} µs, p99.9 {rt['p99_9']} µs, max {rt['max']} µs; "
+        f"{link['steps_lost']}/{link['steps']} steps lost ({counted or 'no link errors'})"
+    )
+    if link.get("board_resets"):
+        text += f"; board rebooted {link['board_resets']}x"
+    injected = link.get("injected")
+    if injected:
+        text += "; injected: " + (", ".join(f"{k} {v}" for k, v in injected.items() if v) or "none")
+    elif "injected_unavailable" in link:
+        text += f"; injected: unknown ({link['injected_unavailable']})"
+    return text

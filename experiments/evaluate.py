@@ -293,12 +293,18 @@ def evaluate(
         ep = {"seed": int(seed), "speed": cfg.speed} | m | extra
         ep["fell"] = fell
         ep["time_to_fall_s"] = round(walked, 3) if fell else None
-        if pushes:
+        if pushes and extra.get("ended") != "aborted":
             ep["max_push_survived_n"], ep["push_trials"] = push_trials(factory, seed, cfg)
         else:
             ep["max_push_survived_n"] = None
         ep["wall_s"] = round(time.perf_counter() - t0, 2)
         episodes.append(ep)
+        if ep.get("ended") == "aborted":
+            # The controller cannot go on (a board that stopped answering): later seeds would fail the same way.
+            ep["seeds_not_run"] = [int(s) for s in cfg.seeds[len(episodes) :]]
+            if progress is not None:
+                progress(f"seed {seed}: ABORTED: {ep.get('aborted_reason')}")
+            break
         if progress is not None:
             progress(
                 f"seed {seed}: {f'FELL at {walked:.1f} s' if fell else f'walked {walked:.0f} s'}, "

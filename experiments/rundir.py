@@ -17,15 +17,17 @@ class OutputExistsError(Exception):
     """The output already exists and the user did not ask to overwrite it."""
 
 
-def prepare_out(path: str | os.PathLike, files: tuple[str, ...], force: bool) -> Path:
-    """Create the output folder; refuse if any of `files` already exists there unless `force`."""
+def prepare_out(path: str | os.PathLike, files: tuple[str, ...], force: bool, *, create: bool = True) -> Path:
+    """Create the output folder (``create=False``: only check); refuse if any of `files` already exists there unless
+    `force`."""
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"--out {out} exists and is not a directory")
     taken = [f for f in files if (out / f).exists()]
     if taken and not force:
         raise OutputExistsError(f"{out / taken[0]} already exists; choose another --out or pass --force to overwrite")
-    out.mkdir(parents=True, exist_ok=True)
+    if create:
+        out.mkdir(parents=True, exist_ok=True)
     return out
 
 

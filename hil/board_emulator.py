@@ -259,6 +259,11 @@ def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-image-bytes", type=int, default=DEFAULT_MAX_IMAGE_BYTES, help="largest model image the board holds"
     )
+    add_fault_arguments(parser)
+
+
+def add_fault_arguments(parser: argparse.ArgumentParser) -> None:
+    """The fault-injection options (shared by the emulator and ``legloop eval --controller board --emulate``)."""
     g = parser.add_argument_group("faults (seeded, at most one per request, counted and reported by STATS)")
     g.add_argument("--fault-drop", type=float, default=0.0, metavar="P", help="lose the request (host: timeout)")
     g.add_argument("--fault-corrupt", type=float, default=0.0, metavar="P", help="flip bits (host: crc_errors)")
@@ -282,8 +287,19 @@ def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
 
 def options_from_args(args: argparse.Namespace) -> EmulatorOptions:
     """Validated :class:`EmulatorOptions` from parsed arguments (``ValueError`` with a one-line message)."""
+    return EmulatorOptions(
+        baud=args.baud,
+        clock_mhz=args.clock_mhz,
+        max_payload=args.max_payload,
+        max_image_bytes=args.max_image_bytes,
+        faults=faults_from_args(args),
+    )
+
+
+def faults_from_args(args: argparse.Namespace) -> FaultConfig:
+    """Validated :class:`FaultConfig` from the options of :func:`add_fault_arguments` (``ValueError``)."""
     delay = DelaySpec.parse(args.fault_delay_ms) if args.fault_delay_ms is not None else None
-    faults = FaultConfig(
+    return FaultConfig(
         drop=args.fault_drop,
         corrupt=args.fault_corrupt,
         truncate=args.fault_truncate,
@@ -294,13 +310,6 @@ def options_from_args(args: argparse.Namespace) -> EmulatorOptions:
         die_after=args.die_after,
         seed=args.fault_seed,
         scope=args.fault_scope,
-    )
-    return EmulatorOptions(
-        baud=args.baud,
-        clock_mhz=args.clock_mhz,
-        max_payload=args.max_payload,
-        max_image_bytes=args.max_image_bytes,
-        faults=faults,
     )
 
 

@@ -35,6 +35,7 @@ from hil.deadline import DEFAULT_BUDGET_S, DEFAULT_CAPACITY, FALLBACK_PD, NONE, 
 if TYPE_CHECKING:
     from controllers.checkpoint import CheckpointMeta
     from controllers.deltagru import DeltaGRU
+    from hil.board_backend import BoardLink
 
 # The deadline policy a backend gets when none is asked for: modelled and board latencies are enforced as a hard
 # deadline (a late step holds the last torque); the CPU's measured wall time is reported, never enforced, so a
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 DEFAULT_POLICY = {"cpu": NONE, "edgedrnn": "hold", "board": "hold"}
 DEFAULT_CLOCK_HZ = 125e6  # the EdgeDRNN accelerator's clock on the seed's board
 # Learned controller name → how its network runs.
-NETWORK_CONTROLLERS = ("gru", "deltagru", "edgedrnn")
+NETWORK_CONTROLLERS = ("gru", "deltagru", "edgedrnn", "board")
 
 
 def make_backend(
@@ -54,15 +55,24 @@ def make_backend(
     governor: bool = False,
     clock_hz: float = DEFAULT_CLOCK_HZ,
     source: str = "",
+    board: BoardLink | None = None,
 ) -> InferenceBackend:
     """The inference backend of a learned controller: ``gru`` (CPU kernel, Θ = 0), ``deltagru`` (CPU kernel, the
-    model's thresholds) or ``edgedrnn`` (exported to a bundle, on the bit-exact model with ``clock_hz``; raises
-    ``ExportError`` when the network does not fit the accelerator)."""
-    if controller == "edgedrnn":
+    model's thresholds), ``edgedrnn`` (exported to a bundle, on the bit-exact model with ``clock_hz``; raises
+    ``ExportError`` when the network does not fit the accelerator) or ``board`` (the same bundle on a board over
+    serial, ``board`` says where: :class:`hil.board_backend.BoardLink`)."""
+    if controller in ("edgedrnn", "board"):
         from firmware_bridge.export import bundle_from_model
-        from hil.edgedrnn.backend import EdgeDRNNBackend
 
         bundle = bundle_from_model(model, meta, source=source)
+        if controller == "board":
+            from hil.board_backend import SerialBoardBackend
+
+            if board is None:
+                raise ValueError("controller 'board' needs a BoardLink (a port, or a board to emulate)")
+            return SerialBoardBackend(bundle, board, budget_s=budget_s, clock_hz=clock_hz)
+        from hil.edgedrnn.backend import EdgeDRNNBackend
+
         return EdgeDRNNBackend(bundle, budget_s=budget_s, governor=governor, clock_hz=clock_hz)
     if controller in ("gru", "deltagru"):
         from hil.cpu_backend import CpuGRUBackend

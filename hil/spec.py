@@ -12,6 +12,8 @@ name          controller
 ``gru``       a checkpoint on the CPU kernel with Θ = 0 (a run directory gives its float GRU ``gru.pt``)
 ``deltagru``  a checkpoint on the CPU kernel with its thresholds (a run directory gives ``controller.pt``)
 ``edgedrnn``  a checkpoint exported to the bit-exact, cycle-timed EdgeDRNN model
+``board``     the same export on a board over serial (``board``: a :class:`hil.board_backend.BoardLink` — a port, or
+              a virtual board started for the run: the Python emulator, the C firmware, the firmware under QEMU)
 ============  ====================================================================================================
 
 A spec is validated and its checkpoint loaded (and, for EdgeDRNN, exported) once, by :meth:`ControllerSpec.factory`,
@@ -36,10 +38,13 @@ from hil.learned import DEFAULT_CLOCK_HZ
 
 if TYPE_CHECKING:
     from envs.walker_env import ProstheticWalkerEnv
+    from hil.board_backend import BoardLink
 
 BUILTIN_CONTROLLERS = ("pd", "zero", "damped")
 CPU_CONTROLLERS = ("gru", "deltagru")
-LEARNED_CONTROLLERS = ("gru", "deltagru", "edgedrnn")
+LEARNED_CONTROLLERS = ("gru", "deltagru", "edgedrnn", "board")
+# Controllers that run the exported fixed-point network (the bit-exact EdgeDRNN arithmetic), in process or on a board.
+EXPORTED_CONTROLLERS = ("edgedrnn", "board")
 CONTROLLERS = BUILTIN_CONTROLLERS + LEARNED_CONTROLLERS
 
 
@@ -99,11 +104,15 @@ class ControllerSpec:
         ``pd`` only: multiplies the PD gains.
     policy, budget_s
         Deadline policy (None: the backend's default, ``none`` on the CPU, ``hold`` on EdgeDRNN) and budget, s.
-    governor, clock_hz
-        ``edgedrnn`` only: the run-time threshold governor and the accelerator clock, Hz.
+    governor
+        ``edgedrnn`` only: the run-time threshold governor.
+    clock_hz
+        ``edgedrnn`` and an emulated Python ``board``: the accelerator clock, Hz (a real board reports its own).
+    board
+        ``board`` only: where the board is and how to talk to it (:class:`hil.board_backend.BoardLink`).
     theta_x, theta_h
-        ``deltagru`` / ``edgedrnn``: run with these delta thresholds instead of the checkpoint's (normalised units,
-        as the checkpoint stores them; EdgeDRNN rounds them to Q8.8 LSB) — for threshold sweeps.
+        ``deltagru`` / ``edgedrnn`` / ``board``: run with these delta thresholds instead of the checkpoint's
+        (normalised units, as the checkpoint stores them; EdgeDRNN rounds them to Q8.8 LSB) — for threshold sweeps.
     label
         Name in results (default ``name``, or ``pd*0.5`` for a scaled PD).
     """
@@ -119,6 +128,7 @@ class ControllerSpec:
     theta_x: float | None = None
     theta_h: float | None = None
     label: str | None = None
+    board: BoardLink | None = None
 
     def __post_init__(self) -> None:
         if self.checkpoint is not None and not isinstance(self.checkpoint, str):
@@ -162,8 +172,15 @@ class ControllerSpec:
             raise ValueError(f"gain_scale applies to the pd controller only, not {self.name!r}")
         if not 0.0 < self.gain_scale <= 10.0:
             raise ValueError(f"gain_scale must be in (0, 10], got {self.gain_scale}")
-        if (self.theta_x is not None or self.theta_h is not None) and self.name not in ("deltagru", "edgedrnn"):
-            raise ValueError(f"threshold overrides apply to deltagru and edgedrnn, not {self.name!r}")
+        overridden = self.theta_x is not None or self.theta_h is not None
+        if overridden and self.name not in ("deltagru", *EXPORTED_CONTROLLERS):
+            raise ValueError(f"threshold overrides apply to deltagru, edgedrnn and board, not {self.name!r}")
+        if self.name == "board" and self.board is None:
+            raise ValueError("controller 'board' needs a board: a port (e.g. /dev/ttyACM0) or a board to emulate")
+        if self.name != "board" and self.board is not None:
+            raise ValueError(f"a board link applies to controller 'board' only, not {self.name!r}")
+        if self.board is not None:
+            self.board.validate()
         for which, theta in (("theta_x", self.theta_x), ("theta_h", self.theta_h)):
             if theta is not None and not 0.0 <= theta < 2.0:
                 raise ValueError(f"{which} must be in [0, 2) (normalised units), got {theta}")
@@ -182,7 +199,10 @@ class ControllerSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as JSON-ready data (for run logs and metrics files)."""
-        return asdict(self)
+        d = asdict(self)
+        if self.board is not None:
+            d["board"] = self.board.to_dict()
+        return d
 
     # ------------------------------------------------------------------------------------------ building
     def factory(self) -> ControllerFactory:
@@ -228,6 +248,7 @@ def _learned_factory(spec: ControllerSpec) -> ControllerFactory:
         governor=spec.governor,
         clock_hz=spec.clock_hz,
         source=str(path),
+        board=spec.board,
     )
     name = spec.display_name
 

@@ -103,6 +103,39 @@ class CheckpointFactory:
         meta = self.meta(model, feature_set, norm=norm, target_scale=target_scale, target_offset=target_offset)
         return save_checkpoint(self.directory / name, model, meta)
 
+    def damper(self, name: str | Path = "damper.pt", *, theta: float = 0.02, scale: float = 10.0) -> Path:
+        """A 2L-16H delta-GRU on the ``sensors`` features built by hand to act as a viscous damper on both joints
+        (torque ≈ −c · joint velocity, through a low-pass gate): unlike a random network, the walker goes on walking
+        with it (seed 0 of the default evaluation walks 60 s), so closed-loop tests can run for tens of seconds.
+        The other 14 units keep random weights (they fire columns and cost cycles, but the output ignores them)."""
+        import torch
+
+        from controllers.checkpoint import save_checkpoint
+
+        H = 16
+        model = self.model("sensors", hidden=H, layers=2, seed=1, gain=0.5, theta_x=theta, theta_h=theta)
+        with torch.no_grad():
+            for layer in range(2):
+                w_ih, w_hh = getattr(model, f"weight_ih_l{layer}"), getattr(model, f"weight_hh_l{layer}")
+                b_ih, b_hh = getattr(model, f"bias_ih_l{layer}"), getattr(model, f"bias_hh_l{layer}")
+                # unit 0 follows the knee velocity (sensor 1), unit 1 the ankle velocity (sensor 3)
+                for unit, source in ((0, 1 if layer == 0 else 0), (1, 3 if layer == 0 else 1)):
+                    for gate in range(3):
+                        w_ih[gate * H + unit].zero_()
+                        w_hh[gate * H + unit].zero_()
+                        b_ih[gate * H + unit] = 0.0
+                        b_hh[gate * H + unit] = 0.0
+                    w_ih[2 * H + unit, source] = 0.95  # n = tanh(0.95 · input)
+                    b_ih[H + unit] = -1.0  # z ≈ 0.27: a first-order low-pass
+            model.fc.weight.zero_()
+            model.fc.bias.zero_()
+            model.fc.weight[0, 0] = -1.0
+            model.fc.weight[1, 1] = -1.0
+        mean = np.zeros(7, np.float32)
+        std = np.array([1, 3, 1, 3, 1, 3, 1000], np.float32)
+        meta = self.meta(model, "sensors", norm=(mean, std), target_scale=(scale, scale), target_offset=(0.0, 0.0))
+        return save_checkpoint(self.directory / name, model, meta)
+
 
 @pytest.fixture
 def make_checkpoint(tmp_path: Path) -> CheckpointFactory:
