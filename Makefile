@@ -1,6 +1,6 @@
 # legloop — two commands on a fresh machine (Python >= 3.11, pip, make):
 #   make demo    set up, then run `legloop demo`
-#   make test    set up, then run ruff and the test suite (what CI runs)
+#   make test    set up, then run ruff, mypy and the test suite (what CI runs)
 # Everything lands in .venv; system packages (OSMesa for headless rendering) are installed when running as root.
 
 PYTHON ?= python3
@@ -16,7 +16,7 @@ EXTRAS ?= dev,train
 export MUJOCO_GL ?= osmesa
 export PYOPENGL_PLATFORM ?= osmesa
 
-.PHONY: setup demo test lint format bench clean system-deps
+.PHONY: setup demo test lint typecheck format bench clean system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,7 @@ demo: setup
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	LEGLOOP_CONFORMANCE_DIR=$${LEGLOOP_CONFORMANCE_DIR:-$(CONFORMANCE)} $(BIN)/pytest -q -n 2 --dist loadfile
 
 bench: setup
@@ -46,8 +47,12 @@ bench: setup
 lint:
 	$(BIN)/ruff check .
 
+# Static types of the packages ([tool.mypy] in pyproject.toml).
+typecheck:
+	$(BIN)/mypy
+
 format:
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -404,7 +404,8 @@ class DeltaGRU(nn.Module):
         ``bhn_zero=None`` keeps b_hn unless it is all zero. ``bhn_zero=True`` with a non-zero b_hn drops it
         (the accelerator has none) and warns, since the network then computes something different.
         """
-        if gru.bidirectional or not gru.bias or getattr(gru, "proj_size", 0):
+        # mypy picks getattr's `default: bool` overload from the bool operands before it: a false alarm.
+        if gru.bidirectional or not gru.bias or getattr(gru, "proj_size", 0):  # type: ignore[arg-type]
             raise ValueError("from_gru needs a unidirectional nn.GRU with biases and no projection")
         if fc.in_features != gru.hidden_size:
             raise ValueError(f"fc.in_features ({fc.in_features}) must equal gru.hidden_size ({gru.hidden_size})")

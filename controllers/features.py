@@ -73,6 +73,7 @@ def features_from_columns(name: str, columns: Mapping[str, np.ndarray]) -> np.nd
     if missing:
         raise KeyError(f"feature set {name!r} needs log column(s) {', '.join(missing)}")
     c = {k: np.asarray(columns[k], dtype=np.float64) for k in FEATURE_COLUMNS[name]}
+    cols: tuple[np.ndarray, ...]
     if name == "ampro":
         cols = (
             c["ishumanswing"],

@@ -277,8 +277,15 @@ def bench_inference(quick: bool, sizes: tuple[int, ...] = (64, 128, 256)) -> dic
                     _, state["h_ort"] = sess.run(None, {"features": xo[t], "h0": state["h_ort"]})
 
                 methods["onnxruntime (exported ONNX)"] = ort_step
-            methods["legloop kernel, dense (Θ = 0)"] = lambda t, k=k_dense: k.step(xs[t])
-            methods["legloop kernel, delta"] = lambda t, k=k_delta: k.step(xs[t])
+
+            def dense_step(t: int, k: DeltaGRUKernel = k_dense) -> object:
+                return k.step(xs[t])
+
+            def delta_step(t: int, k: DeltaGRUKernel = k_delta) -> object:
+                return k.step(xs[t])
+
+            methods["legloop kernel, dense (Θ = 0)"] = dense_step
+            methods["legloop kernel, delta"] = delta_step
             times: dict[str, list[float]] = {m: [] for m in methods}
             with torch.no_grad():
                 for r in range(rounds + 1):  # round 0 warms up (numba cache, onnxruntime's first runs)
@@ -501,7 +508,11 @@ def bench_sweep(quick: bool) -> dict[str, Any]:
             executor = PoolExecutor(workers)
             executor.warm_up()
             t1 = time.perf_counter()
-            res = run_sweep(cfg, d, lambda e=executor: e, progress=False)
+
+            def this_executor(e: PoolExecutor = executor) -> PoolExecutor:
+                return e
+
+            res = run_sweep(cfg, d, this_executor, progress=False)
             t2 = time.perf_counter()
         finally:
             shutil.rmtree(d, ignore_errors=True)

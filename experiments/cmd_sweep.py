@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
 
-    def executor():  # type: ignore[no-untyped-def]
+    def executor():
         try:
             return make_executor(args.ray, args.workers)
         except RuntimeError as exc:

@@ -168,7 +168,9 @@ def write_episode(run_dir: str | os.PathLike, columns: Mapping[str, np.ndarray],
     """
     run_dir = Path(run_dir)
     (run_dir / EPISODES_DIR).mkdir(parents=True, exist_ok=True)
-    manifest = read_manifest(run_dir) if (run_dir / MANIFEST).exists() else {"format": FORMAT, "episodes": []}
+    manifest: dict[str, Any] = (
+        read_manifest(run_dir) if (run_dir / MANIFEST).exists() else {"format": FORMAT, "episodes": []}
+    )
     name = str(meta.get("name") or _next_name(run_dir, manifest))
     if not name or "/" in name or os.sep in name or name.startswith("."):
         raise DatasetError(f"invalid episode name {name!r}")

@@ -224,20 +224,22 @@ def run_training(
         StageSpec(f"dagger{k}", k, cfg.dagger.epochs, cfg.dagger.lr or cfg.optim.lr, l1_weight=l1, dagger_round=k)
         for k in range(1, rounds + 1)
     ]
-    d = cfg.delta
-    delta_lr = d.lr or cfg.optim.lr
-    specs.append(StageSpec("delta", rounds + 1, d.epochs, delta_lr, d.theta_x, d.theta_h, d.qat, d.l1_weight))
-    for j in range(1, (0 if sources else d.dagger_rounds) + 1):
+    dcfg = cfg.delta  # not `d`: that name holds the run's folders above
+    delta_lr = dcfg.lr or cfg.optim.lr
+    specs.append(
+        StageSpec("delta", rounds + 1, dcfg.epochs, delta_lr, dcfg.theta_x, dcfg.theta_h, dcfg.qat, dcfg.l1_weight)
+    )
+    for j in range(1, (0 if sources else dcfg.dagger_rounds) + 1):
         specs.append(
             StageSpec(
                 f"delta_dagger{j}",
                 rounds + 1 + j,
-                d.dagger_epochs,
+                dcfg.dagger_epochs,
                 delta_lr,
-                d.theta_x,
-                d.theta_h,
-                d.qat,
-                d.l1_weight,
+                dcfg.theta_x,
+                dcfg.theta_h,
+                dcfg.qat,
+                dcfg.l1_weight,
                 dagger_round=rounds + j,
             )
         )

@@ -233,7 +233,7 @@ def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
         if dataclasses.is_dataclass(tp):
             if not isinstance(value, dict):
                 raise ConfigError(f"{prefix}{name} must be a table ([{prefix}{name}]), got {value!r}")
-            kwargs[name] = _build(tp, value, f"{prefix}{name}.")
+            kwargs[name] = _build(typing.cast(type, tp), value, f"{prefix}{name}.")  # a hint: a class, not an instance
         else:
             kwargs[name] = _convert(value, tp, f"{prefix}{name}")
     return cls(**kwargs)

@@ -34,6 +34,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -164,8 +165,9 @@ def save_bundle(path: str | os.PathLike, bundle: Bundle, *, overwrite: bool = Fa
             theta_h=np.array(bundle.theta_h, dtype=np.int64),
             out_weight=bundle.out_weight,
             out_bias=bundle.out_bias,
-            out_scale=bundle.out_scale,
-            out_offset=bundle.out_offset,
+            # Never None here: __post_init__ fills the defaults and validate() checks the shapes.
+            out_scale=cast(np.ndarray, bundle.out_scale),
+            out_offset=cast(np.ndarray, bundle.out_offset),
             input_mean=bundle.input_mean,
             input_std=bundle.input_std,
             metadata=np.array(bundle.metadata),

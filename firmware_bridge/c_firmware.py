@@ -339,7 +339,11 @@ def decode_results(
             raise FirmwareError(f"LUT dump has {v.size} values; expected 6144")
         res.sig, res.tanh = v[:4096].astype(np.int64), v[4096:].astype(np.int64)
         return res
-    fields = [("u", "<u4", (5 + 3 * layers,)), ("h", "<i2", (hidden,)), ("out", "<i4", (n_out,))]
+    fields: list[tuple[str, str, tuple[int, ...]]] = [
+        ("u", "<u4", (5 + 3 * layers,)),
+        ("h", "<i2", (hidden,)),
+        ("out", "<i4", (n_out,)),
+    ]
     if state_input is not None:
         for layer in range(layers):
             fields += [

@@ -35,6 +35,7 @@ import math
 import os
 import warnings
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -101,7 +102,9 @@ def theta_lsb(theta: float, name: str, clip: bool = False) -> int:
 def bundle_from_model(model: DeltaGRU, meta: CheckpointMeta, *, clip_theta: bool = False, source: str = "") -> Bundle:
     """The EdgeDRNN deployment bundle of a loaded checkpoint (see the module docstring for the formats)."""
     H = model.hidden_size
-    w_ih, w_hh, bias = [], [], []
+    w_ih: list[np.ndarray] = []
+    w_hh: list[np.ndarray] = []
+    bias: list[np.ndarray] = []
     clipped = 0
     with torch.no_grad():
         for layer in range(model.num_layers):
@@ -230,8 +233,11 @@ def c_header(bundle: Bundle, guard: str = "LEGLOOP_CONTROLLER_H", prefix: str = 
         ),
         _c_array("int8_t", f"{lp}_out_weight", bundle.out_weight, attrs=attr, per_line=24),
         _c_array("int32_t", f"{lp}_out_bias", bundle.out_bias, fmt=_c_int, attrs=attr),
-        _c_array("float", f"{lp}_out_scale", bundle.out_scale, fmt=_c_float, attrs=attr, per_line=4),
-        _c_array("float", f"{lp}_out_offset", bundle.out_offset, fmt=_c_float, attrs=attr, per_line=4),
+        # Bundle.__post_init__ replaced a None out_scale / out_offset by its default.
+        _c_array("float", f"{lp}_out_scale", cast(np.ndarray, bundle.out_scale), fmt=_c_float, attrs=attr, per_line=4),
+        _c_array(
+            "float", f"{lp}_out_offset", cast(np.ndarray, bundle.out_offset), fmt=_c_float, attrs=attr, per_line=4
+        ),
         _c_array("float", f"{lp}_input_mean", bundle.input_mean, fmt=_c_float, attrs=attr, per_line=4),
         _c_array("float", f"{lp}_input_std", bundle.input_std, fmt=_c_float, attrs=attr, per_line=4),
         f"\n#endif /* {guard} */\n",
@@ -248,6 +254,12 @@ class OnnxController(nn.Module):
     z-score → ``nn.GRU`` (``DeltaGRU.to_gru()``, the Θ = 0 network) → Linear → · target_scale + target_offset.
     No delta thresholds, no Q8.8 rounding, no torque saturation.
     """
+
+    # The buffers registered in __init__ (nn.Module.__getattr__ would type them Tensor | Module).
+    mean: torch.Tensor
+    std: torch.Tensor
+    scale: torch.Tensor
+    offset: torch.Tensor
 
     def __init__(self, model: DeltaGRU, meta: CheckpointMeta) -> None:
         super().__init__()
@@ -287,7 +299,7 @@ def onnx_bytes(model: DeltaGRU, meta: CheckpointMeta, opset: int = 17) -> bytes:
             torch.onnx.export(
                 net,
                 (x, h0),
-                buf,
+                buf,  # type: ignore[arg-type]  # torch's annotation omits the file-like objects it accepts
                 input_names=["features", "h0"],
                 output_names=["torque", "h_n"],
                 dynamic_axes={

@@ -26,6 +26,7 @@ import select
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
+from typing import cast
 
 import serial
 
@@ -270,7 +271,7 @@ class SerialTransport(Transport):
                 item = pending.popleft()
                 verdict = self._judge(item, seq, any_version)
                 if verdict is not None:
-                    return verdict if verdict is not _LOST else None
+                    return cast(Frame, verdict) if verdict is not _LOST else None
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 if seq is not None:

@@ -76,7 +76,7 @@ class FirmwareLauncher(BoardLauncher):
     kind: ClassVar[str]
     device_pattern: ClassVar[re.Pattern[str]]
 
-    def argv(self, options: object = None) -> list[str]:  # type: ignore[override]
+    def argv(self, options: object = None) -> list[str]:
         raise NotImplementedError
 
 

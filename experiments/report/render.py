@@ -67,7 +67,7 @@ def _render_item(mujoco: Any, item: dict[str, Any], width: int, height: int) -> 
 
 def _render_child(spec: dict[str, Any]) -> dict[str, Any]:
     """Render every item (runs in the child process): {"frames": {key: .npy file}, "errors": {key: reason}}."""
-    import mujoco  # type: ignore[import-untyped]  # no stubs; imported here, in the child, for MUJOCO_GL
+    import mujoco  # imported here, in the child, for MUJOCO_GL
 
     out_dir = Path(spec["out_dir"])
     frames: dict[str, str] = {}

@@ -45,7 +45,7 @@ def random_bundle(
     """A complete deployment bundle with random weights and unit input normalisation."""
     net = random_layers(rng, layers, input_size, hidden, gain)
     return Bundle(
-        image=image_of(net),
+        image=image_of(net),  # type: ignore[arg-type]  # Bundle.__post_init__ turns bytes into the uint8 array
         layers=layers,
         input_size=input_size,
         hidden=hidden,
