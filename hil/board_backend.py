@@ -52,7 +52,7 @@ import numpy as np
 
 from firmware_bridge.board_client import BoardClient, BoardReset, NoResponse
 from firmware_bridge.bundle import Bundle
-from firmware_bridge.protocol import Capability, build_model_image
+from firmware_bridge.protocol import Capability, Info, build_model_image
 from firmware_bridge.transport import DEFAULT_BAUDRATE, LinkCounters, LinkDown, LinkError
 from hil.backend import StepResult
 from hil.board_emulator import EmulatorOptions, FaultConfig
@@ -203,6 +203,21 @@ class SerialBoardBackend:
     """
 
     kind = "board"
+    info: Info
+    clock_hz: float
+    injects_faults: bool
+    result: StepResult
+    dead: str | None
+    _answering: bool
+    _inv_clock: float
+    _mean: np.ndarray
+    _std: np.ndarray
+    _scale: np.ndarray
+    _offset: np.ndarray
+    _z: np.ndarray
+    _q: np.ndarray
+    _acc: np.ndarray
+    _rtt: np.ndarray
 
     def __init__(
         self,

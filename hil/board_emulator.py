@@ -54,6 +54,7 @@ import sys
 import threading
 import time
 import tty
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -519,7 +520,7 @@ class EmulatedBoard:
         self._need_config()
         if self._load_buf is None or self.model is not None:
             raise _Refuse(ErrorCode.LOAD_ORDER, "LOAD_CHUNK without LOAD_BEGIN")
-        m: LoadChunk = LoadChunk.decode(payload)  # type: ignore[assignment]
+        m: LoadChunk = LoadChunk.decode(payload)
         n = len(m.data)
         if m.offset > self._load_next:
             raise _Refuse(ErrorCode.LOAD_ORDER, f"chunk at {m.offset} leaves a gap: next byte due is {self._load_next}")
@@ -659,7 +660,7 @@ class FaultInjector:
             out[b >> 3] ^= 1 << (b & 7)
         return bytes(out)
 
-    def truncate(self, encoded: bytes) -> bytes:
+    def truncate(self, encoded: bytes | bytearray) -> bytes:
         """A non-empty strict prefix of the encoded frame (delimiter excluded), then the delimiter."""
         body = encoded[:-1]
         return bytes(body[: self.rng.randint(1, len(body) - 1)]) + b"\x00"
@@ -706,9 +707,8 @@ def serve(
 
     while True:
         if queue:
-            timeout: float | None = max(0.0, queue[0][0] - time.monotonic())
-            if check_every is not None:
-                timeout = min(timeout, check_every)
+            wait = max(0.0, queue[0][0] - time.monotonic())
+            timeout: float | None = wait if check_every is None else min(wait, check_every)
         else:
             timeout = check_every
         ready, _, _ = select.select(watch, [], [], timeout)
@@ -746,6 +746,7 @@ def serve(
                         st.fault_drop += 1
                         continue
                     rtype, payload = board.handle(item)
+                    out: bytes | bytearray
                     if fault == CORRUPT:
                         st.fault_corrupt += 1
                         out = cobs_encode(inj.corrupt(frame_bytes(rtype, item.seq, payload)))
@@ -842,7 +843,7 @@ class InProcessBoard:
             master, slave, path = open_pty()
             self._fds = [master, slave]
             self.url = path
-            target = self._serve_fd
+            target: Callable[..., None] = self._serve_fd
             args: tuple = (master,)
         elif link == "tcp":
             self._sock = socket.create_server(("127.0.0.1", 0))
@@ -859,7 +860,8 @@ class InProcessBoard:
 
     def _serve_tcp(self) -> None:
         assert self._sock is not None
-        ready, _, _ = select.select([self._sock, self._stop_r], [], [])
+        watch: list[socket.socket | int] = [self._sock, self._stop_r]
+        ready, _, _ = select.select(watch, [], [])
         if self._stop_r in ready:
             return
         conn, _ = self._sock.accept()
