@@ -94,6 +94,25 @@ def test_board_emulate_is_bit_identical_to_edgedrnn_in_process(damper: Path, tmp
     np.testing.assert_array_equal(cols["cycles"], local["cycles"])
 
 
+@pytest.mark.parametrize("kind", ["c", "qemu"])
+def test_the_c_firmware_on_the_host_and_on_qemu_is_bit_identical_to_edgedrnn(damper: Path, kind: str) -> None:
+    from firmware_bridge import c_firmware
+
+    reason = c_firmware.toolchain().missing("host" if kind == "c" else "qemu")
+    if reason:
+        pytest.skip(reason)
+    # As above: policy 'none' and a wide step timeout, so the comparison is of arithmetic, not of this machine's load
+    # (QEMU's emulated UART and Cortex-M3 take ~1 ms per step).
+    link = BoardLink(emulate=kind, step_timeout_s=2.0)
+    local = _record(ControllerSpec("edgedrnn", checkpoint=str(damper), policy="none"), 10.0)
+    board = _record(ControllerSpec("board", checkpoint=str(damper), policy="none", board=link), 10.0)
+    assert len(local["net"]) == len(board["net"]) == 2000
+    for what in ("net", "applied", "cycles", "fired"):
+        np.testing.assert_array_equal(board[what], local[what], err_msg=what)
+    stats = board["stats"]["link"]
+    assert stats["steps_lost"] == 0 and "injected" not in stats  # the firmware injects no faults
+
+
 def _eval(args: list[str], out: Path) -> int:
     return cli_main(["eval", "--no-pushes", "--seeds", "0", "--out", str(out), *args])
 
