@@ -1,0 +1,148 @@
+"""Soak: a long ``--realtime`` closed-loop run on the emulated board — memory, file descriptors and run logs.
+
+    python benchmarks/soak_board.py --checkpoint CKPT [--minutes 30] [--episode-s 120] [--out DIR]
+
+Runs ``--controller board --emulate python`` episodes back to back, paced at the control rate on the wall clock,
+through one board process and one link (as ``legloop eval`` does over its seeds), until ``--minutes`` of wall time
+have passed. Every 10 s it samples the resident memory (RSS) and the open file descriptors of this process and of
+the emulator process. At the end it prints, and writes to ``DIR/soak.json``:
+
+- RSS growth after the first minute, % (goal < 5 %), for the host and for the emulator;
+- open file descriptors at the start and the end (goal: equal);
+- per episode: steps run vs rows in its run log (goal: equal, i.e. no log data lost), loop lateness p99/max;
+- link round trip p50/p99/p99.9/max and lost steps over the whole soak.
+
+A benchmark, not a test: it takes as long as you ask.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--minutes", type=float, default=30.0)
+    p.add_argument("--episode-s", type=float, default=120.0)
+    p.add_argument("--out", default="soak")
+    args = p.parse_args()
+
+    import numpy as np
+
+    from experiments.evaluate import EvalConfig, run_episode
+    from experiments.rundir import write_json
+    from hil.board_backend import BoardLink, SerialBoardBackend
+    from hil.runlog import read_runlog
+    from hil.spec import ControllerSpec
+
+    out = Path(args.out)
+    (out / "runlogs").mkdir(parents=True, exist_ok=True)
+    spec = ControllerSpec("board", checkpoint=args.checkpoint, board=BoardLink(emulate="python"))
+    cfg = EvalConfig(seconds=args.episode_s)
+    samples: list[dict[str, float]] = []
+    episodes: list[dict] = []
+    rtts: list[np.ndarray] = []
+    t_start = time.monotonic()
+    end = t_start + args.minutes * 60.0
+    me = os.getpid()
+    with spec.factory() as factory:
+        made: list = []
+
+        def make(env):
+            c = factory(env)
+            made.append(c)
+            return c
+
+        next_sample = t_start
+
+        def sample(k, obs, torque):
+            nonlocal next_sample
+            if k % 200 == 0 and time.monotonic() >= next_sample:
+                next_sample += 10.0
+                proc = made[-1].backend.process
+                s = {"t_s": time.monotonic() - t_start, "rss_kib": rss_kib(me), "fds": open_fds(me)}
+                if proc is not None:
+                    s |= {"board_rss_kib": rss_kib(proc.pid), "board_fds": open_fds(proc.pid)}
+                samples.append(s)
+
+        seed = 0
+        while time.monotonic() < end:
+            stats: dict = {}
+            base = out / "runlogs" / f"seed_{seed}"
+            seconds = min(args.episode_s, max(1.0, end - time.monotonic()))
+            fell, walked, _ = run_episode(
+                make, seed, seconds, cfg.env_kwargs(), record=False, stats_out=stats, observers=[sample],
+                realtime=True, log_base=base, log_header={"soak": True},
+            )  # fmt: skip
+            backend: SerialBoardBackend = made[-1].backend
+            rtts.append(backend.round_trips_s().copy())
+            _, cols = read_runlog(base)
+            steps = stats["link"]["steps"]
+            ep = {
+                "seed": seed,
+                "seconds": seconds,
+                "fell": fell,
+                "walked_s": walked,
+                "ended": stats["ended"],
+                "steps": steps,
+                "log_rows": len(cols["time"]),
+                "lateness_us": stats["realtime"]["lateness_us"],
+                "periods_missed": stats["realtime"]["periods_missed"],
+                "steps_lost": stats["link"]["steps_lost"],
+            }
+            episodes.append(ep)
+            print(json.dumps(ep), flush=True)
+            seed += 1
+    rtt = np.concatenate(rtts) * 1e6
+    lost = int(np.isnan(rtt).sum())
+    rtt = rtt[np.isfinite(rtt)]
+    pct = np.percentile(rtt, [50, 99, 99.9])
+    after = [s for s in samples if s["t_s"] >= 60.0] or samples
+
+    def growth(key: str) -> float | None:
+        vals = [s[key] for s in after if key in s]
+        return round(100.0 * (max(vals) - vals[0]) / vals[0], 2) if vals else None
+
+    result = {
+        "minutes": args.minutes,
+        "wall_s": round(time.monotonic() - t_start, 1),
+        "episodes": episodes,
+        "steps": int(rtt.size + lost),
+        "steps_lost": lost,
+        "round_trip_us": dict(
+            zip(("p50", "p99", "p99_9", "max"), [round(float(v), 1) for v in (*pct, rtt.max())], strict=True)
+        ),
+        "rss_growth_after_1min_pct": growth("rss_kib"),
+        "board_rss_growth_after_1min_pct": growth("board_rss_kib"),
+        "fds_first_last": [samples[0]["fds"], samples[-1]["fds"]] if samples else None,
+        "board_fds_first_last": [samples[0].get("board_fds"), samples[-1].get("board_fds")] if samples else None,
+        "log_rows_equal_steps": all(e["log_rows"] == e["steps"] for e in episodes),
+        "samples": samples,
+    }
+    write_json(out / "soak.json", result)
+    print(json.dumps({k: v for k, v in result.items() if k not in ("samples", "episodes")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
