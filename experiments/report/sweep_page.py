@@ -74,7 +74,8 @@ def columns(s: dict[str, Any]) -> list[Col]:
         Col("r2_knee", "R² knee", "replay, mean", _num("r2_knee", ".3f")),
         Col("pareto", "front", "non-dominated in", lambda p: ", ".join(p["pareto"]) or None),
     ]
-    return cols + [c for c in metrics if any(c.cell(p) is not None for p in s["points"])]
+    varied = {v["key"] for v in s["varied"]}  # a varied budget_us is a parameter column already
+    return cols + [c for c in metrics if c.key not in varied and any(c.cell(p) is not None for p in s["points"])]
 
 
 def rules(s: dict[str, Any]) -> str:
