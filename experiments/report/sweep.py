@@ -294,7 +294,9 @@ def fronts(pts: list[dict[str, Any]], y_key: str) -> dict[str, list[dict[str, An
             by.setdefault((p["condition_label"], source), []).append(p)
         out[panel] = []
         for (cond, source), members in by.items():
-            objs = {p["id"]: (sign * p[x_key], p[y_key], p["fall_fraction"]) for p in members}
+            objs: dict[str, tuple[float, ...]] = {
+                p["id"]: (sign * p[x_key], p[y_key], p["fall_fraction"]) for p in members
+            }
             ids = non_dominated(objs)
             ids.sort(key=lambda i: next(p[x_key] for p in members if p["id"] == i))
             out[panel].append({"condition": cond, "latency_source": source or None,

@@ -50,12 +50,16 @@ def _over(p: dict[str, Any]) -> str | None:
     return f"{m}/{n} ({100.0 * m / n:.1f} %)"
 
 
+def _param_cell(key: str) -> Callable[[dict[str, Any]], str | None]:
+    return lambda p: value_text(key, p["params"].get(key))
+
+
 def columns(s: dict[str, Any]) -> list[Col]:
     """The table's columns: the point, the varied parameters, then every metric some point has a value for."""
     cols = [Col("id", "point", "", lambda p: p["id"])]
     for v in s["varied"]:
         key = v["key"]
-        cols.append(Col(key, v["name"], v["unit"], lambda p, k=key: value_text(k, p["params"].get(k))))
+        cols.append(Col(key, v["name"], v["unit"], _param_cell(key)))
     base = s["baseline"] or "baseline"
     metrics = [
         Col("tasks", "tasks", "done / in the row", _tasks),
