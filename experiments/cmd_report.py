@@ -1,9 +1,11 @@
 """`legloop report RUN_DIR [RUN_DIR …] --out DIR`: the stability and latency report of finished runs.
 
 Reads what runs wrote — `legloop eval` (metrics.json + runlogs/), `legloop eval --replay`, `legloop train`
-(train.json + stages/) and `legloop demo` directories — and never re-runs anything. Writes DIR/report.html
-(self-contained: open it offline, print it, attach it), DIR/summary.json (every number on the page), DIR/summary.md
-(a short table for a notebook or a pull request) and DIR/figures/.
+(train.json + stages/), `legloop demo` and `legloop sweep` (sweep.json) directories — and never re-runs anything.
+Writes DIR/report.html (self-contained: open it offline, print it, attach it), DIR/summary.json (every number on the
+page), DIR/summary.md (a short table for a notebook or a pull request) and DIR/figures/. A sweep adds a Sweep section:
+its points by varied parameters, the Pareto fronts of sparsity or latency against tracking and falls, latency
+against the budget, falls against added actuation latency (docs/sweep.md).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from experiments.cli import CliError, Subparsers
 
 def register(sub: Subparsers) -> None:
     p = sub.add_parser("report", help="HTML/JSON/Markdown report of finished runs (no re-running)", description=__doc__)
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (eval, replay, train or demo)")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (eval, replay, train, demo or sweep)")
     p.add_argument("--out", required=True, help="output directory for report.html, summary.json, summary.md")
     p.add_argument("--force", action="store_true", help="overwrite an existing report in --out")
     p.add_argument("--frames", type=int, default=8, help="filmstrip frames per controller (0: no rendering)")

@@ -143,6 +143,13 @@ def make_checkpoint(tmp_path: Path) -> CheckpointFactory:
     return CheckpointFactory(tmp_path)
 
 
+@pytest.fixture(scope="module")
+def make_module_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> CheckpointFactory:
+    """The same factory in a directory shared by one test module: for module-scoped fixtures (a sweep or runs that
+    several tests read)."""
+    return CheckpointFactory(tmp_path_factory.mktemp("checkpoints"))
+
+
 @pytest.fixture
 def conformance_dir() -> Path:
     """The shared conformance-vector folder named by ``LEGLOOP_CONFORMANCE_DIR``.

@@ -1,4 +1,4 @@
-"""`legloop report`: the stability and latency report of closed-loop runs, from their files alone.
+"""`legloop report`: the stability and latency report of closed-loop runs and sweeps, from their files alone.
 
 Modules, in the order the data flows:
 
@@ -9,6 +9,9 @@ Modules, in the order the data flows:
 ``summary``  one row per controller, ratios to the PD, the verdict in words; summary.json and summary.md.
 ``figures``  matplotlib figures (Agg) as small PNGs; ``render`` redraws the walk with MuJoCo in a child process.
 ``html``     the self-contained page.
+``sweep``    a `legloop sweep` directory's sweep.json → points by varied parameters, Pareto fronts, deadline rows,
+             falls against added latency; ``sweep_figures`` draws them, ``sweep_page`` is their page section and
+             summary.md part.
 ``build``    :func:`build_report`, which ties them together.
 """
 

@@ -2,7 +2,9 @@
 
 ``build_report(paths, out)`` is what ``legloop report`` and ``legloop demo`` call. It refuses to overwrite an earlier
 report unless ``force``; it raises :class:`~experiments.report.load.ReportInputError` (one line) for a path that is
-not a run, and turns anything missing inside a run into a note on the page.
+not a run, and turns anything missing inside a run into a note on the page. A `legloop sweep` directory among the
+paths adds a Sweep section (:mod:`.sweep`, :mod:`.sweep_figures`, :mod:`.sweep_page`) to the page, summary.json
+(``sweeps``) and summary.md.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from experiments.report import figures as figs
 from experiments.report.html import page
 from experiments.report.load import ReportInputError, load_inputs
 from experiments.report.summary import build_summary, markdown, reference
+from experiments.report.sweep_page import sweep_html, sweep_markdown, sweep_sections
 
 OUTPUTS = ("report.html", "summary.json", "summary.md")
 
@@ -90,9 +93,14 @@ def build_report(
     if taken and not force:
         raise ReportExistsError(f"{out_dir / taken[0]} already exists; choose another --out or pass --force")
     inp = load_inputs([Path(p) for p in paths])
-    if not inp.controllers and not inp.trainings and not inp.replays:
-        raise ReportInputError("the runs given hold no closed-loop episodes, training stages or replays")
+    if not inp.controllers and not inp.trainings and not inp.replays and not inp.sweeps:
+        raise ReportInputError("the runs given hold no closed-loop episodes, training stages, replays or sweeps")
     summary = build_summary(inp)
+    sweeps = sweep_sections(inp.sweeps)
+    if sweeps:
+        summary["sweeps"] = [s for s, _ in sweeps]
+        if not inp.controllers:  # the sweeps are the report: their headlines are its headline
+            summary["headline"] = " ".join(s["headline"] for s, _ in sweeps)
     ref = reference(inp.controllers)
     col = figs.colours(inp.controllers, ref)
     with_logs = [r for r in inp.controllers if r.runlogs]
@@ -123,7 +131,7 @@ def build_report(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "figures").mkdir(exist_ok=True)
-    all_figs = figures + training_figures
+    all_figs = figures + training_figures + [f for _, fs in sweeps for f in fs]
     for f in all_figs:
         if f.data is not None:
             _write(out_dir / "figures" / f"{f.id.removeprefix('fig-')}.{f.ext}", f.data)
@@ -143,9 +151,12 @@ def build_report(
         for f in all_figs
     ]
     summary["run_log_headers"] = headers
-    html_text = page(summary, figures, training_figures, headers, generated, build_s)
+    html_text = page(summary, figures, training_figures, headers, generated, build_s, sweep_html(sweeps))
+    md = markdown(summary) if inp.controllers or not sweeps else "# legloop report\n"
+    if sweeps:
+        md += "\n" + sweep_markdown(sweeps)
     _write(out_dir / "summary.json", json.dumps(_jsonable(summary), indent=1, allow_nan=False) + "\n")
-    _write(out_dir / "summary.md", markdown(summary))
+    _write(out_dir / "summary.md", md)
     _write(out_dir / "report.html", html_text)
     return ReportResult(
         out_dir / "report.html",

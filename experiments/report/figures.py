@@ -85,6 +85,13 @@ def _log(ax: Any, axis: str = "y") -> None:
     target.set_minor_locator(NullLocator())
 
 
+# The drawing helpers under public names, for the report's other figure modules (sweep_figures): one style.
+new_figure = _figure
+to_png = _png
+style_axes = _style
+log_axis = _log
+
+
 def _first_log(run: ControllerRun, *cols: str) -> RunLog | None:
     for seed in sorted(run.runlogs):
         log = run.runlogs[seed]

@@ -363,8 +363,10 @@ def page(
     runlog_headers: dict[str, list[dict[str, Any]]],
     generated: str,
     build_s: float,
+    sweep_html: str = "",
 ) -> str:
-    """The whole page as one string."""
+    """The whole page as one string; ``sweep_html``: the Sweep sections (:mod:`.sweep_page`), after the figures.
+    A report of sweeps alone has no comparison, run figures or configuration sections."""
     notes = [(c["label"], n) for c in summary["controllers"] for n in c["notes"]]
     notes += [(t["path"], n) for t in summary["trainings"] for n in t["notes"]]
     notes_html = (
@@ -393,9 +395,13 @@ def page(
         if ref
         else "No PD run among the inputs: no ratios to the PD."
     )
-    sections = (("verdict", "verdict"), ("table", "comparison"), ("figures", "figures"), ("training", "training"),
-                ("config", "configuration"))  # fmt: skip
-    nav = "".join(f'<a href="#{esc(i)}">{esc(t)}</a>' for i, t in sections)
+    runs = bool(summary["controllers"]) or not sweep_html
+    sections = (("verdict", "verdict"), ("table", "comparison"), ("figures", "figures"), ("sweep", "sweep"),
+                ("training", "training"), ("config", "configuration"))  # fmt: skip
+    trained = bool(summary["trainings"])
+    shown = {"verdict": runs, "table": runs, "figures": runs, "sweep": bool(sweep_html), "training": trained,
+             "config": runs or trained}  # fmt: skip
+    nav = "".join(f'<a href="#{esc(i)}">{esc(t)}</a>' for i, t in sections if shown.get(i, True))
     train_html = ""
     if summary["trainings"]:
         train_html = (
@@ -403,6 +409,15 @@ def page(
             + training_table(summary)
             + "".join(figure_html(f) for f in training_figures)
         )
+    runs_html = f"""<h2 id="table">Comparison</h2>
+{comparison_tables(summary)}
+<p class="note">{ref_note} Across seeds: means, except {esc(rules)}. Floquet needs ≥ 30 strides per episode.
+RMSE against the AMPRO PD's desired trajectory (a PD runs in shadow); MoS: margin of stability (Hof 2008) at heel
+strike; R² and NRMSE: open-loop torque replay of a held-out PD walk (NRMSE by the range of the PD torque); policy
+actions: steps held / given the PD's torque / episodes stopped / steps lost.</p>
+{link_table(summary)}"""
+    figures_html = f"""<h2 id="figures">Figures</h2>
+{"".join(figure_html(f) for f in figures)}"""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -413,18 +428,12 @@ def page(
 <div class="meta">Generated {esc(generated)} in {build_s:.1f} s from {esc(", ".join(summary["sources"]))}.
 Read from the runs' files only: nothing was re-run.</div>
 <nav>{nav}</nav></header>
-{verdict_box(summary)}
-<h2 id="table">Comparison</h2>
-{comparison_tables(summary)}
-<p class="note">{ref_note} Across seeds: means, except {esc(rules)}. Floquet needs ≥ 30 strides per episode.
-RMSE against the AMPRO PD's desired trajectory (a PD runs in shadow); MoS: margin of stability (Hof 2008) at heel
-strike; R² and NRMSE: open-loop torque replay of a held-out PD walk (NRMSE by the range of the PD torque); policy
-actions: steps held / given the PD's torque / episodes stopped / steps lost.</p>
-{link_table(summary)}
+{verdict_box(summary) if runs else ""}
+{runs_html if runs else ""}
 {notes_html}{replays}
-<h2 id="figures">Figures</h2>
-{"".join(figure_html(f) for f in figures)}
+{figures_html if runs else ""}
+{sweep_html}
 {train_html}
-{config_section(summary, runlog_headers)}
+{config_section(summary, runlog_headers) if shown["config"] else ""}
 </body></html>
 """

@@ -12,6 +12,8 @@ What a report reads (all JSON or NumPy ``.npy``, so a run made on another machin
 ``legloop demo --out DIR``     ``DIR/demo.json``, its training run ``DIR/train`` and closed-loop runs
                                ``DIR/runs/<label>/`` (eval layout); a demo from before ``runs/`` existed still gives
                                the table from ``demo.json`` alone.
+``legloop sweep --out DIR``    ``DIR/sweep.json`` only (schema ``legloop.sweep/1``, docs/sweep.md: every task's
+                               parameters and key metrics), read by :mod:`experiments.report.sweep`.
 
 Anything missing or from an older format becomes a note (:attr:`ControllerRun.notes`) saying what is left out; a
 directory that is no run at all, or a file that cannot be read, raises :class:`ReportInputError` naming it.
@@ -23,9 +25,12 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from experiments.report.sweep import SweepRun
 
 RUNLOG_FORMAT = "legloop-runlog/1"
 
@@ -132,6 +137,7 @@ class ReportInput:
     trainings: list[TrainingRun] = field(default_factory=list)
     replays: list[ReplayRun] = field(default_factory=list)
     demos: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
+    sweeps: list[SweepRun] = field(default_factory=list)
     sources: list[Path] = field(default_factory=list)
 
 
@@ -321,6 +327,11 @@ def load_inputs(paths: list[Path]) -> ReportInput:
         if (p / "train.json").is_file():
             inp.trainings.append(load_training_run(p))
             found = True
+        if (p / "sweep.json").is_file():
+            from experiments.report.sweep import load_sweep  # it reads with this module's readers
+
+            inp.sweeps.append(load_sweep(p))
+            found = True
         if (p / "metrics.json").is_file() and not (p / "demo.json").is_file():
             metrics = read_json(p / "metrics.json")
             if isinstance(metrics.get("episodes"), list):
@@ -335,7 +346,7 @@ def load_inputs(paths: list[Path]) -> ReportInput:
         if not found:
             raise ReportInputError(
                 f"{p}: not a run directory (expected metrics.json from `legloop eval`, train.json from `legloop "
-                "train` or demo.json from `legloop demo`)"
+                "train`, demo.json from `legloop demo` or sweep.json from `legloop sweep`)"
             )
     # The PD is the reference row: first in every table and legend, the others in the order given.
     inp.controllers.sort(key=lambda r: not r.is_pd)
