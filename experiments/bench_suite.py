@@ -3,13 +3,14 @@
 Sections (:data:`SECTIONS`):
 
 * ``plant``     — a closed-loop control step against the raw `mj_step` physics it contains, and the real-time factor
-  per backend: PD, CPU delta-GRU, EdgeDRNN model (:func:`experiments.bench.bench_plant`); the board's row is a hook
-  (:data:`BOARD_BACKENDS`) that says 'not available' and why until a board backend registers there;
+  per backend: PD, CPU delta-GRU, EdgeDRNN model (:func:`experiments.bench.bench_plant`) and the emulated boards
+  (:data:`BOARD_KINDS`: Python emulator, C firmware, QEMU; wall clock, beside the in-process model's wall clock; a
+  board that cannot run here is a row saying why);
 * ``inference`` — one batch-1 step of 2-layer GRUs of 64, 128 and 256 units: torch eager, onnxruntime on the
   exported ONNX, the project's dense CPU kernel (Θ = 0) and its delta kernel at ~90 % temporal sparsity; median and
   p99 µs per step and the speed-up over onnxruntime;
 * ``edgedrnn``  — the EdgeDRNN model's wall time per step against the hardware latency it models, same steps;
-* ``serial``    — round trip per board implementation (hook: :data:`SERIAL_LINKS`);
+* ``serial``    — STEP round trip per board implementation over a pty (:data:`SERIAL_CASES`): p50/p99/p99.9/max;
 * ``train``     — wall time of the default `legloop train` per stage (skipped with ``--quick``);
 * ``sweep``     — tasks per minute of short evaluation tasks with a pool of 1 and of all cores.
 
@@ -41,9 +42,21 @@ OK, SKIPPED, UNAVAILABLE = "ok", "skipped", "not available"
 
 # Hooks: board implementations to time. Each entry: name → a callable(quick: bool) returning either a dict of the
 # row's figures or raising :class:`Unavailable` with the reason. The board emulator / firmware register here.
-BOARD_BACKENDS: dict[str, Callable[[bool], dict[str, Any]]] = {}
-SERIAL_LINKS: dict[str, Callable[[bool], dict[str, Any]]] = {}
-NO_BOARD = "no board backend in this build (hil.board_backend): the emulated board is wired in later"
+# Emulated boards in the closed loop (plant section) and on the link (serial section).
+BOARD_KINDS = ("python", "c", "qemu")
+BOARD_LABELS = {
+    "python": "closed loop, board: Python emulator on a pty",
+    "c": "closed loop, board: C firmware on a pty",
+    "qemu": "closed loop, board: firmware on QEMU Cortex-M3",
+}
+# (label, kind, emulated baud) of the serial section's rows.
+SERIAL_CASES = (
+    ("Python emulator, full speed", "python", None),
+    ("Python emulator, 921600 baud", "python", 921600.0),
+    ("Python emulator, 115200 baud", "python", 115200.0),
+    ("C firmware (host process)", "c", None),
+    ("firmware on QEMU Cortex-M3", "qemu", None),
+)
 
 
 class Unavailable(Exception):
@@ -141,8 +154,14 @@ def bench_plant_section(quick: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="legloop-bench-") as d:
         ckpt, theta_h = _random_checkpoint(Path(d) / "net.pt", 128, _pd_features())
         specs = {"deltagru": ControllerSpec("deltagru", str(ckpt)), "edgedrnn": ControllerSpec("edgedrnn", str(ckpt))}
-        factories = {name: spec.factory() for name, spec in specs.items()}
+        factories: dict[str, Any] = {name: spec.factory() for name, spec in specs.items()}
+        unavailable: list[dict[str, Any]] = []
         try:
+            for kind in BOARD_KINDS:
+                try:
+                    factories[f"board-{kind}"] = _board_spec(str(ckpt), kind).factory()
+                except Unavailable as exc:
+                    unavailable.append({"figure": BOARD_LABELS[kind], "us": None, "note": str(exc), "available": False})
             r = bench_plant(steps, rounds, controllers=factories)
         finally:
             for f in factories.values():
@@ -156,11 +175,24 @@ def bench_plant_section(quick: bool) -> dict[str, Any]:
         {"figure": "closed loop, PD", "us": us["loop"], "ratio": r["loop_over_physics"], "rtf": r["real_time_factor"]},
     ]  # fmt: skip
     for name, c in r["controllers"].items():
+        if name.startswith("loop:board-"):
+            continue
         label = {"loop:deltagru": "closed loop, CPU delta-GRU", "loop:edgedrnn": "closed loop, EdgeDRNN model"}[name]
         rows.append({"figure": label, "us": c["us_per_control_step"], "ratio": c["over_physics"],
                      "rtf": c["real_time_factor"], "note": f"2L-128H, sparsity {c['sparsity']:.2f}; + PD"})  # fmt: skip
-    board = _board_rows(quick)
-    rows += board
+    # Across a link the loop waits for the board: these rows are wall clock, beside the in-process model's wall clock.
+    e = r["controllers"]["loop:edgedrnn"]
+    rows.append({"figure": "closed loop, EdgeDRNN model (wall clock)", "us": e["wall_us_per_control_step"],
+                 "ratio": e["wall_us_per_control_step"] / us["physics"], "rtf": e["wall_real_time_factor"],
+                 "note": "wall clock, the baseline of the board rows"})  # fmt: skip
+    for kind in BOARD_KINDS:
+        c = r["controllers"].get(f"loop:board-{kind}")
+        if c is not None:
+            w = c["wall_us_per_control_step"]
+            note = f"wall clock; {w / e['wall_us_per_control_step']:.1f}x the in-process model"
+            rows.append({"figure": BOARD_LABELS[kind], "us": w, "ratio": w / us["physics"],
+                         "rtf": c["wall_real_time_factor"], "note": note})  # fmt: skip
+    rows += unavailable
     return {
         "status": OK,
         "rows": rows,
@@ -174,17 +206,18 @@ def bench_plant_section(quick: bool) -> dict[str, Any]:
     }
 
 
-def _board_rows(quick: bool) -> list[dict[str, Any]]:
-    if not BOARD_BACKENDS:
-        return [{"figure": "closed loop, board", "us": None, "ratio": None, "rtf": None, "note": NO_BOARD,
-                 "available": False}]  # fmt: skip
-    rows = []
-    for name, fn in BOARD_BACKENDS.items():
-        try:
-            rows.append({"figure": f"closed loop, {name}"} | fn(quick))
-        except Unavailable as exc:
-            rows.append({"figure": f"closed loop, {name}", "us": None, "note": str(exc), "available": False})
-    return rows
+def _board_spec(checkpoint: str, kind: str, baud: float | None = None) -> Any:
+    """The ``board`` controller spec of an emulated board of ``kind``; :class:`Unavailable` when it cannot run here."""
+    from hil.board_backend import BoardLink
+    from hil.spec import ControllerSpec
+
+    if kind in ("c", "qemu"):
+        from firmware_bridge.c_firmware import toolchain
+
+        reason = toolchain().missing("host" if kind == "c" else "qemu")
+        if reason:
+            raise Unavailable(reason)
+    return ControllerSpec("board", checkpoint, board=BoardLink(emulate=kind, baud=baud))
 
 
 PLANT_COLUMNS = [
@@ -430,22 +463,64 @@ EDGEDRNN_COLUMNS = [
 
 # ------------------------------------------------------------------------------------------------------ serial
 def bench_serial(quick: bool) -> dict[str, Any]:
-    if not SERIAL_LINKS:
-        row = {"implementation": "board over serial", "median_us": None, "note": NO_BOARD, "available": False}
-        return {"status": UNAVAILABLE, "reason": NO_BOARD, "rows": [row]}
-    rows = []
-    for name, fn in SERIAL_LINKS.items():
-        try:
-            rows.append({"implementation": name} | fn(quick))
-        except Unavailable as exc:
-            rows.append({"implementation": name, "median_us": None, "note": str(exc), "available": False})
-    return {"status": OK, "rows": rows}
+    """STEP round trips of the loop's board backend (quantise, send, wait, parse, scale) over a pty, per board."""
+    from controllers.checkpoint import load_checkpoint
+    from firmware_bridge.export import bundle_from_model
+    from hil.board_backend import SerialBoardBackend
+
+    steps = 500 if quick else 5000
+    feats = _pd_features(seconds=max(4.0, (steps + 100) * 0.005)).astype(np.float64)
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="legloop-bench-") as d:
+        ckpt, _ = _random_checkpoint(Path(d) / "net.pt", 128, feats.astype(np.float32))
+        model, meta = load_checkpoint(ckpt)
+        bundle = bundle_from_model(model, meta)
+        for label, kind, baud in SERIAL_CASES:
+            try:
+                link = _board_spec(str(ckpt), kind, baud).board
+                backend = SerialBoardBackend(bundle, link)
+            except Unavailable as exc:
+                rows.append({"implementation": label, "median_us": None, "note": str(exc), "available": False})
+                continue
+            try:
+                for x in feats[:100]:
+                    backend.step(x)
+                backend.reset()
+                for x in feats[100 : 100 + steps]:
+                    backend.step(x)
+                rtt = backend.round_trips_s() * 1e6
+                lost = int(np.isnan(rtt).sum())
+                rtt = rtt[np.isfinite(rtt)]
+                p50, p99, p999 = np.percentile(rtt, [50, 99, 99.9])
+                rows.append({
+                    "implementation": label, "median_us": float(p50), "p99_us": float(p99), "p99_9_us": float(p999),
+                    "max_us": float(rtt.max()), "lost": lost, "steps": steps,
+                    "period_pct_p99": 100.0 * p99 / 5000.0,
+                    "note": f"{backend.info.firmware}; step timeout {backend.client.step_timeout_s * 1e3:.1f} ms"
+                    if backend.client else "",
+                })  # fmt: skip
+            finally:
+                backend.close()
+    return {
+        "status": OK,
+        "rows": rows,
+        "notes": [
+            f"{steps} STEPs of a 2L-128H delta-GRU (random weights, ~90 % sparsity) on a PD walk's features, one "
+            "after another as fast as answered; the round trip is what SerialBoardBackend.step measures: send STEP "
+            "→ RESULT received and checked; goals: p99 ≤ 500 µs for the emulator at full speed, ≤ 150 µs for the "
+            "C firmware (10 % / 3 % of the 5 ms period)",
+        ],
+    }
 
 
 SERIAL_COLUMNS = [
     Column("implementation", "implementation"),
-    Column("median_us", "round trip median µs", ".1f"),
+    Column("median_us", "round trip p50 µs", ".1f"),
     Column("p99_us", "p99 µs", ".1f"),
+    Column("p99_9_us", "p99.9 µs", ".1f"),
+    Column("max_us", "max µs", ".1f"),
+    Column("period_pct_p99", "p99 % of 5 ms", ".1f"),
+    Column("lost", "lost steps"),
     Column("note", "note"),
 ]
 
