@@ -8,7 +8,9 @@
 3. run PD, the float GRU (after DAgger, before the delta fine-tune: `gru.pt`), the delta-GRU on the CPU
    (`controller.pt`) and the delta-GRU on the bit-exact EdgeDRNN model in closed loop on the same seeds, with the
    21 µs budget checked on every EdgeDRNN step: as a hard deadline (a late step holds the last torque), the same with
-   the runtime threshold governor, and as a reported target with the 5 ms control period as the deadline;
+   the runtime threshold governor, and as a reported target with the 5 ms control period as the deadline; and the
+   same export on the emulated board (``hil.board_emulator`` in its own process on a pseudo-terminal, configured and
+   loaded over the wire, one STEP per control period: `legloop eval --controller board --emulate`);
 4. print one comparison table and leave everything (data, checkpoints, exports, metrics) under `--out`: each
    controller's closed-loop run as a `legloop eval` run directory (`runs/<label>/`: metrics.json, per-step run logs,
    its replay), and `legloop report`'s page of them all in `report/`.
@@ -39,7 +41,9 @@ CONTROLLERS = (
     ("edgedrnn", "edgedrnn", False, "hold"),
     ("edgedrnn+gov", "edgedrnn", True, "hold"),
     ("edgedrnn@5ms", "edgedrnn", False, "period"),
+    ("board", "board", False, "hold"),
 )
+EXPORTED = ("edgedrnn", "board")  # controllers that take a deadline policy in the demo
 COLUMNS = [
     Column("controller", "controller"),
     Column("falls", "falls"),
@@ -106,7 +110,8 @@ def _notes(rows: list[dict], seconds: float) -> list[str]:
         "Floquet multiplier (≥ 30 strides): `legloop eval --seconds 60` reports it",
         "knee RMSE: against the AMPRO PD's desired trajectory; R²: torque imitation on a held-out PD walk (replay)",
         f"latency budget {DEFAULT_BUDGET_S * 1e6:g} µs per step; gru/deltagru: measured wall time of the CPU kernel "
-        "on this machine; edgedrnn: modelled EdgeDRNN latency at 125 MHz",
+        "on this machine; edgedrnn: modelled EdgeDRNN latency at 125 MHz; board: the same, computed by the emulated "
+        "board (its round trip over the pty is in runs/board/metrics.json, `link`)",
     ]
     for policy in dict.fromkeys(str(r["policy"]) for r in rows if r.get("policy")):
         notes.append(f"policy {policy!r}: {POLICY_HELP[policy]}")
@@ -125,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
     from experiments.train import run_training
     from experiments.train_config import CONFIG_DIR, DEFAULT_CONFIG, ConfigError, load_config
     from experiments.train_data import TrainError
+    from hil.board_backend import BoardLink
     from hil.spec import ControllerSpec
 
     if not 0.6 <= args.speed <= 1.5:
@@ -166,12 +172,14 @@ def run(args: argparse.Namespace) -> int:
     rows, results = [], {}
     for label, name, governor, policy in CONTROLLERS:
         learned = name != "pd"
+        board = BoardLink(emulate="python") if name == "board" else None
         spec = ControllerSpec(
             name,
             checkpoint=str(ckpt) if learned else None,
             governor=governor,
-            policy=policy if name == "edgedrnn" else None,
+            policy=policy if name in EXPORTED else None,
             label=label,
+            board=board,
         )
         run_dir, run_cfg = out / "runs" / label, logged(ecfg, out / "runs" / label)
         with spec.factory() as factory:
@@ -184,7 +192,9 @@ def run(args: argparse.Namespace) -> int:
             )
         replay = None
         if learned:
-            replay = replay_log(name, ckpt, csv, governor=governor, policy=policy if name == "edgedrnn" else None)[0]
+            replay = replay_log(
+                name, ckpt, csv, governor=governor, policy=policy if name in EXPORTED else None, board=board
+            )[0]
         write_eval_run(run_dir, spec, factory, run_cfg, episodes, pushes=False, replay=replay)
         results[label] = {"episodes": episodes, "replay": replay}
         rows.append(_row(label, episodes, replay))

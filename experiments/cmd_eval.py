@@ -330,8 +330,9 @@ def run_replay(args: argparse.Namespace) -> int:
             budget_s=args.budget_us * 1e-6,
             policy=args.deadline_policy,
             governor=args.governor,
+            board=_board_link(args),
         )
-    except (ReplayError, ValueError, *_learned_errors()) as exc:  # type: ignore[misc]
+    except (ReplayError, ValueError, *_learned_errors(), *_board_errors()) as exc:  # type: ignore[misc]
         raise CliError(str(exc)) from None
     except KeyError as exc:  # features_from_columns names the missing log column
         raise CliError(str(exc.args[0]) if exc.args else str(exc)) from None

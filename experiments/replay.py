@@ -108,10 +108,12 @@ def replay_log(
     governor: bool = False,
     theta_x: float | None = None,
     theta_h: float | None = None,
+    board: Any = None,
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """Replay ``log_path`` through a checkpoint; returns (metrics, predicted torques [T, 2], logged PD torques).
 
-    ``theta_x`` / ``theta_h`` override the checkpoint's thresholds (normalised units). Raises ``CheckpointError``
+    ``theta_x`` / ``theta_h`` override the checkpoint's thresholds (normalised units); ``board`` (a
+    :class:`hil.board_backend.BoardLink`) is where ``controller_name='board'`` runs. Raises ``CheckpointError``
     (unusable checkpoint or feature-set mismatch), :class:`ReplayError` (log) or ``ExportError`` (edgedrnn: a
     checkpoint that does not fit the accelerator).
     """
@@ -126,6 +128,7 @@ def replay_log(
         governor=governor,
         theta_x=theta_x,
         theta_h=theta_h,
+        board=board,
     )
     with spec.factory() as factory:
         fs = factory.meta.feature_set
@@ -135,6 +138,7 @@ def replay_log(
         ctrl = factory.offline(capacity=len(feats))
         assert isinstance(ctrl, LearnedController)
         pred = replay(ctrl, feats, target)
+        stats = ctrl.episode_stats()  # while the backend is open: a board's link counters are read from it
     metrics: dict[str, Any] = {
         "controller": controller_name,
         "checkpoint": str(factory.checkpoint_path),
@@ -143,7 +147,7 @@ def replay_log(
         "feature_set": fs,
         "joints": torque_metrics(pred, target),
     }
-    metrics |= ctrl.episode_stats()
+    metrics |= stats
     metrics["latency"] = ctrl.latency_stats()
     metrics["latency_histogram"] = ctrl.monitor.histogram(1.0)
     qs = (1, 5, 25, 50, 75, 90, 95, 99, 99.9)
