@@ -10,8 +10,9 @@ BIN    := $(VENV)/bin
 # Users who want a CUDA build: `make setup TORCH_SPEC='torch>=2.8'`.
 TORCH_SPEC ?= torch==2.13.0
 CONFORMANCE ?= $(abspath ../shared/conformance)
-# Optional extras installed with legloop; `make setup EXTRAS=dev,train,ray` adds Ray for `legloop sweep --ray`.
-EXTRAS ?= dev,train
+# Optional extras installed with legloop: the tests run `legloop sweep --ray` on a local Ray instance, so ray is in;
+# `make setup EXTRAS=dev,train` leaves it out (sweeps then run on the process pool only).
+EXTRAS ?= dev,train,ray
 
 export MUJOCO_GL ?= osmesa
 export PYOPENGL_PLATFORM ?= osmesa
