@@ -3,7 +3,8 @@
 Learned controllers take a checkpoint: ``--controller gru|deltagru|edgedrnn --checkpoint CKPT`` (edgedrnn: the
 checkpoint exported to the EdgeDRNN model, with ``--budget-us``, ``--deadline-policy`` and ``--governor``).
 ``--controller board`` runs the same export on a board over serial: ``--port DEV`` for a real one, or
-``--emulate [python|c|qemu]`` for a virtual one started for the run (the Python emulator takes the fault options).
+``--emulate [python|c|qemu]`` for a virtual one started for the run, which takes the fault options (the Python
+emulator injects them itself; the C firmware, on the host or QEMU, gets a fault proxy in front: ``hil.fault_proxy``).
 With ``--replay LOG.csv`` a learned controller runs open loop over a recorded log (AMPRO schema) instead of the
 simulator, and DIR/metrics.json holds per-joint torque R² / NRMSE against the logged PD torque.
 """
@@ -177,7 +178,7 @@ def _board_arguments(p: argparse.ArgumentParser) -> None:
         choices=EMULATE_KINDS,
         metavar="KIND",
         help="a virtual board started for the run: python (the emulator, default), c (the C firmware on a pty), "
-        "qemu (the firmware on an emulated Cortex-M3)",
+        "qemu (the firmware on an emulated Cortex-M3); with fault options, c and qemu get a fault proxy in front",
     )
     g.add_argument(
         "--baud",
@@ -246,11 +247,18 @@ def _board_link(args: argparse.Namespace) -> Any:
         raise CliError(
             "--controller board needs a board: --port DEV (a real one) or --emulate [python|c|qemu] (a virtual one)"
         )
-    if args.emulate != "python":
+    if args.emulate is None:
         for flag, dest, default in _FAULT_FLAGS:
             if getattr(args, dest) != default:
-                where = f"--emulate {args.emulate}" if args.emulate else "a real board (--port)"
-                raise CliError(f"{flag}: {where} injects no faults; fault injection needs --emulate python")
+                raise CliError(
+                    f"{flag}: a real board (--port) injects no faults; fault injection needs --emulate "
+                    f"(python, or c / qemu behind the fault proxy)"
+                )
+    elif args.emulate != "python" and args.reset_after is not None:
+        raise CliError(
+            f"--reset-after: --emulate {args.emulate} injects no faults of its own, and the fault proxy in front of it "
+            f"cannot reboot it; emulated reboots need --emulate python"
+        )
     if args.step_timeout_ms is not None and not 0 < args.step_timeout_ms <= 10_000:
         raise CliError(f"--step-timeout-ms must be in (0, 10000] ms, got {args.step_timeout_ms}")
     try:

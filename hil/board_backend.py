@@ -5,6 +5,21 @@ for the run and stops at :meth:`SerialBoardBackend.close` (``BoardLink(emulate="
 emulator on a pseudo-terminal, with wire-time emulation and fault injection; ``"c"``: the reference C firmware as a
 host process; ``"qemu"``: the same firmware on an emulated Cortex-M3 under QEMU).
 
+=====================================  ========================================================================
+``BoardLink(...)``                     what the backend starts, and what the host opens
+=====================================  ========================================================================
+``port=DEV``                           nothing; the host opens ``DEV`` (no fault options: a real board's cable
+                                       is what it is)
+``emulate="python"``                   ``python -m hil.board_emulator`` (faults, ``reset_after`` and wire time
+                                       injected by the emulator); the host opens the emulator's pty
+``emulate="c"`` / ``"qemu"``           the firmware; the host opens its pty
+``emulate="c"`` / ``"qemu"``,          the firmware, then ``python -m hil.fault_proxy --upstream <its pty>``
+``faults=...``                         (:mod:`hil.fault_proxy`: the emulator's drop / corrupt / truncate /
+                                       duplicate / delay / ``die_after`` with the same seeded draws and STATS
+                                       reporting; ``reset_after`` is refused); the host opens the proxy's pty.
+                                       :meth:`SerialBoardBackend.close` stops the proxy, then the firmware
+=====================================  ========================================================================
+
 Start-up, once per run: HELLO (protocol version, capacity) → CONFIGURE (geometry, Θx/Θh) → the model image in
 acknowledged chunks, checked by CRC-32 (QEMU's slow UART: preloaded by QEMU's loader, then checked the same way) →
 RESET_STATE. Per control step, exactly as :class:`hil.edgedrnn.backend.EdgeDRNNBackend` does it in process: z-score
@@ -38,8 +53,9 @@ earlier step is seen, and flagged, on the step during which it arrives).
 
 :meth:`SerialBoardBackend.episode_stats` gives ``link`` {crc_errors, truncated, malformed, resyncs, timeouts,
 seq_gaps, duplicates, stale, retries, steps_lost, board_resets, round_trip_us {mean, p50, p99, p99_9, max}} since the
-episode started and, from a board that injects faults (the Python emulator), ``link.injected`` {drop, corrupt,
-truncate, duplicate, delayed, resets} from its STATS counters over the same span.
+episode started and, from a board that injects faults (the Python emulator, or a firmware behind the fault proxy,
+which adds its injections to the board's STATS counters and sets INFO's FAULT_INJECTION bit), ``link.injected``
+{drop, corrupt, truncate, duplicate, delayed, resets} from its STATS counters over the same span.
 """
 
 from __future__ import annotations
@@ -117,7 +133,9 @@ class BoardLink:
         With ``port``: the line rate, bits/s (default 921600; native-USB boards ignore it). With ``emulate="python"``:
         the wire time the emulator honours (None: full speed). The host's step timeout follows it.
     faults
-        ``emulate="python"`` only: the emulator's seeded fault injection.
+        The emulator's seeded fault injection: by the emulator itself (``emulate="python"``) or, for ``"c"`` and
+        ``"qemu"``, by a fault proxy between the host and the firmware (:mod:`hil.fault_proxy`; no ``reset_after``:
+        the proxy cannot reboot the firmware). Refused with ``port``.
     watchdog_periods
         Control steps in a row without an answer after which the run is aborted.
     on_reset
@@ -154,10 +172,16 @@ class BoardLink:
             raise ValueError(f"baud must be a line rate in (0, 1e8] bits/s (e.g. 921600), got {self.baud!r}")
         if self.emulate in ("c", "qemu") and self.baud is not None:
             raise ValueError(f"the {self.emulate!r} board answers at full speed; emulated wire time (baud) is python's")
-        injects = self.faults.active or self.faults.reset_after is not None or self.faults.die_after is not None
-        if injects and self.emulate != "python":
-            where = f"the {self.emulate!r} board" if self.emulate else "a real board"
-            raise ValueError(f"{where} injects no faults; fault options need emulate='python'")
+        if self.injects and self.emulate is None:
+            raise ValueError(
+                "a real board injects no faults; fault options need a virtual board (emulate='python', or 'c' / "
+                "'qemu' behind the fault proxy)"
+            )
+        if self.faults.reset_after is not None and self.emulate in ("c", "qemu"):
+            raise ValueError(
+                f"the {self.emulate!r} board injects no faults of its own, and the fault proxy in front of it cannot "
+                f"reboot it: reset_after needs emulate='python'"
+            )
         if isinstance(self.watchdog_periods, bool) or not (
             isinstance(self.watchdog_periods, int) and 1 <= self.watchdog_periods <= 100_000
         ):
@@ -168,6 +192,17 @@ class BoardLink:
             raise ValueError(f"step_timeout_s must be in (0, 10] s, got {self.step_timeout_s}")
         if not 0 < self.control_timeout_s <= 60:
             raise ValueError(f"control_timeout_s must be in (0, 60] s, got {self.control_timeout_s}")
+
+    @property
+    def injects(self) -> bool:
+        """Whether :attr:`faults` asks for anything to be injected."""
+        f = self.faults
+        return f.active or f.reset_after is not None or f.die_after is not None
+
+    @property
+    def proxied(self) -> bool:
+        """Whether a fault proxy runs between the host and the board (a firmware with faults to inject)."""
+        return self.emulate in ("c", "qemu") and self.injects
 
     @property
     def where(self) -> str:
@@ -242,6 +277,7 @@ class SerialBoardBackend:
         self.image = build_model_image(bundle.image, bundle.out_weight, bundle.out_bias)
         self.path = link.port or link.where
         self.process: BoardProcess | None = None
+        self.proxy: BoardProcess | None = None  # the fault proxy in front of a firmware board, when faults are asked
         self.client: BoardClient | None = None
         try:
             self._connect(clock_hz)
@@ -289,6 +325,11 @@ class SerialBoardBackend:
                 launcher = type(launcher)(**kw) if kw else launcher
                 self.process = start_board(launcher)
             path = self.process.path
+            if link.proxied:
+                from hil.fault_proxy import FaultProxyLauncher
+
+                self.proxy = start_board(FaultProxyLauncher(path), EmulatorOptions(faults=link.faults))
+                path = self.proxy.path
         assert path is not None
         client = BoardClient.open(
             path,
@@ -438,10 +479,19 @@ class SerialBoardBackend:
                 f"the board at {self.path} rebooted at step {self._steps}; configuring it again failed: {again}"
             ) from None
 
+    def _exited(self) -> str:
+        """Which process this backend started has exited, and how ("" if none has)."""
+        out = []
+        for what, proc in (("the board process", self.process), ("the fault proxy", self.proxy)):
+            if proc is not None and proc.returncode is not None:
+                out.append(f"{what} exited with code {proc.returncode}")
+        return "; ".join(out)
+
     def _link_down(self, exc: LinkDown) -> None:
         why = str(exc)
-        if self.process is not None and self.process.returncode is not None:
-            why += f" (the board process exited with code {self.process.returncode})"
+        exited = self._exited()
+        if exited:
+            why += f" ({exited})"
         self.dead = why
         self._answering = False
         raise LoopAborted(f"the link to the board went down at step {self._steps}: {why}")
@@ -449,8 +499,9 @@ class SerialBoardBackend:
     def _watchdog(self) -> None:
         n = self.link.watchdog_periods
         why = f"it did not answer {n} control steps in a row"
-        if self.process is not None and self.process.returncode is not None:
-            why += f"; the board process exited with code {self.process.returncode}"
+        exited = self._exited()
+        if exited:
+            why += f"; {exited}"
         self.dead = why
         self._answering = False
         raise LoopAborted(f"watchdog: the board at {self.path} stopped answering: {why} (watchdog_periods={n})")
@@ -461,8 +512,8 @@ class SerialBoardBackend:
         return self._rtt[: self._steps]
 
     def episode_stats(self) -> dict[str, Any]:
-        """``link``: the host's counters since :meth:`reset`, round-trip percentiles and, from an emulator, what it
-        injected (``link.injected``; None when the board could not be asked)."""
+        """``link``: the host's counters since :meth:`reset`, round-trip percentiles and, from an emulator or through
+        a fault proxy, what was injected (``link.injected``; None when the board could not be asked)."""
         assert self.client is not None
         d: LinkCounters = self.client.counters - self._c0
         rtt = self.round_trips_s()
@@ -503,6 +554,7 @@ class SerialBoardBackend:
             "kind": self.kind,
             "link": self.link.to_dict(),
             "device": self.path,
+            "fault_proxy_upstream": self.process.path if self.proxy is not None and self.process else None,
             "firmware": info.firmware,
             "protocol": f"{info.version_major}.{info.version_minor}",
             "boot_id": f"0x{info.boot_id:08X}",
@@ -520,10 +572,13 @@ class SerialBoardBackend:
         }
 
     def close(self) -> None:
-        """Close the port and stop a board this backend started (idempotent)."""
+        """Close the port and stop what this backend started: the fault proxy first, then the board (idempotent)."""
         if self.client is not None:
             self.client.close()
             self.client = None
+        if self.proxy is not None:
+            self.proxy.stop()
+            self.proxy = None
         if self.process is not None:
             self.process.stop()
             self.process = None

@@ -769,7 +769,7 @@ def serve(
                         copies = 2
                     for k in range(copies):
                         if not queue and due <= time.monotonic():
-                            _write_all(fd, out)
+                            write_all(fd, out)
                         else:
                             heapq.heappush(queue, (due + k * len(out) * inv_baud, order, bytes(out)))
                             order += 1
@@ -782,10 +782,10 @@ def serve(
                             dead = True
         now = time.monotonic()
         while queue and queue[0][0] <= now:
-            _write_all(fd, heapq.heappop(queue)[2])
+            write_all(fd, heapq.heappop(queue)[2])
 
 
-def _write_all(fd: int, data: bytes | bytearray) -> None:
+def write_all(fd: int, data: bytes | bytearray) -> None:
     """Write a whole frame; if nobody reads for 50 ms (full pty buffer) the rest is lost, as on a real wire."""
     view = memoryview(data)
     give_up = time.monotonic() + 0.05

@@ -67,7 +67,10 @@ def _refuse_emulator_options(kind: str, options: object) -> None:
         raise ValueError(f"the {kind!r} board does not emulate wire time (baud); use the 'python' emulator")
     faults = getattr(options, "faults", None)
     if faults is not None and (faults.active or faults.reset_after is not None or faults.die_after is not None):
-        raise ValueError(f"the {kind!r} board injects no faults; use the 'python' emulator for fault runs")
+        raise ValueError(
+            f"the {kind!r} board injects no faults; put a fault proxy in front of it (hil.fault_proxy, which "
+            f"BoardLink(emulate={kind!r}, faults=...) starts) or use the 'python' emulator for fault runs"
+        )
 
 
 class FirmwareLauncher(BoardLauncher):
