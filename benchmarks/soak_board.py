@@ -70,7 +70,7 @@ def main() -> int:
 
         def make(env):
             c = factory(env)
-            made.append(c)
+            made[:] = [c]  # the current episode's controller only: the soak must not keep what it measures
             return c
 
         next_sample = t_start

@@ -26,6 +26,7 @@ clock (``--realtime``) and records how late each step started.
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -114,6 +115,12 @@ def rollout(
     isfinite = math.isfinite
     if pacer is not None:
         _warm_up(env, controller, obs)
+    # What exists now (the model, torch, the env) lives for the whole run: move it out of the collector's reach, so
+    # that a full collection during the run (which scans every tracked object: 100-250 ms measured with torch
+    # loaded) costs microseconds, not a dozen control periods; unfrozen when the run ends, so nothing is kept that
+    # would otherwise be freed. Behaviour is unchanged; only the pauses go.
+    gc.freeze()
+    if pacer is not None:
         pacer.start()
     try:
         for k in range(steps):
@@ -145,4 +152,6 @@ def rollout(
                 break
     except LoopAborted as exc:
         return RolloutResult(k, fell, env.time, bad_obs, bad_torque, str(exc))
+    finally:
+        gc.unfreeze()
     return RolloutResult(k + 1 if steps else 0, fell, env.time, bad_obs, bad_torque, None)

@@ -7,7 +7,6 @@ exactly what the emulator draws for the same seed, so a seed's faults can be pre
 
 from __future__ import annotations
 
-import gc
 import json
 import time
 from pathlib import Path
@@ -66,21 +65,6 @@ def c_compiler() -> None:
         pytest.skip(reason)
 
 
-@pytest.fixture
-def no_host_gc():
-    """No cyclic garbage collection in this (the host's) process during a run: a full collection of a process that
-    imported torch and MuJoCo takes 100-250 ms on a loaded machine, and one that falls between a STEP and its answer
-    is a timeout nobody injected. What these runs check is the link's fault accounting, not the host's pauses."""
-    gc.collect()
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _eval(args: list[str], out: Path) -> int:
     return cli_main(["eval", "--no-pushes", "--seeds", "0", "--out", str(out), *args])
 
@@ -112,7 +96,7 @@ def _episode(out: Path) -> tuple[dict, dict, dict[str, np.ndarray]]:
 
 
 def test_a_60s_run_on_the_c_firmware_with_corrupt_dropped_and_truncated_frames(
-    c_compiler: None, no_host_gc: None, damper: Path, tmp_path: Path, capsys
+    c_compiler: None, damper: Path, tmp_path: Path, capsys
 ) -> None:
     out = tmp_path / "faults"
     code = _eval(
@@ -167,7 +151,7 @@ def test_a_60s_run_on_the_c_firmware_with_corrupt_dropped_and_truncated_frames(
 
 
 def test_duplicated_and_delayed_responses_are_counted_by_the_host_as_injected(
-    c_compiler: None, no_host_gc: None, damper: Path, tmp_path: Path, capsys
+    c_compiler: None, damper: Path, tmp_path: Path, capsys
 ) -> None:
     # Responses held back 150 ms (> the 100 ms step timeout): each is a timeout, then a stale answer some steps later.
     # Seed 2 puts 11 duplicates and 8 delays in 1000 steps, the last delay at step 776 and the last duplicate at 929 (an
@@ -193,7 +177,7 @@ def test_duplicated_and_delayed_responses_are_counted_by_the_host_as_injected(
 
 
 def test_a_seed_replays_exactly_on_the_proxy_and_matches_the_emulator(
-    c_compiler: None, no_host_gc: None, damper: Path, tmp_path: Path, capsys
+    c_compiler: None, damper: Path, tmp_path: Path, capsys
 ) -> None:
     faults = ["--fault-drop", "0.03", "--fault-corrupt", "0.03", "--fault-truncate", "0.03", "--fault-seed", "11"]
     common = ["--controller", "board", "--checkpoint", str(damper), "--seconds", "2", *faults]
