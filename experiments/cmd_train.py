@@ -3,7 +3,10 @@
     legloop train [--config FILE] [--data DIR|CSV ...] [--features ampro|sensors] --out DIR [--restart] [--force]
 
 Without ``--data`` it first collects PD-baseline rollouts in simulation (``DIR/data/``) and runs DAgger rounds;
-with ``--data`` (run directories or AMPRO CSV logs of a real prosthesis) it trains on those alone. The deployable
+with ``--data`` (run directories or AMPRO CSV logs of a real prosthesis) it trains on those alone, by default with
+``experiments/configs/train_logs.toml``: budgets of gradient steps, the last 20 % of every log held out for
+validation and early stopping, the best weights kept, a warning when the logs are too few for the network. The
+stage table says how many gradient steps each stage ran and why it stopped. The deployable
 delta-GRU is ``DIR/controller.pt`` (+ ``.json``), exported to ``DIR/export/``; stage checkpoints are in
 ``DIR/stages/``, TensorBoard scalars in ``DIR/tb/``, a summary in ``DIR/train.json``. An interrupted run resumes
 where it stopped (finished stages are loaded) when started again with the same arguments.
@@ -13,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
+from typing import Any
 
 from experiments.cli import CliError, Subparsers
 
@@ -23,7 +28,11 @@ def register(sub: Subparsers) -> None:
         help="train the GRU / delta-GRU controller by imitation of the PD (BC, DAgger, delta + QAT, export)",
         description=__doc__,
     )
-    p.add_argument("--config", default=None, help="training config TOML (default: experiments/configs/train_default)")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="training config TOML (default: experiments/configs/train_default, with --data train_logs)",
+    )
     p.add_argument(
         "--data",
         nargs="+",
@@ -45,28 +54,39 @@ def register(sub: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments.train import run_training
-    from experiments.train_config import ConfigError, load_config
+    from experiments.train import DataSizeWarning, run_training
+    from experiments.train_config import LOGS_CONFIG, ConfigError, load_config
     from experiments.train_data import TrainError
 
     try:
-        cfg = load_config(args.config)
+        cfg = load_config(args.config if args.config or not args.data else LOGS_CONFIG)
     except ConfigError as exc:
         raise CliError(f"bad --config: {exc}") from None
-    try:
-        res = run_training(
-            cfg,
-            args.out,
-            sources=args.data or (),
-            feature_set=args.features,
-            restart=args.restart,
-            force=args.force,
-            progress=not args.quiet,
-        )
-    except TrainError as exc:
-        raise CliError(str(exc)) from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", DataSizeWarning)
+        shown = warnings.showwarning
+
+        def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+            if issubclass(category, DataSizeWarning):  # one plain line, not a source location
+                print(f"legloop train: warning: {message}", file=sys.stderr, flush=True)
+            else:
+                shown(message, category, *args, **kwargs)
+
+        warnings.showwarning = show
+        try:
+            res = run_training(
+                cfg,
+                args.out,
+                sources=args.data or (),
+                feature_set=args.features,
+                restart=args.restart,
+                force=args.force,
+                progress=not args.quiet,
+            )
+        except TrainError as exc:
+            raise CliError(str(exc)) from None
     s = res.summary
-    print(f"{'stage':<14} {'seconds':>8} {'R² knee':>8} {'R² ankle':>8} {'sparsity':>8}")
+    print(f"{'stage':<14} {'seconds':>8} {'steps':>6} {'stopped':<10} {'R² knee':>8} {'R² ankle':>8} {'sparsity':>8}")
     if "pd" in s["collect_seconds"]:
         print(f"{'pd data':<14} {s['collect_seconds']['pd']:>8.1f}")
     for st in s["stages"]:
@@ -74,7 +94,13 @@ def run(args: argparse.Namespace) -> int:
         sec = st["seconds"] + st.get("collect_seconds", 0.0)
         knee, ankle = r2.get("knee", float("nan")), r2.get("ankle", float("nan"))
         sp = st.get("val_sparsity")
-        print(f"{st['name']:<14} {sec:>8.1f} {knee:>8.4f} {ankle:>8.4f} {sp if sp is not None else float('nan'):>8.3f}")
+        # A stage of epochs ran all of them; a budgeted one (from logs) says why it ended.
+        steps = st["steps"] if "steps" in st else st["epochs"] * st.get("batches_per_epoch", 0)
+        stopped = st.get("stopped", "epochs")
+        print(
+            f"{st['name']:<14} {sec:>8.1f} {steps:>6} {stopped:<10} {knee:>8.4f} {ankle:>8.4f} "
+            f"{sp if sp is not None else float('nan'):>8.3f}"
+        )
     print(f"\nwrote {res.controller} ({s['feature_set']} features) in {res.seconds:.0f} s")
     if res.export_error:
         print(f"export skipped: {res.export_error}", file=sys.stderr)

@@ -15,7 +15,10 @@ Stages, each leaving ``DIR/stages/<stage>.pt`` + ``.json`` (a :mod:`controllers.
 
 The final, deployable network is ``DIR/controller.pt`` (the last delta stage), then exported (EdgeDRNN bundle, C
 header, ONNX) into ``DIR/export/``. With logs given as sources (run dirs or AMPRO CSV logs) the simulator is not
-used: no collection, no DAgger, only ``bc`` and ``delta``.
+used: no collection, no DAgger, only ``bc`` and ``delta``, each sized to the data rather than in epochs
+(:class:`experiments.train_config.LogsConfig`): a budget of gradient steps, validation on the last rows of every log
+(a contiguous tail, never trained on), early stopping, the best weights kept; a warning when the logs are too few
+for the network (:func:`data_size_warning`).
 
 Reproducible: data seeds, weight init and window sampling derive from the config's seed, and each stage seeds its
 own generators, so a resumed run (finished stages are loaded, not recomputed) ends with the same weights as an
@@ -33,6 +36,7 @@ import json
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,15 +62,17 @@ from experiments.train_data import (
     DataBackend,
     Prepared,
     Scaling,
+    Series,
     TrainError,
     control_dt_of,
     default_backend,
     episode_series,
     load_sources,
     resolve_feature_set,
+    split_tails,
     split_train_val,
 )
-from experiments.train_stages import StageSpec, summary_writer, train_stage
+from experiments.train_stages import StageSpec, summary_writer, train_stage, train_stage_budget
 
 FINAL = DELTA_GRU
 
@@ -82,6 +88,33 @@ class TrainResult:
     export_error: str | None = None
     seconds: float = 0.0
     summary: dict[str, Any] = field(default_factory=dict)
+
+
+class DataSizeWarning(UserWarning):
+    """The training logs are too few for the network (it can memorise them instead of learning the law)."""
+
+
+def data_size_warning(n_params: int, n_outputs: int, train_rows: int, dt: float) -> str | None:
+    """The warning when the labelled training steps are fewer than the network's parameters per output, else None.
+
+    Each output is fitted from `train_rows` labels by the whole network: with fewer labels than parameters per output
+    the fit is under-determined, and the network can memorise the log. It is a size check, not a promise: for the
+    ``ampro`` features, whose PD law is linear in them, it is conservative (1L-64H, 6881 parameters per output,
+    trained on 1 / 2 / 5 s of log replayed the unseen tail at torque R² 0.984 / 0.997 / 0.998 on the knee);
+    laws the network must work harder for (``sensors``, a real device's) need more. The message says what to do:
+    a smaller network, or more log.
+    """
+    per_output = n_params // max(1, n_outputs)
+    if train_rows >= per_output:
+        return None
+    need_s = per_output * dt
+    return (
+        f"the logs give {train_rows} training steps ({train_rows * dt:.0f} s) for a network of {n_params} "
+        f"parameters ({per_output} per output): fewer labelled steps than parameters per output, so it can memorise "
+        f"the log instead of learning the control law. Train a smaller network ([model] hidden_size / num_layers; "
+        f"`legloop train --data` without --config uses experiments/configs/train_logs.toml) or record more walking "
+        f"(at least {per_output} training steps, {need_s:.0f} s at {1 / dt:.0f} Hz, before the validation tail)"
+    )
 
 
 def _say(progress: bool, msg: str) -> None:
@@ -153,9 +186,11 @@ def run_training(
 
     # ---- validate the inputs before writing anything
     logs: list[Any] = []
+    log_split: tuple[list[Series], list[Series], list[dict[str, Any]]] | None = None
     if sources:
         logs, backend = load_sources(sources, fs, backend)
-        episode_series(logs, fs)  # every column present and finite, before anything is written
+        # Every column present and finite, every log long enough to split, before anything is written.
+        log_split = split_tails(episode_series(logs, fs), cfg.logs.val_fraction)
     backend = backend or default_backend()
     run_spec = {"config": cfg.to_dict(), "sources": [str(Path(s).resolve()) for s in sources]}
     spec_path = out / "train_config.json"
@@ -185,11 +220,10 @@ def run_training(
     # ---- data
     collect_seconds: dict[str, float] = {}
     seed_base = 10_000 + 100_000 * cfg.seed  # far from the evaluation seeds (0, 1, 2, …): those stay unseen
-    if sources:
+    if log_split is not None:
         dt = control_dt_of(logs)
-        train_eps, val_eps = split_train_val(backend, logs, cfg.data.val_fraction, cfg.seed)
-        train_s, val_s = episode_series(train_eps, fs), episode_series(val_eps, fs)
-        data_info = {"sources": [str(s) for s in sources], "episodes": len(logs)}
+        train_s, val_s, spans = log_split
+        data_info = {"sources": [str(s) for s in sources], "episodes": len(logs), "split": spans}
     else:
         _say(progress, f"collecting {cfg.data.episodes} PD episodes of {cfg.data.seconds:g} s")
         pd_eps, collect_seconds["pd"] = _collect_cached(
@@ -219,7 +253,8 @@ def run_training(
     # ---- stages
     rounds = 0 if sources else cfg.dagger.rounds
     l1 = cfg.optim.l1_weight
-    specs = [StageSpec("bc", 0, cfg.bc.epochs, cfg.bc.lr or cfg.optim.lr, l1_weight=l1)]
+    bc_steps, delta_steps = (cfg.logs.bc_steps, cfg.logs.delta_steps) if sources else (0, 0)
+    specs = [StageSpec("bc", 0, cfg.bc.epochs, cfg.bc.lr or cfg.optim.lr, l1_weight=l1, steps=bc_steps)]
     specs += [
         StageSpec(f"dagger{k}", k, cfg.dagger.epochs, cfg.dagger.lr or cfg.optim.lr, l1_weight=l1, dagger_round=k)
         for k in range(1, rounds + 1)
@@ -227,7 +262,17 @@ def run_training(
     dcfg = cfg.delta  # not `d`: that name holds the run's folders above
     delta_lr = dcfg.lr or cfg.optim.lr
     specs.append(
-        StageSpec("delta", rounds + 1, dcfg.epochs, delta_lr, dcfg.theta_x, dcfg.theta_h, dcfg.qat, dcfg.l1_weight)
+        StageSpec(
+            "delta",
+            rounds + 1,
+            dcfg.epochs,
+            delta_lr,
+            dcfg.theta_x,
+            dcfg.theta_h,
+            dcfg.qat,
+            dcfg.l1_weight,
+            steps=delta_steps,
+        )
     )
     for j in range(1, (0 if sources else dcfg.dagger_rounds) + 1):
         specs.append(
@@ -247,9 +292,15 @@ def run_training(
     scaling: Scaling | None = None
     torch.manual_seed(cfg.seed)  # the initial weights
     model = DeltaGRU(feature_size(fs), cfg.model.hidden_size, cfg.model.num_layers, len(TARGET_COLUMNS))
+    if sources:
+        n_params = sum(p.numel() for p in model.parameters())
+        msg = data_size_warning(n_params, len(TARGET_COLUMNS), sum(len(s) for s in train_s), dt)
+        data_info["warnings"] = [msg] if msg else []
+        if msg:
+            warnings.warn(msg, DataSizeWarning, stacklevel=2)
     history: list[dict[str, Any]] = []
     prev_ckpt: Path | None = None
-    epoch0 = 0
+    epoch0 = step0 = 0
     for spec in specs:
         ckpt = stages_dir / f"{spec.name}.pt"
         if spec.dagger_round:
@@ -286,24 +337,20 @@ def run_training(
         else:
             if scaling is None:
                 scaling = Scaling.fit(train_s)
-            _say(progress, f"stage {spec.name}: {spec.epochs} epoch(s) on {len(train_s)} episodes")
-            rec = train_stage(
-                model,
-                spec,
-                Prepared.build(train_s, scaling),
-                Prepared.build(val_s, scaling),
-                scaling,
-                cfg,
-                writer,
-                epoch0,
-                progress,
-            )
+            train_p, val_p = Prepared.build(train_s, scaling), Prepared.build(val_s, scaling)
+            if spec.steps:
+                _say(progress, f"stage {spec.name}: up to {spec.steps} steps on {train_p.steps} rows of log")
+                rec = train_stage_budget(model, spec, train_p, val_p, scaling, cfg, writer, step0, progress)
+            else:
+                _say(progress, f"stage {spec.name}: {spec.epochs} epoch(s) on {len(train_s)} episodes")
+                rec = train_stage(model, spec, train_p, val_p, scaling, cfg, writer, epoch0, progress)
             if spec.name in collect_seconds:
                 rec["collect_seconds"] = round(collect_seconds[spec.name], 2)
             history = [*history, rec]
             meta = _meta(cfg, fs, scaling, dt, spec.name, history, data_info)
             save_checkpoint(ckpt, model, meta, overwrite=True)
         epoch0 += spec.epochs
+        step0 += spec.steps
         prev_ckpt = ckpt
     writer.close()
     assert scaling is not None

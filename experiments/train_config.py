@@ -1,12 +1,14 @@
 """Configuration of `legloop train`: a typed dataclass tree loaded from TOML, with strict validation.
 
 The TOML file mirrors the dataclasses: top-level keys (``seed``, ``feature_set``, ``workers``) and one table per part
-(``[model]``, ``[data]``, ``[optim]``, ``[bc]``, ``[dagger]``, ``[delta]``). Unknown keys are rejected by their full
-dotted name (a typo must not silently fall back to a default), values are type-checked (an int where a float is
-expected is accepted; a bool is never a number) and range-checked, and every error names the key and the file.
+(``[model]``, ``[data]``, ``[optim]``, ``[bc]``, ``[dagger]``, ``[delta]``, ``[logs]``). Unknown keys are rejected by
+their full dotted name (a typo must not silently fall back to a default), values are type-checked (an int where a
+float is expected is accepted; a bool is never a number) and range-checked, and every error names the key and the
+file.
 
-`legloop train` without ``--config`` uses ``experiments/configs/train_default.toml``; every key that a file leaves
-out takes the dataclass default below, so a small override file is enough.
+`legloop train` without ``--config`` uses ``experiments/configs/train_default.toml`` (with ``--data``:
+``experiments/configs/train_logs.toml``); every key that a file leaves out takes the dataclass default below, so a
+small override file is enough.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from controllers.fixedpoint import MAX_LAYERS, THETA_MAX_VALUE
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "train_default.toml"
+LOGS_CONFIG = CONFIG_DIR / "train_logs.toml"  # the default of `legloop train --data` (training from device logs)
 
 
 class ConfigError(ValueError):
@@ -159,6 +162,37 @@ class DeltaConfig:
 
 
 @dataclass
+class LogsConfig:
+    """Training from logs (``--data``): budgets in gradient steps instead of epochs, a validation tail, early stopping.
+
+    One minute of log is a few thousand steps: epochs sized for the simulator's hours of data would give it a few
+    dozen gradient steps. From logs, each stage runs up to its budget of gradient steps (batches of
+    ``optim.batch_size`` windows), validates every ``eval_every`` steps on the held-out tail of every log, keeps
+    the best weights seen (lowest validation loss) and stops early when ``patience`` validations in a row did not
+    improve on the best by the relative margin ``min_improvement``. The learning rate follows a cosine from the
+    stage's rate down to ``lr_final`` times it at the end of the budget. ``bc.epochs`` / ``delta.epochs``,
+    ``data.val_fraction`` and the DAgger settings do not apply.
+    """
+
+    val_fraction: float = 0.2  # the last fraction of each log's rows: validation (contiguous, never trained on)
+    bc_steps: int = 400  # gradient-step budget of the float stage (bc)
+    delta_steps: int = 200  # gradient-step budget of the delta fine-tune
+    eval_every: int = 20  # validate every this many steps (and at the end of the budget)
+    patience: int = 5  # validations without improvement before stopping (0: never stop early)
+    min_improvement: float = 0.005  # relative decrease of the validation loss that counts as an improvement
+    lr_final: float = 0.1  # the cosine learning-rate schedule ends at lr × lr_final (1: constant rate)
+
+    def validate(self) -> None:
+        _check(0.0 < self.val_fraction < 1.0, "logs.val_fraction", "in (0, 1)")
+        _check(self.bc_steps >= 1, "logs.bc_steps", ">= 1")
+        _check(self.delta_steps >= 1, "logs.delta_steps", ">= 1")
+        _check(self.eval_every >= 1, "logs.eval_every", ">= 1")
+        _check(self.patience >= 0, "logs.patience", ">= 0")
+        _check(0.0 <= self.min_improvement < 1.0, "logs.min_improvement", "in [0, 1)")
+        _check(0.0 < self.lr_final <= 1.0, "logs.lr_final", "in (0, 1]")
+
+
+@dataclass
 class TrainConfig:
     """Everything `legloop train` needs besides the data sources and the output directory."""
 
@@ -171,12 +205,13 @@ class TrainConfig:
     bc: BCConfig = field(default_factory=BCConfig)
     dagger: DaggerConfig = field(default_factory=DaggerConfig)
     delta: DeltaConfig = field(default_factory=DeltaConfig)
+    logs: LogsConfig = field(default_factory=LogsConfig)
 
     def validate(self) -> TrainConfig:
         _check(self.seed >= 0, "seed", ">= 0")
         _check(self.feature_set in FEATURE_SETS, "feature_set", f"one of {', '.join(FEATURE_SETS)}")
         _check(1 <= self.workers <= 64, "workers", "in 1 … 64")
-        for part in (self.model, self.data, self.optim, self.bc, self.dagger, self.delta):
+        for part in (self.model, self.data, self.optim, self.bc, self.dagger, self.delta, self.logs):
             part.validate()
         return self
 

@@ -206,6 +206,26 @@ class WindowSampler:
                 mb[row, self.warmup : len(xs)] = 1.0
             yield torch.from_numpy(xb), torch.from_numpy(yb), torch.from_numpy(mb)
 
+    def stream(self, rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Full batches of `batch_size` random windows, without end (training to a budget of gradient steps, not
+        epochs: one minute of log is fewer windows than one batch of the simulator's epochs)."""
+        W, B = self.window, self.batch_size
+        n_in, n_out = self.data.x[0].shape[1], self.data.y[0].shape[1]
+        offsets = np.concatenate([[0], self.cum[:-1]])
+        while True:
+            flat = rng.integers(0, int(self.cum[-1]), size=B)
+            ep = np.searchsorted(self.cum, flat, side="right")
+            start = flat - offsets[ep]
+            xb = np.zeros((B, W, n_in), dtype=np.float32)
+            yb = np.zeros((B, W, n_out), dtype=np.float32)
+            mb = np.zeros((B, W), dtype=np.float32)
+            for row in range(B):
+                e, s = int(ep[row]), int(start[row])
+                xs, ys = self.data.x[e][s : s + W], self.data.y[e][s : s + W]
+                xb[row, : len(xs)], yb[row, : len(ys)] = xs, ys
+                mb[row, self.warmup : len(xs)] = 1.0
+            yield torch.from_numpy(xb), torch.from_numpy(yb), torch.from_numpy(mb)
+
 
 # ------------------------------------------------------------------------------------------------ sources
 def load_sources(
@@ -237,6 +257,29 @@ def resolve_feature_set(
     if sources and (backend or default_backend()).sources_imply_ampro(list(sources)):
         return "ampro"
     return cfg.feature_set
+
+
+def split_tails(
+    series: Sequence[Series], val_fraction: float
+) -> tuple[list[Series], list[Series], list[dict[str, Any]]]:
+    """Training heads and validation tails of logs: each log's last `val_fraction` of rows (at least 2) is its
+    validation tail, contiguous and in time order, and never appears in training; the head before it is trained on.
+
+    Returns (heads, tails, one record per log: name, rows, ``train_rows`` [0, cut) and ``val_rows`` [cut, rows)).
+    A log too short to leave 2 rows on each side is a :class:`TrainError`.
+    """
+    heads: list[Series] = []
+    tails: list[Series] = []
+    spans: list[dict[str, Any]] = []
+    for s in series:
+        n = len(s)
+        cut = n - max(2, round(val_fraction * n))
+        if cut < 2:
+            raise TrainError(f"log {s.name} has {n} rows: too short to hold out a validation tail of {val_fraction:g}")
+        heads.append(Series(f"{s.name}[train]", s.x[:cut], s.y[:cut]))
+        tails.append(Series(f"{s.name}[val]", s.x[cut:], s.y[cut:]))
+        spans.append({"name": s.name, "rows": n, "train_rows": [0, cut], "val_rows": [cut, n]})
+    return heads, tails, spans
 
 
 def split_train_val(

@@ -1,13 +1,17 @@
-"""One training stage: the loop over epochs of window batches, its loss, validation and TensorBoard scalars.
+"""One training stage: the loop over epochs (or a budget of steps) of window batches, its loss and validation.
 
-The stage half of :mod:`experiments.train`: :class:`StageSpec` says what a stage does (epochs, learning rate,
-thresholds, QAT, sparsity penalty, DAgger round), :func:`train_stage` trains a model in place for one stage and
-returns its record, :func:`validate` measures open-loop fidelity (loss, torque R², sparsity, MACs) on whole
-episodes, :func:`clamp_to_q17` keeps weights inside the accelerator's Q1.7 range.
+The stage half of :mod:`experiments.train`: :class:`StageSpec` says what a stage does (epochs or a budget of
+gradient steps, learning rate, thresholds, QAT, sparsity penalty, DAgger round), :func:`train_stage` trains a model
+in place for one stage of epochs and returns its record, :func:`train_stage_budget` does the same for a stage of
+training from logs (a budget of gradient steps, early stopping on the validation tail, the best weights kept),
+:func:`validate` measures open-loop fidelity (loss, torque R², sparsity, MACs) on whole episodes,
+:func:`clamp_to_q17` keeps weights inside the accelerator's Q1.7 range.
 """
 
 from __future__ import annotations
 
+import copy
+import math
 import sys
 import time
 import warnings
@@ -43,7 +47,7 @@ def validate(model: DeltaGRU, data: Prepared, scaling: Scaling, loss_kind: str) 
         by_len.setdefault(len(a), []).append(i)
     preds: dict[int, np.ndarray] = {}
     fired = total = macs = 0.0
-    loss_sum = 0.0
+    loss_sum = l1_sum = 0.0
     n_steps = 0
     for T, idx in sorted(by_len.items()):
         x = torch.from_numpy(np.stack([data.x[i] for i in idx]))
@@ -51,6 +55,7 @@ def validate(model: DeltaGRU, data: Prepared, scaling: Scaling, loss_kind: str) 
         out, stats = model(x, return_stats=True)
         loss_sum += float(_loss(out, y, torch.ones(y.shape[:2]), loss_kind)) * len(idx) * T
         w = len(idx) * T
+        l1_sum += float(stats.delta_l1) * w
         fired += sum(stats.fired_cols) * w
         total += sum(stats.total_cols) * w
         macs += stats.macs_per_step * w
@@ -63,6 +68,7 @@ def validate(model: DeltaGRU, data: Prepared, scaling: Scaling, loss_kind: str) 
     r2 = r2_score(y_true.astype(np.float64), y_pred.astype(np.float64))
     return {
         "loss": loss_sum / n_steps,
+        "delta_l1": l1_sum / n_steps,  # mean |h_t − h_{t−1}|: the sparsity penalty's term
         "r2": {j: round(float(v), 5) for j, v in zip(JOINTS, r2, strict=True)},
         "sparsity": round(1.0 - fired / total, 5),
         "macs_per_step": round(macs / n_steps, 1),
@@ -117,6 +123,7 @@ class StageSpec:
     qat: bool = False
     l1_weight: float = 0.0
     dagger_round: int = 0  # > 0: collect learner-driven episodes first (round k: β = beta_decay^k)
+    steps: int = 0  # > 0: a budget of gradient steps (training from logs, :func:`train_stage_budget`), not epochs
 
 
 def train_stage(
@@ -208,6 +215,155 @@ def train_stage(
         "val_r2": last.get("r2"),
         "val_sparsity": last.get("sparsity"),
         "val_macs_per_step": last.get("macs_per_step"),
+        "dense_macs_per_step": model.dense_macs_per_step,
+        "history": history,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+
+
+# ------------------------------------------------------------------------------------------------ one stage, budgeted
+STOP_BUDGET, STOP_EARLY, STOP_PLATEAU = "budget", "early_stop", "plateau"
+
+
+def cosine_lr(lr: float, final: float, step: int, budget: int) -> float:
+    """Learning rate of gradient step `step` (1-based) of `budget`: a cosine from `lr` down to ``lr × final``."""
+    frac = (step - 1) / max(1, budget - 1)
+    return lr * (final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * frac)))
+
+
+def train_stage_budget(
+    model: DeltaGRU,
+    spec: StageSpec,
+    train: Prepared,
+    val: Prepared,
+    scaling: Scaling,
+    cfg: TrainConfig,
+    writer: Any = None,
+    step0: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train `model` in place for one stage of training from logs; returns the stage record.
+
+    Up to ``spec.steps`` gradient steps of ``optim.batch_size`` random windows (:meth:`WindowSampler.stream`), the
+    learning rate on a cosine schedule (``logs.lr_final``). Every ``logs.eval_every`` steps (and after the last)
+    the validation tail is run whole, from a fresh state, and scored by the stage's own objective (fit loss plus
+    ``l1_weight`` × mean |Δh|); the best weights seen are restored at the end. Stops early after ``logs.patience``
+    validations in a row that did not beat the best by ``logs.min_improvement`` (relative). The record's
+    ``stopped`` says why it ended: ``budget`` (all steps ran), ``early_stop`` (the validation loss had risen above
+    its best: over-fitting) or ``plateau`` (it had stopped improving); ``steps`` how many ran, ``best_step`` which
+    step's weights were kept. Without a validation set it runs the whole budget and keeps the last weights.
+    """
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    o, lc = cfg.optim, cfg.logs
+    budget = spec.steps
+    if budget < 1:
+        raise ValueError(f"stage {spec.name}: a budgeted stage needs steps >= 1, got {budget}")
+    writer = writer or _NullWriter()
+    torch.manual_seed(cfg.seed * 1000 + spec.index)
+    rng = np.random.default_rng([cfg.seed, spec.index])
+    model.theta_x, model.theta_h, model.qat = spec.theta_x, spec.theta_h, spec.qat
+    if o.clamp_weights:
+        clamp_to_q17(model)
+    sampler = WindowSampler(train, o.window, o.warmup, o.stride, o.batch_size)
+    batches = sampler.stream(rng)
+    opt = torch.optim.Adam(model.parameters(), lr=spec.lr)
+    need_stats = spec.l1_weight > 0.0
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] | None = None  # the best validation record
+    best_state: dict[str, torch.Tensor] | None = None
+    ref = math.inf  # the validation objective the patience counts from (the last real improvement)
+    since = 0
+    stopped = STOP_BUDGET
+    bar = tqdm(total=budget, desc=f"train {spec.name}", unit="step", disable=not progress, file=sys.stderr)
+    model.train()
+    loss_sum, n_batches, step = 0.0, 0, 0
+    for step in range(1, budget + 1):
+        lr = cosine_lr(spec.lr, lc.lr_final, step, budget)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        xb, yb, mb = next(batches)
+        if need_stats:
+            out, stats = model(xb, return_stats=True)
+            fit = _loss(out, yb, mb, o.loss)
+            loss = fit + spec.l1_weight * stats.delta_l1
+        else:
+            out = model(xb)
+            loss = fit = _loss(out, yb, mb, o.loss)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
+        opt.step()
+        if o.clamp_weights:
+            clamp_to_q17(model)
+        loss_sum += float(fit.detach())
+        n_batches += 1
+        bar.update(1)
+        if step % lc.eval_every and step != budget:
+            continue
+        rec: dict[str, Any] = {"step": step, "lr": lr, "train_loss": round(loss_sum / n_batches, 6)}
+        loss_sum, n_batches = 0.0, 0
+        writer.add_scalar("loss/train", rec["train_loss"], step0 + step)
+        if val.x:
+            v = validate(model, val, scaling, o.loss)
+            objective = v["loss"] + spec.l1_weight * v["delta_l1"]
+            rec |= {
+                "val_loss": round(v["loss"], 6),
+                "val_objective": round(objective, 6),
+                "r2": v["r2"],
+                "sparsity": v["sparsity"],
+                "macs_per_step": v["macs_per_step"],
+            }
+            writer.add_scalar("loss/val", v["loss"], step0 + step)
+            for j in JOINTS:
+                writer.add_scalar(f"r2/{j}", v["r2"][j], step0 + step)
+            writer.add_scalar("sparsity/val", v["sparsity"], step0 + step)
+            if best is None or objective < best["val_objective"]:
+                best, best_state = rec, copy.deepcopy(model.state_dict())
+            if objective < ref * (1.0 - lc.min_improvement):
+                ref, since = objective, 0
+            else:
+                since += 1
+            bar.set_postfix(loss=f"{rec['train_loss']:.4f}", val=f"{v['loss']:.4f}", best=best["step"])
+            history.append(rec)
+            if lc.patience and since >= lc.patience and step < budget:
+                assert best is not None
+                rising = objective > best["val_objective"] * (1.0 + lc.min_improvement)
+                stopped = STOP_EARLY if rising else STOP_PLATEAU
+                break
+        else:
+            history.append(rec)
+    bar.close()
+    writer.flush()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    kept = best if best is not None else history[-1]
+    windows = max(1, math.ceil(train.steps / o.stride))
+    return {
+        "name": spec.name,
+        "mode": "steps",
+        "budget_steps": budget,
+        "steps": step,
+        "stopped": stopped,
+        "best_step": kept["step"],
+        "samples": step * o.batch_size,  # windows seen
+        "epochs_equivalent": round(step * o.batch_size / windows, 2),  # passes over the training windows
+        "lr": spec.lr,
+        "lr_final": spec.lr * lc.lr_final,
+        "theta_x": spec.theta_x,
+        "theta_h": spec.theta_h,
+        "qat": spec.qat,
+        "l1_weight": spec.l1_weight,
+        "train_episodes": len(train.x),
+        "train_steps": train.steps,
+        "val_steps": val.steps,
+        "train_loss": history[-1]["train_loss"],
+        "val_loss": kept.get("val_loss"),
+        "val_r2": kept.get("r2"),
+        "val_sparsity": kept.get("sparsity"),
+        "val_macs_per_step": kept.get("macs_per_step"),
         "dense_macs_per_step": model.dense_macs_per_step,
         "history": history,
         "seconds": round(time.perf_counter() - t0, 2),
