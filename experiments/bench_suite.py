@@ -156,11 +156,12 @@ def bench_plant_section(quick: bool) -> dict[str, Any]:
         specs = {"deltagru": ControllerSpec("deltagru", str(ckpt)), "edgedrnn": ControllerSpec("edgedrnn", str(ckpt))}
         factories: dict[str, Any] = {name: spec.factory() for name, spec in specs.items()}
         unavailable: list[dict[str, Any]] = []
+        cannot_run = (Unavailable, *_board_start_errors())
         try:
             for kind in BOARD_KINDS:
                 try:
                     factories[f"board-{kind}"] = _board_spec(str(ckpt), kind).factory()
-                except Unavailable as exc:
+                except cannot_run as exc:
                     unavailable.append({"figure": BOARD_LABELS[kind], "us": None, "note": str(exc), "available": False})
             r = bench_plant(steps, rounds, controllers=factories)
         finally:
@@ -204,6 +205,15 @@ def bench_plant_section(quick: bool) -> dict[str, Any]:
             "full step every period beside the PD, whose torque is applied, so the row includes the PD's cost",
         ],
     }
+
+
+def _board_start_errors() -> tuple[type[Exception], ...]:
+    """A board that cannot start here (no compiler, a build or start-up failure): a row saying why, not a crash."""
+    from firmware_bridge.c_firmware import FirmwareError
+    from firmware_bridge.transport import LinkError
+    from hil.board_process import BoardStartError
+
+    return (FirmwareError, BoardStartError, LinkError)
 
 
 def _board_spec(checkpoint: str, kind: str, baud: float | None = None) -> Any:
@@ -471,6 +481,7 @@ def bench_serial(quick: bool) -> dict[str, Any]:
     steps = 500 if quick else 5000
     feats = _pd_features(seconds=max(4.0, (steps + 100) * 0.005)).astype(np.float64)
     rows: list[dict[str, Any]] = []
+    cannot_run = (Unavailable, *_board_start_errors())
     with tempfile.TemporaryDirectory(prefix="legloop-bench-") as d:
         ckpt, _ = _random_checkpoint(Path(d) / "net.pt", 128, feats.astype(np.float32))
         model, meta = load_checkpoint(ckpt)
@@ -479,7 +490,7 @@ def bench_serial(quick: bool) -> dict[str, Any]:
             try:
                 link = _board_spec(str(ckpt), kind, baud).board
                 backend = SerialBoardBackend(bundle, link)
-            except Unavailable as exc:
+            except cannot_run as exc:
                 rows.append({"implementation": label, "median_us": None, "note": str(exc), "available": False})
                 continue
             try:
