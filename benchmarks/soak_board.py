@@ -45,6 +45,7 @@ def main() -> int:
     p.add_argument("--minutes", type=float, default=30.0)
     p.add_argument("--episode-s", type=float, default=120.0)
     p.add_argument("--out", default="soak")
+    p.add_argument("--watchdog-periods", type=int, default=2000)
     args = p.parse_args()
 
     import numpy as np
@@ -57,7 +58,10 @@ def main() -> int:
 
     out = Path(args.out)
     (out / "runlogs").mkdir(parents=True, exist_ok=True)
-    spec = ControllerSpec("board", checkpoint=args.checkpoint, board=BoardLink(emulate="python"))
+    # A watchdog of ~10 s of silence: on a shared machine a board process can be descheduled for longer than the
+    # default 20 periods, and a soak measures memory, descriptors and logs over the whole time, not that.
+    link = BoardLink(emulate="python", watchdog_periods=args.watchdog_periods)
+    spec = ControllerSpec("board", checkpoint=args.checkpoint, board=link)
     cfg = EvalConfig(seconds=args.episode_s)
     samples: list[dict[str, float]] = []
     episodes: list[dict] = []
@@ -96,8 +100,9 @@ def main() -> int:
             )  # fmt: skip
             backend: SerialBoardBackend = made[-1].backend
             rtts.append(backend.round_trips_s().copy())
-            _, cols = read_runlog(base)
-            steps = stats["link"]["steps"]
+            header, cols = read_runlog(base)
+            # control steps applied (an aborted episode's last step applied nothing, and is not logged)
+            steps = round(walked / header["control_dt"])
             ep = {
                 "seed": seed,
                 "seconds": seconds,
@@ -105,6 +110,7 @@ def main() -> int:
                 "walked_s": walked,
                 "ended": stats["ended"],
                 "steps": steps,
+                "link_steps": stats["link"]["steps"],
                 "log_rows": len(cols["time"]),
                 "lateness_us": stats["realtime"]["lateness_us"],
                 "periods_missed": stats["realtime"]["periods_missed"],

@@ -156,7 +156,7 @@ def bench_plant_section(quick: bool) -> dict[str, Any]:
         specs = {"deltagru": ControllerSpec("deltagru", str(ckpt)), "edgedrnn": ControllerSpec("edgedrnn", str(ckpt))}
         factories: dict[str, Any] = {name: spec.factory() for name, spec in specs.items()}
         unavailable: list[dict[str, Any]] = []
-        cannot_run = (Unavailable, *_board_start_errors())
+        cannot_run: tuple[type[Exception], ...] = (Unavailable, *_board_start_errors())
         try:
             for kind in BOARD_KINDS:
                 try:
@@ -481,7 +481,7 @@ def bench_serial(quick: bool) -> dict[str, Any]:
     steps = 500 if quick else 5000
     feats = _pd_features(seconds=max(4.0, (steps + 100) * 0.005)).astype(np.float64)
     rows: list[dict[str, Any]] = []
-    cannot_run = (Unavailable, *_board_start_errors())
+    cannot_run: tuple[type[Exception], ...] = (Unavailable, *_board_start_errors())
     with tempfile.TemporaryDirectory(prefix="legloop-bench-") as d:
         ckpt, _ = _random_checkpoint(Path(d) / "net.pt", 128, feats.astype(np.float32))
         model, meta = load_checkpoint(ckpt)
