@@ -27,13 +27,17 @@ def test_quick_demo_runs_every_controller_and_refuses_to_overwrite(tmp_path: Pat
     # Learned rows carry imitation and sparsity; EdgeDRNN rows the modelled latency against the 21 µs budget.
     for label in labels[1:]:
         assert rows[label]["r2_knee"] is not None
-    for label in ("edgedrnn", "edgedrnn+gov", "edgedrnn@5ms", "board"):
+    for label in ("edgedrnn", "edgedrnn+gov", "edgedrnn@5ms", "board@5ms"):
         eps = demo["controllers"][label]["episodes"]
         assert all(e["latency_us"]["mean"] > 0 for e in eps)
-    # The emulated board ran the same export as the EdgeDRNN row, over the wire: same latencies, and a link record.
-    board, edgedrnn = demo["controllers"]["board"]["episodes"][0], demo["controllers"]["edgedrnn"]["episodes"][0]
-    assert board["latency_us"] == edgedrnn["latency_us"] and board["link"]["round_trip_us"]["p50"] > 0
-    assert rows["board"]["r2_knee"] == rows["edgedrnn"]["r2_knee"]
+    # The emulated board ran the same export as the EdgeDRNN row, over the wire: the open-loop replay (which no
+    # machine load can change) is identical, and the closed loop has a link record.
+    board = demo["controllers"]["board@5ms"]["episodes"][0]
+    assert board["link"]["round_trip_us"]["p50"] > 0 and board["link"]["steps"] > 0
+    assert (rows["board@5ms"]["r2_knee"], rows["board@5ms"]["r2_ankle"]) == (
+        rows["edgedrnn@5ms"]["r2_knee"],
+        rows["edgedrnn@5ms"]["r2_ankle"],
+    )
     # The float GRU and the delta-GRU are different networks of the same run.
     assert Path(demo["training"]["gru"]).name == "gru.pt"
     assert Path(demo["training"]["controller"]).name == "controller.pt"
