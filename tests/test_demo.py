@@ -30,14 +30,14 @@ def test_quick_demo_runs_every_controller_and_refuses_to_overwrite(tmp_path: Pat
     for label in ("edgedrnn", "edgedrnn+gov", "edgedrnn@5ms", "board@5ms"):
         eps = demo["controllers"][label]["episodes"]
         assert all(e["latency_us"]["mean"] > 0 for e in eps)
-    # The emulated board ran the same export as the EdgeDRNN row, over the wire: the open-loop replay (which no
-    # machine load can change) is identical, and the closed loop has a link record.
+    # The emulated board ran the same export as the EdgeDRNN row, over the wire, with a link record. Its replay is
+    # the same network's unless a round trip outlasted the 5 ms period (a loaded machine): 'period' then held the
+    # last torque, and the replay says so.
     board = demo["controllers"]["board@5ms"]["episodes"][0]
     assert board["link"]["round_trip_us"]["p50"] > 0 and board["link"]["steps"] > 0
-    assert (rows["board@5ms"]["r2_knee"], rows["board@5ms"]["r2_ankle"]) == (
-        rows["edgedrnn@5ms"]["r2_knee"],
-        rows["edgedrnn@5ms"]["r2_ankle"],
-    )
+    r2 = {label: (rows[label]["r2_knee"], rows[label]["r2_ankle"]) for label in ("board@5ms", "edgedrnn@5ms")}
+    late = demo["controllers"]["board@5ms"]["replay"]["latency"]["late_round_trips"]
+    assert r2["board@5ms"] == r2["edgedrnn@5ms"] or late > 0, (r2, late)
     # The float GRU and the delta-GRU are different networks of the same run.
     assert Path(demo["training"]["gru"]).name == "gru.pt"
     assert Path(demo["training"]["controller"]).name == "controller.pt"
