@@ -184,8 +184,8 @@ def _board_arguments(p: argparse.ArgumentParser) -> None:
         "--baud",
         type=float,
         default=None,
-        help="--port: the line rate, bits/s (default 921600); --emulate python: the wire time to emulate "
-        "(default: full speed)",
+        help="--port: the line rate, bits/s (None: 921600); --emulate python: the wire time to emulate "
+        "(None: full speed)",
     )
     g.add_argument(
         "--watchdog-periods",
@@ -205,7 +205,7 @@ def _board_arguments(p: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="MS",
-        help="a STEP answered later than this is lost (default: wire time of the exchange + 4 ms)",
+        help="a STEP answered later than this is lost (None: the wire time of the exchange + 4 ms)",
     )
     add_fault_arguments(p)
 

@@ -32,13 +32,13 @@ from firmware_bridge.bundle import Bundle
 from firmware_bridge.protocol_reference import fuzz_stream, reference_receive
 from firmware_bridge.rtl_hex import parse_hex_activations
 from firmware_bridge.weight_image import read_image
+from hil import board_process
 from hil.edgedrnn import EdgeDRNNBackend, EdgeDRNNModel
 from hil.edgedrnn.synthetic import image_of, random_layers, smooth_inputs
 from hil.firmware_process import CFirmwareLauncher, QemuLauncher, load_preloaded, start_firmware
 
 E = P.ErrorCode
 
-from hil import board_process  # noqa: E402
 
 BUILD_MAX_HIDDEN = 128  # the default build
 BUILD_MAX_PAYLOAD = 1024
