@@ -48,6 +48,8 @@ def test_quick_demo_runs_every_controller_and_refuses_to_overwrite(tmp_path: Pat
         assert run["episodes"] == demo["controllers"][label]["episodes"]
         assert (out / "runs" / label / "runlogs" / "seed_0.npy").is_file()
         assert (out / "runs" / label / "replay" / "metrics.json").is_file() == (label != "pd")
+    html = (out / "report" / "report.html").read_text()
+    assert '<figure id="fig-link">' in html  # the board's round trips are drawn (not a "missing" figure)
     summary = json.loads((out / "report" / "summary.json").read_text())
     assert [c["label"] for c in summary["controllers"]] == labels
     assert f"report: {out / 'report' / 'report.html'}" in printed and summary["headline"] in printed

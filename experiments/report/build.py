@@ -112,6 +112,7 @@ def build_report(
         figs.latency_histogram(with_logs, col),
         figs.latency_time(with_logs, col),
         figs.cycles_fired(with_logs, col),
+        figs.link_round_trip(with_logs, col),
         figs.sparsity_time(with_logs, col),
         figs.return_map(with_logs, col),
     ]

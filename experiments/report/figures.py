@@ -225,6 +225,53 @@ def latency_histogram(runs: list[ControllerRun], col: dict[str, str]) -> FigureO
     return out
 
 
+def _linked(runs: list[ControllerRun]) -> list[ControllerRun]:
+    """Runs whose controller crossed a link (a board): their logs have round trips above zero."""
+    return [r for r in runs if any(log.has("round_trip_us") and (np.nan_to_num(log.cols["round_trip_us"]) > 0).any()
+                                   for log in r.runlogs.values())]  # fmt: skip
+
+
+def link_round_trip(runs: list[ControllerRun], col: dict[str, str]) -> FigureOut:
+    out = FigureOut(
+        "fig-link",
+        "The link: round trip per step against the control period",
+        "Histogram of the wall-clock round trip of every STEP to the board (send → result received and checked), "
+        "every seed, one outline per board run (log scales); the dashed red line is the control period, the "
+        "deadline a round trip must meet. The legend gives the steps whose answer was lost (dropped, corrupted, "
+        "truncated or later than the step timeout: the deadline policy acted on them) and the p99.",
+    )
+    linked = _linked(runs)
+    if not linked:
+        out.missing = "no controller ran across a link (only `--controller board` runs have round trips)"
+        return out
+    fig = _figure(9.0, 3.2)
+    ax = fig.subplots()
+    periods = set()
+    for r in linked:
+        logs = [log for log in r.runlogs.values() if log.has("round_trip_us")]
+        rt = np.concatenate([log.cols["round_trip_us"] for log in logs])
+        events = np.concatenate([log.cols["link_events"] for log in logs if log.has("link_events")] or [np.zeros(0)])
+        lost = int(np.count_nonzero(events.astype(np.int64) & 1))  # LINK_EVENT_LOST
+        ok = rt[np.isfinite(rt) & (rt > 0)]
+        periods.add(1e6 * logs[0].dt)
+        p99 = float(np.percentile(ok, 99)) if ok.size else float("nan")
+        lo, hi = (max(float(ok.min()) * 0.8, 1.0), float(ok.max()) * 1.25 + 1.0) if ok.size else (1.0, 10.0)
+        ax.hist(ok, bins=np.geomspace(lo, hi, 60).tolist(), histtype="step", lw=1.4, color=col[r.label],
+                label=f"{r.label}: p99 {p99:.0f} µs, {lost}/{rt.size} steps lost")  # fmt: skip
+    for period in sorted(periods):
+        ax.axvline(period, color="red", ls="--", lw=1.2)
+        ax.text(period * 1.06, 0.97, f"period {period / 1e3:g} ms", transform=ax.get_xaxis_transform(), fontsize=8,
+                va="top", color="red")  # fmt: skip
+    _log(ax, "x")
+    _log(ax, "y")
+    ax.set_xlabel("round trip per step, µs", fontsize=9)
+    ax.set_ylabel("steps", fontsize=9)
+    fig.legend(fontsize=7.5, frameon=False, loc="outside lower center", ncol=2)
+    _style(ax)
+    out.data = _png(fig)
+    return out
+
+
 def latency_time(runs: list[ControllerRun], col: dict[str, str]) -> FigureOut:
     out = FigureOut(
         "fig-latency-time",
