@@ -144,8 +144,9 @@ PARAMS: dict[str, Param] = {
               check=_range(0.0, 1000.0, "ms")),
         Param("jitter_ms", float, 0.0, "scenario", "plus a uniform [0, J] ms delay per period (seeded)",
               check=_range(0.0, 1000.0, "ms")),
-        Param("link_faults", str, "", "scenario", "faults of a board's serial link (reserved: needs the board "
-              "backend)"),
+        Param("link_faults", str, "", "scenario", "edgedrnn only: run on the emulated board over a pty instead "
+              '("board"), with seeded link faults ("drop=0.01,corrupt=0.01,truncate=0.005,seed=3"); "": in process',
+              applies=("edgedrnn",), nullable=True),
         # ---- the run
         Param("seed", int, 0, "run", "episode seed", check=_non_negative_int),
         Param("seconds", float, 60.0, "run", "episode length, s", check=_range(0.0, 3600.0, "s", lo_open=True)),
@@ -406,10 +407,12 @@ def _finish(given: dict[str, Any], base: Path, where: str, checked: dict[str, bo
             raise SweepConfigError(f"{where}checkpoint {params['checkpoint']!r}: no such file or directory ({ckpt})")
         params["checkpoint"] = str(ckpt)
     if params["link_faults"]:
-        raise SweepConfigError(
-            f'{where}link_faults must be "" for now: link faults need the serial board backend, which this build '
-            "does not have (the hook is experiments.sweep_task.apply_link_faults)"
-        )
+        from hil.board_backend import link_from_text
+
+        try:
+            link_from_text(params["link_faults"])
+        except ValueError as exc:
+            raise SweepConfigError(f"{where}{exc}") from None
     # ControllerSpec's own checks (no file is read), so a bad combination fails here, not in a worker.
     from hil.spec import ControllerSpec
 

@@ -98,12 +98,15 @@ def read_record(task_dir: Path) -> dict[str, Any] | None:
 
 
 def apply_link_faults(spec: Any, faults: str) -> Any:
-    """The hook for board link faults (dropped, corrupted or late frames on the serial link): returns the controller
-    spec to run. Today no controller has a link, so only "" (no faults) is accepted; the board backend wires its
-    fault model here (and lifts the check in :mod:`experiments.sweep_config`)."""
-    if faults:
-        raise ValueError("link_faults needs the serial board backend, which this build does not have")
-    return spec
+    """The controller spec to run: ``spec`` itself for ``faults == ""``; otherwise (``edgedrnn`` only) the same export
+    as controller ``board`` on the emulated board, with the link faults of
+    :func:`hil.board_backend.link_from_text` (counted per episode in the task's ``detail.link``)."""
+    if not faults:
+        return spec
+    from hil.board_backend import link_from_text
+
+    link = link_from_text(faults)
+    return spec.with_options(name="board", governor=False, board=link, label=spec.label or spec.name)
 
 
 # ------------------------------------------------------------------------------------------------------ running

@@ -214,6 +214,42 @@ class BoardLink:
         return d
 
 
+LINK_FAULT_KEYS = ("drop", "corrupt", "truncate", "duplicate", "delay", "delay_ms", "seed")
+
+
+def link_from_text(text: str) -> BoardLink | None:
+    """A sweep's ``link_faults`` parameter → the emulated board it runs on: ``""`` no board (None); ``"board"`` the
+    Python emulator without faults; ``"drop=0.01,corrupt=0.01,truncate=0.005,seed=3"`` (keys: drop, corrupt,
+    truncate, duplicate — probabilities; delay_ms — ``2``, ``uniform:0.5,3`` or ``exp:1``; delay; seed) the emulator
+    with those faults. Raises ``ValueError`` naming the bad part."""
+    from hil.board_emulator import DelaySpec
+
+    text = text.strip()
+    if not text:
+        return None
+    if text == "board":
+        return BoardLink(emulate="python")
+    kw: dict[str, Any] = {}
+    for part in text.split(","):
+        key, sep, value = part.strip().partition("=")
+        key = key.strip()
+        if not sep or key not in LINK_FAULT_KEYS:
+            raise ValueError(
+                f"link_faults {text!r}: {part.strip()!r} is not KEY=VALUE with KEY one of {', '.join(LINK_FAULT_KEYS)} "
+                '(e.g. "drop=0.01,corrupt=0.01,seed=3"), or "board" for the emulated board without faults'
+            )
+        try:
+            if key == "delay_ms":
+                kw[key] = DelaySpec.parse(value)
+            elif key == "seed":
+                kw[key] = int(value)
+            else:
+                kw[key] = float(value)
+        except ValueError as exc:
+            raise ValueError(f"link_faults {text!r}: {key}={value!r}: {exc}") from None
+    return BoardLink(emulate="python", faults=FaultConfig(**kw))
+
+
 class SerialBoardBackend:
     """:class:`hil.backend.InferenceBackend` on a board over the legloop protocol.
 

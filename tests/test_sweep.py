@@ -191,7 +191,7 @@ def test_ctrl_c_keeps_finished_tasks_and_says_how_to_resume(tmp_path: Path) -> N
         ("[[grid]]\ncontroller = 'lqr'\n", "controller must be one of 'pd'"),
         ("[[grid]]\ncontroller = 'deltagru'\ntrain.model.hidden = 64\n", "train.model.hidden: unknown training config"),
         ("[[grid]]\ncontroller = 'deltagru'\ntrain.model.hidden_size = 100\n", "model.hidden_size must be a multiple"),
-        ("[[grid]]\ncontroller = 'pd'\nlink_faults = 'drop 1%'\n", 'link_faults must be "" for now'),
+        ("[[grid]]\ncontroller = 'pd'\nlink_faults = 'drop 1%'\n", "link_faults applies to edgedrnn only"),
         ("[[grid]\n", "is not valid TOML"),
     ],
 )
@@ -238,3 +238,52 @@ def test_shipped_configs_expand(tmp_path: Path) -> None:
         load_sweep(ROOT / "experiments" / "configs" / "sweep_acceptance.toml")
     tiny = load_sweep(TINY)
     assert (len(tiny.eval_tasks), len(tiny.train_tasks)) == (4, 1)
+
+
+def test_link_faults_run_the_export_on_the_emulated_board(
+    make_checkpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ckpt = make_checkpoint("c.pt", theta_x=0.02, theta_h=0.02)
+    cfg = _write(
+        tmp_path / "link.toml",
+        f"""
+[defaults]
+seconds = 2.0
+checkpoint = "{ckpt}"
+[[grid]]
+controller = ["pd", "edgedrnn"]
+link_faults = ["", "board", "drop=0.05,seed=1"]
+""",
+    )
+    code, _, err = _sweep(capsys, "--config", str(cfg), "--out", str(tmp_path / "out"), "--workers", "1")
+    assert code == 0, err
+    tasks = _doc(tmp_path / "out")["tasks"]
+    # The PD takes no link: its link_faults is left out and its tasks coincide into one.
+    assert sorted((t["params"]["controller"], t["params"]["link_faults"] or "") for t in tasks) == [
+        ("edgedrnn", ""),
+        ("edgedrnn", "board"),
+        ("edgedrnn", "drop=0.05,seed=1"),
+        ("pd", ""),
+    ]
+    records = {
+        t["params"]["link_faults"] or "": tmp_path / "out" / t["dir"] / "metrics.json"
+        for t in tasks
+        if t["params"]["controller"] == "edgedrnn"
+    }
+    details = {k: json.loads(p.read_text())["detail"]["episode"] for k, p in records.items()}
+    assert "link" not in details[""]  # in process
+    assert details["board"]["link"]["steps_lost"] == 0 and details["board"]["link"]["steps"] > 0
+    faulty = details["drop=0.05,seed=1"]["link"]
+    assert faulty["injected"]["drop"] > 0 and faulty["timeouts"] == faulty["injected"]["drop"] == faulty["steps_lost"]
+    # The board computes what the in-process model does: the same sparsity on the fault-free link.
+    assert details["board"]["sparsity"] == details[""]["sparsity"]
+
+
+def test_a_bad_link_faults_value_is_one_line_naming_it(
+    make_checkpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ckpt = make_checkpoint("c.pt")
+    text = f'[[task]]\ncontroller = "edgedrnn"\ncheckpoint = "{ckpt}"\nlink_faults = "dorp=0.1"\n'
+    cfg = _write(tmp_path / "bad.toml", text)
+    code, _, err = _sweep(capsys, "--config", str(cfg), "--out", str(tmp_path / "o"))
+    assert code == 2 and "link_faults" in err and "'dorp=0.1'" in err and len(err.strip().splitlines()) == 1
