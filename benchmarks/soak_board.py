@@ -7,7 +7,8 @@ through one board process and one link (as ``legloop eval`` does over its seeds)
 have passed. Every 10 s it samples the resident memory (RSS) and the open file descriptors of this process and of
 the emulator process. At the end it prints, and writes to ``DIR/soak.json``:
 
-- RSS growth after the first minute, % (goal < 5 %), for the host and for the emulator;
+- RSS growth after the first minute, % (goal < 5 %), for the host and for the emulator: the largest, the trend per
+  hour, and the same for the host's anonymous memory (RssAnon: the heap), apart from the run log's mapped file;
 - open file descriptors at the start and the end (goal: equal);
 - per episode: steps run vs rows in its run log (goal: equal, i.e. no log data lost), loop lateness p99/max;
 - link round trip p50/p99/p99.9/max and lost steps over the whole soak.
@@ -28,9 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def rss_kib(pid: int) -> int:
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    """Resident memory of ``pid`` in KiB: ``VmRSS`` (all), ``RssAnon`` (the heap: what a leak grows) or ``RssFile``
+    (mapped files: the run log's memory-mapped .npy is resident while an episode writes it, and goes with it)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
 
@@ -84,7 +87,8 @@ def main() -> int:
             if k % 200 == 0 and time.monotonic() >= next_sample:
                 next_sample += 10.0
                 proc = made[-1].backend.process
-                s = {"t_s": time.monotonic() - t_start, "rss_kib": rss_kib(me), "fds": open_fds(me)}
+                s = {"t_s": time.monotonic() - t_start, "rss_kib": rss_kib(me), "fds": open_fds(me),
+                     "anon_kib": rss_kib(me, "RssAnon"), "file_kib": rss_kib(me, "RssFile")}  # fmt: skip
                 if proc is not None:
                     s |= {"board_rss_kib": rss_kib(proc.pid), "board_fds": open_fds(proc.pid)}
                 samples.append(s)
@@ -126,8 +130,17 @@ def main() -> int:
     after = [s for s in samples if s["t_s"] >= 60.0] or samples
 
     def growth(key: str) -> float | None:
+        """Largest growth over the value at one minute, %."""
         vals = [s[key] for s in after if key in s]
         return round(100.0 * (max(vals) - vals[0]) / vals[0], 2) if vals else None
+
+    def trend(key: str) -> float | None:
+        """Least-squares slope after the first minute, % of the one-minute value per hour."""
+        pts = [(s["t_s"], s[key]) for s in after if key in s]
+        if len(pts) < 3:
+            return None
+        t, v = np.array(pts, dtype=float).T
+        return round(float(np.polyfit(t, v, 1)[0]) * 3600.0 * 100.0 / v[0], 2)
 
     result = {
         "minutes": args.minutes,
@@ -139,6 +152,11 @@ def main() -> int:
             zip(("p50", "p99", "p99_9", "max"), [round(float(v), 1) for v in (*pct, rtt.max())], strict=True)
         ),
         "rss_growth_after_1min_pct": growth("rss_kib"),
+        "rss_anon_growth_after_1min_pct": growth("anon_kib"),
+        "rss_trend_pct_per_hour": trend("rss_kib"),
+        "rss_anon_trend_pct_per_hour": trend("anon_kib"),
+        "rss_first_last_kib": [after[0]["rss_kib"], after[-1]["rss_kib"]] if after else None,
+        "rss_anon_first_last_kib": [after[0]["anon_kib"], after[-1]["anon_kib"]] if after else None,
         "board_rss_growth_after_1min_pct": growth("board_rss_kib"),
         "fds_first_last": [samples[0]["fds"], samples[-1]["fds"]] if samples else None,
         "board_fds_first_last": [samples[0].get("board_fds"), samples[-1].get("board_fds")] if samples else None,
