@@ -523,23 +523,21 @@ class SerialBoardBackend:
                 out.append(f"{what} exited with code {proc.returncode}")
         return "; ".join(out)
 
-    def _link_down(self, exc: LinkDown) -> None:
-        why = str(exc)
-        exited = self._exited()
-        if exited:
-            why += f" ({exited})"
+    def _gone(self, why: str) -> str:
+        """The board can no longer be asked anything: remember why (returned, for the message that ends the run)."""
         self.dead = why
         self._answering = False
+        return why
+
+    def _link_down(self, exc: LinkDown) -> None:
+        exited = self._exited()
+        why = self._gone(f"{exc} ({exited})" if exited else str(exc))
         raise LoopAborted(f"the link to the board went down at step {self._steps}: {why}")
 
     def _watchdog(self) -> None:
         n = self.link.watchdog_periods
-        why = f"it did not answer {n} control steps in a row"
         exited = self._exited()
-        if exited:
-            why += f"; {exited}"
-        self.dead = why
-        self._answering = False
+        why = self._gone(f"it did not answer {n} control steps in a row" + (f"; {exited}" if exited else ""))
         raise LoopAborted(f"watchdog: the board at {self.path} stopped answering: {why} (watchdog_periods={n})")
 
     # ------------------------------------------------------------------------------------------ records
