@@ -214,22 +214,28 @@ class BoardLink:
         return d
 
 
-LINK_FAULT_KEYS = ("drop", "corrupt", "truncate", "duplicate", "delay", "delay_ms", "seed")
+LINK_FAULT_KEYS = ("drop", "corrupt", "truncate", "duplicate", "delay", "delay_ms", "seed", "timeout_ms")
+# A sweep is not paced: its worker pool keeps every core busy, so a healthy board process can wait for a CPU for
+# longer than the real-time default (wire + 4 ms) and its step would count as lost. A sweep's link waits this long
+# for an answer (``timeout_ms=`` overrides it); a dropped frame costs that much wall time.
+SWEEP_STEP_TIMEOUT_S = 0.1
 
 
 def link_from_text(text: str) -> BoardLink | None:
     """A sweep's ``link_faults`` parameter → the emulated board it runs on: ``""`` no board (None); ``"board"`` the
     Python emulator without faults; ``"drop=0.01,corrupt=0.01,truncate=0.005,seed=3"`` (keys: drop, corrupt,
     truncate, duplicate — probabilities; delay_ms — ``2``, ``uniform:0.5,3`` or ``exp:1``; delay; seed) the emulator
-    with those faults. Raises ``ValueError`` naming the bad part."""
+    with those faults. The step timeout is :data:`SWEEP_STEP_TIMEOUT_S` unless ``timeout_ms=`` says otherwise.
+    Raises ``ValueError`` naming the bad part."""
     from hil.board_emulator import DelaySpec
 
     text = text.strip()
     if not text:
         return None
     if text == "board":
-        return BoardLink(emulate="python")
+        return BoardLink(emulate="python", step_timeout_s=SWEEP_STEP_TIMEOUT_S)
     kw: dict[str, Any] = {}
+    timeout_s = SWEEP_STEP_TIMEOUT_S
     for part in text.split(","):
         key, sep, value = part.strip().partition("=")
         key = key.strip()
@@ -239,7 +245,9 @@ def link_from_text(text: str) -> BoardLink | None:
                 '(e.g. "drop=0.01,corrupt=0.01,seed=3"), or "board" for the emulated board without faults'
             )
         try:
-            if key == "delay_ms":
+            if key == "timeout_ms":
+                timeout_s = float(value) / 1e3
+            elif key == "delay_ms":
                 kw[key] = DelaySpec.parse(value)
             elif key == "seed":
                 kw[key] = int(value)
@@ -247,7 +255,7 @@ def link_from_text(text: str) -> BoardLink | None:
                 kw[key] = float(value)
         except ValueError as exc:
             raise ValueError(f"link_faults {text!r}: {key}={value!r}: {exc}") from None
-    return BoardLink(emulate="python", faults=FaultConfig(**kw))
+    return BoardLink(emulate="python", faults=FaultConfig(**kw), step_timeout_s=timeout_s)
 
 
 class SerialBoardBackend:

@@ -287,3 +287,14 @@ def test_a_bad_link_faults_value_is_one_line_naming_it(
     cfg = _write(tmp_path / "bad.toml", text)
     code, _, err = _sweep(capsys, "--config", str(cfg), "--out", str(tmp_path / "o"))
     assert code == 2 and "link_faults" in err and "'dorp=0.1'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_sweeps_link_waits_for_a_busy_machine_and_timeout_ms_overrides_it() -> None:
+    from hil.board_backend import SWEEP_STEP_TIMEOUT_S, link_from_text
+
+    board = link_from_text("board")
+    assert board is not None and board.step_timeout_s == SWEEP_STEP_TIMEOUT_S >= 0.05
+    faulty = link_from_text("drop=0.01, timeout_ms=250, seed=2")
+    assert faulty is not None and faulty.step_timeout_s == 0.25 and faulty.faults.drop == 0.01
+    with pytest.raises(ValueError, match="timeout_ms"):
+        link_from_text("timeout_ms=fast")
