@@ -9,6 +9,10 @@ the emulator process. At the end it prints, and writes to ``DIR/soak.json``:
 
 - RSS growth after the first minute, % (goal < 5 %), for the host and for the emulator: the largest, the trend per
   hour, and the same for the host's anonymous memory (RssAnon: the heap), apart from the run log's mapped file;
+- the bytes the host's C allocator has handed out and not got back (glibc ``mallinfo2``: ``uordblks + hblkhd``) —
+  what a leak grows. RSS also holds memory that was freed but that the allocator keeps for reuse (after a large
+  short-lived buffer, e.g. reading back a 120 s log, the heap stays ~10 MB larger until the next episode reuses it),
+  so a leak is growth here, and RSS above it is the allocator's cache;
 - open file descriptors at the start and the end (goal: equal);
 - per episode: steps run vs rows in its run log (goal: equal, i.e. no log data lost), loop lateness p99/max;
 - link round trip p50/p99/p99.9/max and lost steps over the whole soak.
@@ -36,6 +40,23 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
+
+
+def malloc_in_use_kib() -> int | None:
+    """Bytes allocated through this process's C allocator and not freed (glibc ``mallinfo2``), KiB; None elsewhere."""
+    import ctypes
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                   "fsmblks", "uordblks", "fordblks", "keepcost")]  # fmt: skip
+
+    try:
+        fn = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return None
+    fn.restype = MallInfo2
+    info = fn()
+    return int(info.uordblks + info.hblkhd) // 1024
 
 
 def open_fds(pid: int) -> int:
@@ -68,7 +89,8 @@ def main() -> int:
     cfg = EvalConfig(seconds=args.episode_s)
     samples: list[dict[str, float]] = []
     episodes: list[dict] = []
-    rtts: list[np.ndarray] = []
+    # Each episode's round trips go to disk, not to a list: the soak must not grow by what it keeps.
+    (out / "round_trips").mkdir(exist_ok=True)
     t_start = time.monotonic()
     end = t_start + args.minutes * 60.0
     me = os.getpid()
@@ -88,7 +110,8 @@ def main() -> int:
                 next_sample += 10.0
                 proc = made[-1].backend.process
                 s = {"t_s": time.monotonic() - t_start, "rss_kib": rss_kib(me), "fds": open_fds(me),
-                     "anon_kib": rss_kib(me, "RssAnon"), "file_kib": rss_kib(me, "RssFile")}  # fmt: skip
+                     "anon_kib": rss_kib(me, "RssAnon"), "file_kib": rss_kib(me, "RssFile"),
+                     "malloc_kib": malloc_in_use_kib()}  # fmt: skip
                 if proc is not None:
                     s |= {"board_rss_kib": rss_kib(proc.pid), "board_fds": open_fds(proc.pid)}
                 samples.append(s)
@@ -103,7 +126,7 @@ def main() -> int:
                 realtime=True, log_base=base, log_header={"soak": True},
             )  # fmt: skip
             backend: SerialBoardBackend = made[-1].backend
-            rtts.append(backend.round_trips_s().copy())
+            np.save(out / "round_trips" / f"seed_{seed}.npy", backend.round_trips_s())
             header, cols = read_runlog(base)
             # control steps applied (an aborted episode's last step applied nothing, and is not logged)
             steps = round(walked / header["control_dt"])
@@ -123,7 +146,7 @@ def main() -> int:
             episodes.append(ep)
             print(json.dumps(ep), flush=True)
             seed += 1
-    rtt = np.concatenate(rtts) * 1e6
+    rtt = np.concatenate([np.load(out / "round_trips" / f"seed_{e['seed']}.npy") for e in episodes]) * 1e6
     lost = int(np.isnan(rtt).sum())
     rtt = rtt[np.isfinite(rtt)]
     pct = np.percentile(rtt, [50, 99, 99.9])
@@ -157,6 +180,9 @@ def main() -> int:
         "rss_anon_trend_pct_per_hour": trend("anon_kib"),
         "rss_first_last_kib": [after[0]["rss_kib"], after[-1]["rss_kib"]] if after else None,
         "rss_anon_first_last_kib": [after[0]["anon_kib"], after[-1]["anon_kib"]] if after else None,
+        "malloc_in_use_growth_after_1min_pct": growth("malloc_kib") if after and after[0]["malloc_kib"] else None,
+        "malloc_in_use_trend_pct_per_hour": trend("malloc_kib") if after and after[0]["malloc_kib"] else None,
+        "malloc_in_use_first_last_kib": [after[0]["malloc_kib"], after[-1]["malloc_kib"]] if after else None,
         "board_rss_growth_after_1min_pct": growth("board_rss_kib"),
         "fds_first_last": [samples[0]["fds"], samples[-1]["fds"]] if samples else None,
         "board_fds_first_last": [samples[0].get("board_fds"), samples[-1].get("board_fds")] if samples else None,

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from envs.files import atomic_write_text, atomic_writer
+from envs.files import atomic_write_text
 
 FORMAT = "legloop-runlog/1"
 FLUSH_S = 1.0  # flush rows and header at least this often (wall clock)
@@ -153,10 +153,8 @@ class RunLog:
         if self.closed:
             return
         self._mm.flush()
-        rows = np.array(self._mm[: self.n])
         del self._mm
-        with atomic_writer(self.npy) as f:
-            np.save(f, rows)
+        _shrink_npy(self.npy, self.n)
         self.header |= {
             "rows_flushed": self.n,
             "rows": self.n,
@@ -171,6 +169,30 @@ class RunLog:
 
     def _write_header(self) -> None:
         atomic_write_text(self.json, json.dumps(_jsonable(self.header), indent=1, allow_nan=False) + "\n")
+
+
+def _shrink_npy(path: Path, rows: int) -> None:
+    """Cut a 2-D ``.npy`` to its first ``rows`` rows in place: rewrite the shape in the header (padded to the same
+    length, so the data do not move) and truncate the file — no copy of the rows through memory, which at the end
+    of a long run would be the largest allocation of the episode. The header is rewritten first: a process killed
+    between the two steps leaves a file longer than its header says, which ``np.load`` reads."""
+    with open(path, "r+b") as f:
+        major, minor = np.lib.format.read_magic(f)
+        if (major, minor) != (1, 0):
+            raise RunLogError(f"{path}: .npy version {major}.{minor}, expected 1.0 (written by open_memmap)")
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        offset = f.tell()
+        if not 0 <= rows <= shape[0] or len(shape) != 2:
+            raise RunLogError(f"{path}: cannot cut shape {shape} to {rows} rows")
+        text = repr({"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": fortran, "shape": (rows, shape[1])})
+        # Version 1.0: 6-byte magic, 2-byte version, 2-byte little-endian length, then the header text ending "\n".
+        room = offset - 10
+        header = text.encode("latin1")
+        header += b" " * (room - len(header) - 1) + b"\n"
+        f.seek(10)
+        f.write(header)
+        f.flush()
+        f.truncate(offset + rows * shape[1] * dtype.itemsize)
 
 
 def _jsonable(value: Any) -> Any:

@@ -149,6 +149,15 @@ def test_run_log_round_trip_and_errors(tmp_path: Path) -> None:
     assert header["complete"] and header["ended"] == "completed" and header["seed"] == 3
     assert np.load(tmp_path / "a.npy").shape == (4, len(COLUMN_NAMES))  # trimmed to the rows run
     assert (os.stat(tmp_path / "a.npy").st_mode & 0o777) == 0o666 & ~_umask()
+    # Cut in place: a shape with fewer digits in the header, the rows as written, the file no longer than they are.
+    big = RunLog(tmp_path / "big", 100_000, {})
+    rows = np.arange(3 * len(COLUMN_NAMES), dtype=np.float64).reshape(3, -1) + 0.25
+    for r in rows:
+        big.append(tuple(r))
+    big.close("fell")
+    np.testing.assert_array_equal(np.load(tmp_path / "big.npy"), rows)
+    np.testing.assert_array_equal(read_runlog(tmp_path / "big")[1]["time"], rows[:, 0])
+    assert os.path.getsize(tmp_path / "big.npy") < 1024 + rows.nbytes
     with pytest.raises(IndexError, match="full"):
         full = RunLog(tmp_path / "b", 1, {})
         full.append(tuple([0.0] * len(COLUMN_NAMES)))
