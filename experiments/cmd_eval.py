@@ -210,24 +210,10 @@ def _board_arguments(p: argparse.ArgumentParser) -> None:
     add_fault_arguments(p)
 
 
-_FAULT_FLAGS = (
-    ("--fault-drop", "fault_drop", 0.0),
-    ("--fault-corrupt", "fault_corrupt", 0.0),
-    ("--fault-truncate", "fault_truncate", 0.0),
-    ("--fault-duplicate", "fault_duplicate", 0.0),
-    ("--fault-delay-ms", "fault_delay_ms", None),
-    ("--fault-delay", "fault_delay", 1.0),
-    ("--reset-after", "reset_after", None),
-    ("--die-after", "die_after", None),
-    ("--fault-seed", "fault_seed", 0),
-    ("--fault-scope", "fault_scope", "step"),
-)
-
-
 def _board_link(args: argparse.Namespace) -> Any:
     """The :class:`hil.board_backend.BoardLink` of ``--controller board`` (None for other controllers)."""
     from hil.board_backend import DEFAULT_WATCHDOG_PERIODS, BoardLink
-    from hil.board_emulator import faults_from_args
+    from hil.board_emulator import faults_from_args, given_fault_flags
 
     board_flags = [
         ("--port", args.port is not None),
@@ -237,7 +223,8 @@ def _board_link(args: argparse.Namespace) -> Any:
         ("--on-reset", args.on_reset != "resync"),
         ("--step-timeout-ms", args.step_timeout_ms is not None),
     ]
-    board_flags += [(flag, getattr(args, dest) != default) for flag, dest, default in _FAULT_FLAGS]
+    faults_given = given_fault_flags(args)
+    board_flags += [(flag, True) for flag in faults_given]
     if args.controller != "board":
         for flag, given in board_flags:
             if given:
@@ -247,13 +234,11 @@ def _board_link(args: argparse.Namespace) -> Any:
         raise CliError(
             "--controller board needs a board: --port DEV (a real one) or --emulate [python|c|qemu] (a virtual one)"
         )
-    if args.emulate is None:
-        for flag, dest, default in _FAULT_FLAGS:
-            if getattr(args, dest) != default:
-                raise CliError(
-                    f"{flag}: a real board (--port) injects no faults; fault injection needs --emulate "
-                    f"(python, or c / qemu behind the fault proxy)"
-                )
+    if args.emulate is None and faults_given:
+        raise CliError(
+            f"{faults_given[0]}: a real board (--port) injects no faults; fault injection needs --emulate "
+            f"(python, or c / qemu behind the fault proxy)"
+        )
     elif args.emulate != "python" and args.reset_after is not None:
         raise CliError(
             f"--reset-after: --emulate {args.emulate} injects no faults of its own, and the fault proxy in front of it "

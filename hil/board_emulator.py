@@ -263,27 +263,39 @@ def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
     add_fault_arguments(parser)
 
 
+# The fault-injection options: (flag, type, default, metavar, help). One table for the parser and for
+# :func:`given_fault_flags`, so a default is stated once.
+FAULT_OPTIONS: tuple[tuple[str, type, Any, str, str], ...] = (
+    ("--fault-drop", float, 0.0, "P", "lose the request (host: timeout)"),
+    ("--fault-corrupt", float, 0.0, "P", "flip bits (host: crc_errors)"),
+    ("--fault-truncate", float, 0.0, "P", "cut the response (host: truncated)"),
+    ("--fault-duplicate", float, 0.0, "P", "send twice (host: duplicates)"),
+    ("--fault-delay-ms", str, None, "DIST", "hold responses back: MS, uniform:LO,HI or exp:MEAN (host: late, or "
+     "timeouts + stale)"),
+    ("--fault-delay", float, 1.0, "P", "share of the other responses that are delayed"),
+    ("--reset-after", int, None, "N", "reboot once after N answered steps"),
+    ("--die-after", int, None, "N", "go silent after N answered steps"),
+    ("--fault-seed", int, 0, "S", "seed of the fault draws"),
+)  # fmt: skip
+FAULT_SCOPES = ("step", "all")
+
+
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
 def add_fault_arguments(parser: argparse.ArgumentParser) -> None:
     """The fault-injection options (shared by the emulator and ``legloop eval --controller board --emulate``)."""
     g = parser.add_argument_group("faults (seeded, at most one per request, counted and reported by STATS)")
-    g.add_argument("--fault-drop", type=float, default=0.0, metavar="P", help="lose the request (host: timeout)")
-    g.add_argument("--fault-corrupt", type=float, default=0.0, metavar="P", help="flip bits (host: crc_errors)")
-    g.add_argument("--fault-truncate", type=float, default=0.0, metavar="P", help="cut the response (host: truncated)")
-    g.add_argument("--fault-duplicate", type=float, default=0.0, metavar="P", help="send twice (host: duplicates)")
-    g.add_argument(
-        "--fault-delay-ms",
-        type=str,
-        default=None,
-        metavar="DIST",
-        help="hold responses back: MS, uniform:LO,HI or exp:MEAN (host: late, or timeouts + stale)",
-    )
-    g.add_argument(
-        "--fault-delay", type=float, default=1.0, metavar="P", help="share of the other responses that are delayed"
-    )
-    g.add_argument("--reset-after", type=int, default=None, metavar="N", help="reboot once after N answered steps")
-    g.add_argument("--die-after", type=int, default=None, metavar="N", help="go silent after N answered steps")
-    g.add_argument("--fault-seed", type=int, default=0, metavar="S", help="seed of the fault draws")
-    g.add_argument("--fault-scope", choices=("step", "all"), default="step", help="requests the faults hit")
+    for flag, tp, default, metavar, text in FAULT_OPTIONS:
+        g.add_argument(flag, type=tp, default=default, metavar=metavar, help=text)
+    g.add_argument("--fault-scope", choices=FAULT_SCOPES, default=FAULT_SCOPES[0], help="requests the faults hit")
+
+
+def given_fault_flags(args: argparse.Namespace) -> list[str]:
+    """The fault options of :func:`add_fault_arguments` set to something other than their default, by flag."""
+    given = [flag for flag, _, default, _, _ in FAULT_OPTIONS if getattr(args, _dest(flag)) != default]
+    return given + (["--fault-scope"] if args.fault_scope != FAULT_SCOPES[0] else [])
 
 
 def options_from_args(args: argparse.Namespace) -> EmulatorOptions:

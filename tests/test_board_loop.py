@@ -262,6 +262,8 @@ def test_a_port_in_use_and_a_model_that_does_not_fit_are_clear_errors(damper: Pa
         (["--controller", "board", "--emulate", "c", "--baud", "115200"], "full speed"),
         (["--controller", "edgedrnn", "--emulate"], "applies to --controller board"),
         (["--controller", "pd", "--port", "/dev/ttyACM0"], "applies to --controller board"),
+        (["--controller", "pd", "--fault-scope", "all"], "--fault-scope applies to --controller board"),
+        (["--controller", "board", "--port", "/dev/null", "--fault-seed", "4"], "--fault-seed: a real board"),
         (["--controller", "board", "--port", "/dev/ttyACM0", "--clock-mhz", "200"], "reports its clock"),
     ],
 )
