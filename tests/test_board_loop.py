@@ -9,6 +9,7 @@ whole run: a random network would fall within seconds and leave most of a 60 s r
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -154,6 +155,12 @@ def test_a_60s_run_with_corrupt_dropped_and_truncated_frames(damper: Path, tmp_p
     assert np.isnan(cols["latency_us"][is_lost]).all() and np.isfinite(cols["latency_us"][~is_lost]).all()
     printed = capsys.readouterr().out
     assert f"{lost}/12000 steps lost" in printed and f"injected: drop {inj['drop']}" in printed
+    # The report draws where in the gait they fell: every lost step between the first and last heel strike.
+    assert cli_main(["report", str(out), "--out", str(tmp_path / "rep"), "--no-render"]) == 0
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert '<figure id="fig-link-phase">' in html
+    shown = re.search(r"board: (\d+)/(\d+) steps lost", html)
+    assert shown is not None and 0 < int(shown[1]) <= lost and 11000 < int(shown[2]) < 12000
 
 
 def _kill_when_running(board, log_json: Path, after_s: float, killed: list[float]) -> None:

@@ -113,6 +113,7 @@ def build_report(
         figs.latency_time(with_logs, col),
         figs.cycles_fired(with_logs, col),
         figs.link_round_trip(with_logs, col),
+        figs.link_gait_phase(with_logs, col),
         figs.sparsity_time(with_logs, col),
         figs.return_map(with_logs, col),
     ]

@@ -272,6 +272,67 @@ def link_round_trip(runs: list[ControllerRun], col: dict[str, str]) -> FigureOut
     return out
 
 
+PHASE_BINS = 20  # 5 % of the gait cycle each
+
+
+def link_gait_phase(runs: list[ControllerRun], col: dict[str, str]) -> FigureOut:
+    out = FigureOut(
+        "fig-link-phase",
+        "The link: where in the gait the lost steps fell",
+        f"Share of control steps whose board answer was lost (dropped, corrupted, truncated, or later than the step "
+        f"timeout), per {100 // PHASE_BINS} % of the prosthesis' gait cycle (0 % = prosthetic heel strike), every "
+        "seed, one line per board run; the denominator is the steps of each bin, so a line that rises around heel "
+        "strike means the link lost the steps the walker needs most. Steps before the first and after the last heel "
+        "strike of an episode have no phase and are left out. The legend gives the lost steps with a phase out of "
+        "the steps with one.",
+    )
+    linked = [r for r in _linked(runs) if any(log.has("link_events", "foot_force_prosthesis")
+                                                for log in r.runlogs.values())]  # fmt: skip
+    if not linked:
+        out.missing = "no board run with link events and foot forces in its run logs"
+        return out
+    fig = _figure(9.0, 3.0)
+    ax = fig.subplots()
+    centres = (np.arange(PHASE_BINS) + 0.5) * 100.0 / PHASE_BINS
+    drawn = 0
+    for r in linked:
+        lost = np.zeros(PHASE_BINS)
+        steps = np.zeros(PHASE_BINS)
+        for log in r.runlogs.values():
+            if not log.has("link_events", "foot_force_prosthesis"):
+                continue
+            hs = gait.heel_strikes(log.cols["foot_force_prosthesis"], log.dt)
+            if hs.size < 2:
+                continue
+            k = np.arange(int(hs[0]), int(hs[-1]))
+            cycle = np.searchsorted(hs, k, side="right") - 1
+            phase = (k - hs[cycle]) / (hs[cycle + 1] - hs[cycle])
+            b = np.minimum((phase * PHASE_BINS).astype(np.int64), PHASE_BINS - 1)
+            steps += np.bincount(b, minlength=PHASE_BINS)
+            is_lost = (log.cols["link_events"][k].astype(np.int64) & 1) > 0  # LINK_EVENT_LOST
+            lost += np.bincount(b[is_lost], minlength=PHASE_BINS)
+        if not steps.sum():
+            continue
+        drawn += 1
+        share = 100.0 * lost / np.maximum(steps, 1)
+        text = f"{r.label}: {int(lost.sum())}/{int(steps.sum())} steps lost"
+        ax.plot(centres, share, "-o", ms=3, lw=1.4, color=col[r.label], label=text)
+        worst = int(np.argmax(share))
+        out.notes.append(f"{text}, most at {worst * 100 // PHASE_BINS}–{(worst + 1) * 100 // PHASE_BINS} % of the "
+                         f"cycle ({share[worst]:.1f} % of its steps)")  # fmt: skip
+    if not drawn:
+        out.missing = "no board run walked a whole gait cycle"
+        return out
+    ax.set_xlim(0, 100)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("gait cycle of the prosthesis, % (0 = heel strike)", fontsize=9)
+    ax.set_ylabel("steps lost, % of the bin's steps", fontsize=9)
+    fig.legend(fontsize=7.5, frameon=False, loc="outside lower center", ncol=2)
+    _style(ax)
+    out.data = _png(fig)
+    return out
+
+
 def latency_time(runs: list[ControllerRun], col: dict[str, str]) -> FigureOut:
     out = FigureOut(
         "fig-latency-time",
