@@ -63,6 +63,20 @@ def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def _log_rows(base: Path) -> tuple[dict, int]:
+    """(header, rows with a finite time) of an episode's run log, read through a memory map: the soak must not hold
+    (nor allocate) a copy of a 120 s log (~7 MB) while it measures the next episode's memory."""
+    import numpy as np
+
+    from hil.runlog import COLUMN_NAMES
+
+    header = json.loads(base.with_suffix(".json").read_text())
+    data = np.load(base.with_suffix(".npy"), mmap_mode="r")
+    rows = int(np.isfinite(data[:, COLUMN_NAMES.index("time")]).sum())
+    del data
+    return header, rows
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True)
@@ -77,7 +91,6 @@ def main() -> int:
     from experiments.evaluate import EvalConfig, run_episode
     from experiments.rundir import write_json
     from hil.board_backend import BoardLink, SerialBoardBackend
-    from hil.runlog import read_runlog
     from hil.spec import ControllerSpec
 
     out = Path(args.out)
@@ -127,7 +140,7 @@ def main() -> int:
             )  # fmt: skip
             backend: SerialBoardBackend = made[-1].backend
             np.save(out / "round_trips" / f"seed_{seed}.npy", backend.round_trips_s())
-            header, cols = read_runlog(base)
+            header, log_rows = _log_rows(base)
             # control steps applied (an aborted episode's last step applied nothing, and is not logged)
             steps = round(walked / header["control_dt"])
             ep = {
@@ -138,7 +151,7 @@ def main() -> int:
                 "ended": stats["ended"],
                 "steps": steps,
                 "link_steps": stats["link"]["steps"],
-                "log_rows": len(cols["time"]),
+                "log_rows": log_rows,
                 "lateness_us": stats["realtime"]["lateness_us"],
                 "periods_missed": stats["realtime"]["periods_missed"],
                 "steps_lost": stats["link"]["steps_lost"],
