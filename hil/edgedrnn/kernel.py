@@ -313,12 +313,9 @@ FP_OUT = 5  # the float outputs of the last step
 FP_ROWS = 6
 
 
-@kernel
-def backend_kernel(features, fp, image, w_out, state, h_out):
-    """Features → z-score → Q8.8 → one step → output layer as on the ARM core; returns the step's cycles.
-
-    ``fp`` float64 [FP_ROWS, max(I, O)] (rows above); the outputs land in ``fp[FP_OUT, :O]``.
-    """
+@kernel(inline="always")
+def quantize_input(features, fp, state):
+    """Features → z-score with ``fp``'s mean/std → Q8.8 (round half to even, saturate) → the layer-1 input row."""
     _, _, _, scratch = _views(state)
     xin = scratch[2]
     n_in = features.shape[0]
@@ -329,8 +326,19 @@ def backend_kernel(features, fp, image, w_out, state, h_out):
         xin[i] = np.int64(min(max(v, -32768.0), 32767.0))
     for i in range(n_in, state[CFG_INPUT]):
         xin[i] = 0
+
+
+@kernel(inline="always")
+def step_loaded(image, state, h_out):
+    """One step of all layers on the input already in the layer-1 input row; last layer's h → ``h_out``."""
     total = _step(image, state)
     _copy_h(state, h_out)
+    return total
+
+
+@kernel(inline="always")
+def arm_output(fp, w_out, h_out):
+    """The output layer on the ARM core: int32 MAC of h with the Q1.7 weights + bias → ``fp[FP_OUT, :O]``."""
     H = h_out.shape[0]
     for o in range(w_out.shape[0]):
         s = np.int64(fp[FP_BIAS, o])
@@ -338,4 +346,21 @@ def backend_kernel(features, fp, image, w_out, state, h_out):
             s += np.int64(w_out[o, j]) * np.int64(h_out[j])
         s = ((s + 2147483648) & 0xFFFFFFFF) - 2147483648  # the ARM's int32 MAC wraps
         fp[FP_OUT, o] = s / 32768.0 * fp[FP_SCALE, o] + fp[FP_OFFSET, o]
+
+
+# Public names of the state views and the input loader, for kernels in sibling modules (the predictive governor
+# reads back every layer's h; its oracle runs trial steps).
+state_views = _views
+load_input = _load_input
+
+
+@kernel
+def backend_kernel(features, fp, image, w_out, state, h_out):
+    """Features → z-score → Q8.8 → one step → output layer as on the ARM core; returns the step's cycles.
+
+    ``fp`` float64 [FP_ROWS, max(I, O)] (rows above); the outputs land in ``fp[FP_OUT, :O]``.
+    """
+    quantize_input(features, fp, state)
+    total = step_loaded(image, state, h_out)
+    arm_output(fp, w_out, h_out)
     return total
