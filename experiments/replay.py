@@ -105,7 +105,7 @@ def replay_log(
     feature_set: str | None = None,
     budget_s: float = DEFAULT_BUDGET_S,
     policy: str | None = None,
-    governor: bool = False,
+    governor: bool | str | None = None,
     theta_x: float | None = None,
     theta_h: float | None = None,
     board: Any = None,
