@@ -140,7 +140,8 @@ def register(sub: Subparsers) -> None:
         help="edgedrnn: run-time threshold governor; alone: 'reactive' (raises Θ after a step near the budget), "
         "'predictive' (prices each step with the cycle model before it runs and writes the smallest Θ that fits), "
         "'predictive-worst' (the same, counting every column that can fire: never late when a Θ fits), "
-        "'predictive-oracle' (priced by trial steps on the model's whole state: a ceiling no real host reaches)",
+        "'predictive-split' (a host that runs the step layer by layer: each layer priced exactly, never late when a Θ "
+        "fits), 'predictive-oracle' (priced by trial steps on the model's whole state: a ceiling no real host reaches)",
     )
     p.add_argument(
         "--clock-mhz", type=float, default=125.0, help="edgedrnn, board --emulate python: accelerator clock, MHz"

@@ -10,12 +10,14 @@ name                   governor
 ``predictive-worst``   the same with every column that can fire counted as fired: never late when a Θ fits
 ``predictive-oracle``  the same priced by trial steps on a copy of the whole model state: exact, but no host in front
                        of a board knows that state — the ceiling of pricing, for comparison
+``predictive-split``   a host that runs the step one layer at a time, reading each layer's h back before the next:
+                       every layer priced exactly, a threshold pair per layer; never late when a Θ fits
 =====================  ==========================================================================================
 """
 
 from __future__ import annotations
 
-GOVERNORS = ("reactive", "predictive", "predictive-worst", "predictive-oracle")
+GOVERNORS = ("reactive", "predictive", "predictive-worst", "predictive-oracle", "predictive-split")
 
 
 def governor_name(governor: bool | str | None) -> str | None:

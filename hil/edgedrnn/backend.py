@@ -22,7 +22,7 @@ from hil.governors import governor_name
 from . import kernel as kn
 from .governor import ThresholdGovernor
 from .model import DEFAULT_CLOCK_HZ, EdgeDRNNError, EdgeDRNNModel
-from .predictive import PredictiveGovernor, governed_backend_kernel
+from .predictive import PredictiveGovernor, governed_backend_kernel, governed_split_kernel
 
 
 class EdgeDRNNBackend:
@@ -102,8 +102,14 @@ class EdgeDRNNBackend:
         self._args = (self._fp, image, self._w_out, state, h_out)
         if self._predictive is not None:
             pg = self._predictive
-            self._gargs = (*self._args, pg.buffer, pg.trial, pg.h_trial)
-            governed_backend_kernel(np.zeros(self.input_size), *self._gargs)
+            self._gargs: tuple[np.ndarray, ...]
+            self._split = pg.bound == "split"
+            if self._split:
+                self._gargs = (*self._args, pg.buffer)
+                governed_split_kernel(np.zeros(self.input_size), *self._gargs)
+            else:
+                self._gargs = (*self._args, pg.buffer, pg.trial, pg.h_trial)
+                governed_backend_kernel(np.zeros(self.input_size), *self._gargs)
         self._gov_raised = 0
         self._stats = self.model.step_stats
         self.steps = 0
@@ -134,7 +140,10 @@ class EdgeDRNNBackend:
         if f.shape != (self.input_size,):
             raise EdgeDRNNError(f"features must have shape ({self.input_size},), got {np.shape(features)}")
         if self._predictive is not None:
-            cycles = governed_backend_kernel(f, *self._gargs)
+            if self._split:
+                cycles = governed_split_kernel(f, *self._gargs)
+            else:
+                cycles = governed_backend_kernel(f, *self._gargs)
         else:
             cycles = kn.backend_kernel(f, *self._args)
         latency = cycles * self._inv_clock + self._t_sys

@@ -168,6 +168,14 @@ def _views(state):
 @kernel
 def _step(image, state):
     """One time step of all layers; the padded layer-1 input must already be in ``scratch[2, :I_pad]``."""
+    return _step_layers(image, state, 0, state[CFG_LAYERS])
+
+
+@kernel
+def _step_layers(image, state, l0, l1):
+    """Layers ``l0 .. l1-1`` of a time step (the thresholds in force are read at ``l0``). Run in pieces that cover
+    0..L-1 in order, it is :func:`_step`: the stats add up from ``l0 > 0`` and the bias column stays pending until the
+    last layer ran."""
     stats, acc, mem, scratch = _views(state)
     cfg = state
     L = cfg[CFG_LAYERS]
@@ -186,7 +194,11 @@ def _step(image, state):
     total = 0
     fired_total = 0
     deltas = 0
-    for layer in range(L):
+    if l0 > 0:
+        total = stats[ST_CYCLES]
+        fired_total = stats[ST_FIRED]
+        deltas = stats[ST_DELTAS]
+    for layer in range(l0, l1):
         if layer > 0:
             I = H
             for i in range(H):
@@ -255,7 +267,8 @@ def _step(image, state):
         total += mac + act
         fired_total += n
         deltas += n - 1 if first else n
-    cfg[CFG_FIRST] = 0
+    if l1 == L:
+        cfg[CFG_FIRST] = 0
     stats[ST_CYCLES] = total
     stats[ST_FIRED] = fired_total
     stats[ST_DELTAS] = deltas
@@ -352,6 +365,8 @@ def arm_output(fp, w_out, h_out):
 # reads back every layer's h; its oracle runs trial steps).
 state_views = _views
 load_input = _load_input
+step_layers = _step_layers
+copy_h = _copy_h
 
 
 @kernel

@@ -33,13 +33,24 @@ So before step t it knows, per layer l, the scan positions that will fire for an
   one step (an impact) after a calm one; ``underestimates`` counts those steps. (On the demo's held-out walk:
   slack 0 left 6 % of steps late, 4 left 1.7 %, 6 left 1.4 % at a lower R²; an unsigned extrapolation was no better.)
 
+  ``split`` (a guarantee, for a host that can run the step one layer at a time): the host starts layer 1 alone,
+  reads back its new h¹_t, and only then prices layer 2 — whose input part is now known — and writes layer 2's own
+  (Θx, Θh) before starting it (and so on for deeper layers). Every layer is priced exactly, so no step is late
+  unless even 511 does not fit. Before each layer a reserve is kept for the layers after it: their ``worst`` price
+  at Θ = 511 (the most they can cost whatever happens), so a later layer always has a threshold that fits. Layer 1
+  picks the smallest r that fits both with the reserve and with the later layers' ``estimate`` price (slack 0), so
+  a burst is shared between the layers instead of left to the last one. On EdgeDRNN this needs the accelerator to
+  stop between layers with Θ rewritable there (per-layer invocations or per-layer Θ registers): the cycle model's
+  sum is the same, each extra invocation adds a T_sys the model keeps as a parameter (default 0).
+
   ``oracle`` (exact, not realisable by a host): every candidate is priced by a trial step on a copy of the model's
   whole state (accumulators included). A host would have to run layers 1..L−1 itself to know this; it is here to
   measure the ceiling of pricing — what a perfect estimate of the unknown columns would give.
 
 Policy (exact)
 --------------
-One threshold floor r per step: ``Θx = max(Θx_base, r)``, ``Θh = max(Θh_base, r)`` — a delta smaller than r LSB is
+One threshold floor r per step (``split``: per layer, in layer order, as above): ``Θx = max(Θx_base, r)``,
+``Θh = max(Θh_base, r)`` — a delta smaller than r LSB is
 dropped whichever register holds it, and neither register goes below its trained value. r is the smallest integer
 in [min(Θx_base, Θh_base), 511] whose priced cycles fit ``budget`` (cost is non-increasing in r, so a bisection of
 ≤ 9 pricings; the trained thresholds are priced first and taken when they fit, as on most steps). When even r = 511
@@ -64,7 +75,7 @@ from envs.jit import kernel
 from . import kernel as kn
 from .model import EdgeDRNNError, EdgeDRNNModel
 
-BOUNDS = ("estimate", "worst", "oracle")
+BOUNDS = ("estimate", "worst", "oracle", "split")
 H_MAX = 256  # |h| ≤ 1.0 in Q8.8: the GRU's output range (module docstring)
 
 # Governor buffer: cfg/counter slots, then per-layer mirrors and per-layer priced |Δ| rows.
@@ -90,7 +101,9 @@ G_UNDER = 18
 G_PRICED = 19  # priced cycles of the current step (all layers)
 G_PRICED_LAYER = 20  # MAX_LAYERS entries: priced cycles per layer
 G_SLACK = G_PRICED_LAYER + MAX_LAYERS  # estimate: LSB added to every estimated |Δ|
-G_HDR = G_SLACK + 1
+G_LAYER_TX = G_SLACK + 1  # split: the thresholds each layer ran with, MAX_LAYERS entries each
+G_LAYER_TH = G_LAYER_TX + MAX_LAYERS
+G_HDR = G_LAYER_TH + MAX_LAYERS
 
 
 @kernel
@@ -129,43 +142,79 @@ def _fit(v, sat):
 
 
 @kernel
+def _chain(f, p, c_e, beats, lam):
+    # One fired position in the facts page's MAC chain.
+    return max(p + c_e, f) + beats + lam
+
+
+@kernel
+def _price_layer(g, layer, th_x, th_h):
+    """Cycles of one layer if its priced |Δ| row fires at (th_x, th_h)."""
+    H = g[G_HIDDEN]
+    beats = 3 * H // g[G_K]
+    lam = g[G_LAMBDA]
+    n_in = g[G_INPUT] if layer == 0 else H
+    c_e = kn.C_E_FIRST if layer == 0 else kn.C_E_LATER
+    c_s = kn.C_S_FIRST if layer == 0 else kn.C_S_LATER
+    scan = 1 + n_in + H
+    row = _gviews(g)[4][layer]
+    # Scan order: bias, inputs, hidden.
+    f = np.int64(-(1 << 40))
+    n = 0
+    if g[G_FIRST] != 0:
+        f = _chain(f, 0, c_e, beats, lam)
+        n = 1
+    for i in range(n_in):
+        d = row[1 + i]
+        if d != 0 and d >= th_x:
+            f = _chain(f, 1 + i, c_e, beats, lam)
+            n += 1
+    for j in range(H):
+        d = row[1 + n_in + j]
+        if d != 0 and d >= th_h:
+            f = _chain(f, 1 + n_in + j, c_e, beats, lam)
+            n += 1
+    mac = scan + c_s if n == 0 else max(f + kn.MAC_TAIL, scan + c_s)
+    return mac + kn.ACT_LOOP * (H // g[G_K] + 1)
+
+
+@kernel
 def _price(g, th_x, th_h):
     """Cycles of the step if the priced |Δ| rows fire at (th_x, th_h); per-layer cycles → ``g[G_PRICED_LAYER:]``."""
-    L = g[G_LAYERS]
-    H = g[G_HIDDEN]
-    K = g[G_K]
-    lam = g[G_LAMBDA]
-    first = g[G_FIRST] != 0
-    absd = _gviews(g)[4]
-    beats = 3 * H // K
-    act = kn.ACT_LOOP * (H // K + 1)
     total = 0
-    for layer in range(L):
-        n_in = g[G_INPUT] if layer == 0 else H
-        c_e = kn.C_E_FIRST if layer == 0 else kn.C_E_LATER
-        c_s = kn.C_S_FIRST if layer == 0 else kn.C_S_LATER
-        scan = 1 + n_in + H
-        row = absd[layer]
-        # The facts page's MAC chain, over the positions that fire, in scan order (bias, inputs, hidden).
-        f = np.int64(-(1 << 40))
-        n = 0
-        if first:
-            f = max(c_e, f) + beats + lam
-            n = 1
-        for i in range(n_in):
-            d = row[1 + i]
-            if d != 0 and d >= th_x:
-                f = max(1 + i + c_e, f) + beats + lam
-                n += 1
-        for j in range(H):
-            d = row[1 + n_in + j]
-            if d != 0 and d >= th_h:
-                f = max(1 + n_in + j + c_e, f) + beats + lam
-                n += 1
-        mac = scan + c_s if n == 0 else max(f + kn.MAC_TAIL, scan + c_s)
-        g[G_PRICED_LAYER + layer] = mac + act
-        total += mac + act
+    for layer in range(g[G_LAYERS]):
+        c = _price_layer(g, layer, th_x, th_h)
+        g[G_PRICED_LAYER + layer] = c
+        total += c
     return total
+
+
+@kernel
+def _price_worst_at_max(g, layer):
+    """An upper bound of layer ``layer``'s (≥ 1) cycles at Θx = Θh = 511, before the step: the worst bound for its
+    input part, its hidden part exactly."""
+    H = g[G_HIDDEN]
+    sat = g[G_SATURATE] != 0
+    beats = 3 * H // g[G_K]
+    lam = g[G_LAMBDA]
+    xhat, hhat, h1, _, _ = _gviews(g)
+    f = np.int64(-(1 << 40))
+    n = 0
+    if g[G_FIRST] != 0:
+        f = _chain(f, 0, kn.C_E_LATER, beats, lam)
+        n = 1
+    for i in range(H):
+        if H_MAX + abs(xhat[layer, i]) >= THETA_MAX:
+            f = _chain(f, 1 + i, kn.C_E_LATER, beats, lam)
+            n += 1
+    for j in range(H):
+        d = _fit(h1[layer, j] - hhat[layer, j], sat)
+        if d != 0 and abs(d) >= THETA_MAX:
+            f = _chain(f, 1 + H + j, kn.C_E_LATER, beats, lam)
+            n += 1
+    scan = 1 + 2 * H
+    mac = scan + kn.C_S_LATER if n == 0 else max(f + kn.MAC_TAIL, scan + kn.C_S_LATER)
+    return mac + kn.ACT_LOOP * (H // g[G_K] + 1)
 
 
 @kernel
@@ -189,12 +238,8 @@ def _cost(g, th_x, th_h, image, state, trial, h_trial):
 
 
 @kernel
-def choose(g, xin, image, state, trial, h_trial):
-    """Before a step: price the step from the host's mirrors, pick r, update the mirrors that the choice settles.
-
-    ``xin``: the padded Q8.8 layer-1 input about to be sent. Returns (Θx, Θh) for the step. ``image``, ``state``,
-    ``trial`` (a buffer like ``state``) and ``h_trial`` are read by the ``oracle`` bound only.
-    """
+def _fill_rows(g, xin):
+    """Priced |Δ| rows before the step: layer 1 and every hidden part exact, deeper inputs by the bound."""
     L = g[G_LAYERS]
     H = g[G_HIDDEN]
     I = g[G_INPUT]
@@ -219,6 +264,21 @@ def choose(g, xin, image, state, trial, h_trial):
                     row[1 + i] = abs(_fit(est - xhat[layer, i], sat)) + g[G_SLACK]
         for j in range(H):
             row[1 + n_in + j] = abs(_fit(h1[layer, j] - hhat[layer, j], sat))
+
+
+@kernel
+def choose(g, xin, image, state, trial, h_trial):
+    """Before a step: price the step from the host's mirrors, pick r, update the mirrors that the choice settles.
+
+    ``xin``: the padded Q8.8 layer-1 input about to be sent. Returns (Θx, Θh) for the step. ``image``, ``state``,
+    ``trial`` (a buffer like ``state``) and ``h_trial`` are read by the ``oracle`` bound only.
+    """
+    L = g[G_LAYERS]
+    H = g[G_HIDDEN]
+    I = g[G_INPUT]
+    sat = g[G_SATURATE] != 0
+    xhat, hhat, h1, _, _ = _gviews(g)
+    _fill_rows(g, xin)
     bx = g[G_BASE_X]
     bh = g[G_BASE_H]
     lo = min(bx, bh)
@@ -274,8 +334,8 @@ def observe(g, state):
     L = g[G_LAYERS]
     H = g[G_HIDDEN]
     sat = g[G_SATURATE] != 0
-    xhat, _, h1, h2, _ = _gviews(g)
-    stats, _, mem, _ = kn.state_views(state)
+    xhat = _gviews(g)[0]
+    mem = kn.state_views(state)[2]
     tx = g[G_THETA_X]
     for layer in range(1, L):
         for i in range(H):
@@ -283,6 +343,16 @@ def observe(g, state):
             d = _fit(v - xhat[layer, i], sat)
             if d != 0 and abs(d) >= tx:
                 xhat[layer, i] = v
+    _observe_history(g, state)
+
+
+@kernel
+def _observe_history(g, state):
+    # Shift the read-back h history; count a step that took more cycles than priced.
+    L = g[G_LAYERS]
+    H = g[G_HIDDEN]
+    _, _, h1, h2, _ = _gviews(g)
+    stats, _, mem, _ = kn.state_views(state)
     for layer in range(L):
         for j in range(H):
             h2[layer, j] = h1[layer, j]
@@ -311,6 +381,121 @@ def governed_backend_kernel(features, fp, image, w_out, state, h_out, g, trial, 
     return total
 
 
+@kernel
+def _settle_layer(g, layer, xin, tx, th):
+    """Mirror the memories of ``layer`` that fire at (tx, th); ``xin`` is the layer's input (layer 1: x_t)."""
+    sat = g[G_SATURATE] != 0
+    H = g[G_HIDDEN]
+    xhat, hhat, h1, _, _ = _gviews(g)
+    n_in = g[G_INPUT] if layer == 0 else H
+    for i in range(n_in):
+        d = _fit(xin[i] - xhat[layer, i], sat)
+        if d != 0 and abs(d) >= tx:
+            xhat[layer, i] = xin[i]
+    for j in range(H):
+        d = _fit(h1[layer, j] - hhat[layer, j], sat)
+        if d != 0 and abs(d) >= th:
+            hhat[layer, j] = h1[layer, j]
+
+
+@kernel
+def _split_fits(g, layer, r, used, reserve, limit):
+    """Does floor r fit layer ``layer`` into what is left? Layer 1 also keeps the estimated price of the later layers
+    in view, so that a burst is shared rather than all left to the last layer."""
+    tx = max(g[G_BASE_X], r)
+    th = max(g[G_BASE_H], r)
+    c = _price_layer(g, layer, tx, th)
+    if used + c + reserve > limit:
+        return False
+    if layer == 0:
+        for k in range(1, g[G_LAYERS]):
+            c += _price_layer(g, k, tx, th)
+        return c <= limit
+    return True
+
+
+@kernel
+def _split_step(g, image, state):
+    """The ``split`` bound: the host runs the step one layer at a time (module docstring); returns the cycles."""
+    L = g[G_LAYERS]
+    H = g[G_HIDDEN]
+    sat = g[G_SATURATE] != 0
+    stats, _, mem, scratch = kn.state_views(state)
+    xin = scratch[2]
+    xhat, _, _, _, absd = _gviews(g)
+    _fill_rows(g, xin)
+    bx = g[G_BASE_X]
+    bh = g[G_BASE_H]
+    lo = min(bx, bh)
+    limit = g[G_MAX_CYCLES]
+    changed = False
+    raised = False
+    used = 0
+    priced = 0
+    for layer in range(L):
+        reserve = 0
+        for m in range(layer + 1, L):
+            reserve += _price_worst_at_max(g, m)
+        if layer > 0:
+            # Read back layer-1..l's new output: this layer's input part is now known exactly.
+            row = absd[layer]
+            for i in range(H):
+                row[1 + i] = abs(_fit(mem[layer - 1, 2, i] - xhat[layer, i], sat))
+        # Smallest r whose price fits what is left after the reserve (cost is non-increasing in r).
+        if _split_fits(g, layer, lo, used, reserve, limit):
+            b = lo
+        elif not _split_fits(g, layer, THETA_MAX, used, reserve, limit):
+            b = THETA_MAX
+        else:
+            a = lo
+            b = THETA_MAX
+            while b - a > 1:
+                m = (a + b) // 2
+                if _split_fits(g, layer, m, used, reserve, limit):
+                    b = m
+                else:
+                    a = m
+        tx = max(bx, b)
+        th = max(bh, b)
+        c = _price_layer(g, layer, tx, th)
+        if used + c + reserve > limit:
+            g[G_INFEASIBLE] += 1
+        if g[G_STEPS] > 0 and (tx != g[G_LAYER_TX + layer] or th != g[G_LAYER_TH + layer]):
+            changed = True
+        if tx != bx or th != bh:
+            raised = True
+        g[G_LAYER_TX + layer] = tx
+        g[G_LAYER_TH + layer] = th
+        g[G_PRICED_LAYER + layer] = c
+        priced += c
+        if layer == 0:
+            _settle_layer(g, 0, xin, tx, th)
+        else:
+            _settle_layer(g, layer, mem[layer - 1, 2], tx, th)
+        state[kn.CFG_THETA_X] = tx
+        state[kn.CFG_THETA_H] = th
+        kn.step_layers(image, state, layer, layer + 1)
+        used = stats[kn.ST_CYCLES]
+    g[G_CHANGES] += changed
+    g[G_RAISED] += raised
+    g[G_THETA_X] = g[G_LAYER_TX]
+    g[G_THETA_H] = g[G_LAYER_TH]
+    g[G_PRICED] = priced
+    g[G_STEPS] += 1
+    return used
+
+
+@kernel
+def governed_split_kernel(features, fp, image, w_out, state, h_out, g):
+    """:func:`governed_backend_kernel` for the ``split`` bound: layer by layer, each priced exactly."""
+    kn.quantize_input(features, fp, state)
+    total = _split_step(g, image, state)
+    kn.copy_h(state, h_out)
+    _observe_history(g, state)
+    kn.arm_output(fp, w_out, h_out)
+    return total
+
+
 def max_cycles_within(budget_s: float, clock_hz: float, t_sys_s: float) -> int:
     """Largest cycle count c with ``c · (1/clock) + T_sys ≤ budget`` in the backend's own float arithmetic."""
     inv = 1.0 / clock_hz
@@ -335,10 +520,12 @@ class PredictiveGovernor:
     theta_x_base, theta_h_base
         Trained thresholds (Q8.8 LSB): the floor.
     bound
-        ``estimate`` (linear extrapolation of the unknown columns) or ``worst`` (every column that can fire does: a
-        guarantee whenever some threshold fits).
+        ``estimate`` (linear extrapolation of the unknown columns), ``worst`` (every column that can fire does: a
+        guarantee whenever some threshold fits), ``split`` (layer by layer, each priced exactly: a guarantee; runs
+        inside :class:`hil.edgedrnn.backend.EdgeDRNNBackend` only) or ``oracle`` (trial steps: a ceiling).
     gain, slack
-        ``estimate`` only: extrapolation gain (1 = linear) and LSB added to every estimated delta (module docstring).
+        The estimate's extrapolation gain (1 = linear) and the LSB added to every estimated delta (default 4; 0 for
+        ``split``, which uses the estimate only to share a burst between layers).
 
     Use :meth:`before` / :meth:`after` around ``model.step``; :class:`hil.edgedrnn.backend.EdgeDRNNBackend` fuses both
     into its compiled step instead.
@@ -355,7 +542,7 @@ class PredictiveGovernor:
         *,
         bound: str = "estimate",
         gain: float = 1.0,
-        slack: int = 4,
+        slack: int | None = None,
     ) -> None:
         if not budget_s > 0:
             raise EdgeDRNNError(f"budget_s must be > 0, got {budget_s}")
@@ -363,6 +550,8 @@ class PredictiveGovernor:
             raise EdgeDRNNError(f"bound must be one of {', '.join(BOUNDS)}, got {bound!r}")
         if not 0.0 <= gain <= 16.0:
             raise EdgeDRNNError(f"gain must be in [0, 16], got {gain}")
+        if slack is None:
+            slack = 0 if bound == "split" else 4  # split: the estimate only shares a burst between the layers
         if not 0 <= int(slack) <= THETA_MAX:
             raise EdgeDRNNError(f"slack must be in 0..{THETA_MAX} LSB, got {slack}")
         for name, v in (("theta_x_base", theta_x_base), ("theta_h_base", theta_h_base)):
@@ -415,6 +604,8 @@ class PredictiveGovernor:
 
     def before(self, model: EdgeDRNNModel, x_q88: np.ndarray) -> tuple[int, int]:
         """Choose and write the thresholds of the step about to run on ``x_q88`` (int16 [I] or [I_pad])."""
+        if self.bound == "split":
+            raise EdgeDRNNError("the split bound runs the step itself, layer by layer: use it through EdgeDRNNBackend")
         x = np.asarray(x_q88)
         if x.ndim != 1 or x.shape[0] not in (model.input_size, model.input_padded):
             raise EdgeDRNNError(f"input must be [{model.input_size}] (or padded [{model.input_padded}]), got {x.shape}")
