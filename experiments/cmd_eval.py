@@ -351,6 +351,7 @@ def run_replay(args: argparse.Namespace) -> int:
             policy=args.deadline_policy,
             governor=args.governor,
             board=_board_link(args),
+            clock_hz=args.clock_mhz * 1e6,
         )
     except (ReplayError, ValueError, *_learned_errors(), *_board_errors()) as exc:  # type: ignore[misc]
         raise CliError(str(exc)) from None
