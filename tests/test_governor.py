@@ -170,3 +170,18 @@ def test_closed_loop_with_the_split_governor_is_never_late(make_checkpoint) -> N
     assert ep["governor"] == "predictive-split" and ep["governor_raised_steps"] > 0
     assert ep["deadline_misses"] == 0 and ep["latency_us"]["max"] <= 6.0
     assert (made[0].latencies_s <= 6e-6).all() and made[0].latencies_s.size == ep["deadline_steps"]
+
+
+def test_sweeps_take_a_governor_name_and_the_old_bool(tmp_path) -> None:
+    from experiments.sweep_config import SweepConfigError, load_sweep
+
+    ck = tmp_path / "c.pt"
+    ck.write_bytes(b"")  # never read while expanding
+    cfg = tmp_path / "s.toml"
+    head = f'[defaults]\ncontroller = "edgedrnn"\ncheckpoint = "{ck}"\n'
+    cfg.write_text(head + '[[grid]]\ngovernor = [true, "predictive-split", ""]\n')
+    govs = sorted(str(t.params["governor"]) for t in load_sweep(cfg).tasks)
+    assert govs == ["None", "predictive-split", "reactive"]
+    cfg.write_text(head + 'governor = "psychic"\n')
+    with pytest.raises(SweepConfigError, match="predictive-split"):
+        load_sweep(cfg)

@@ -30,8 +30,9 @@ So before step t it knows, per layer l, the scan positions that will fire for an
   ``estimate`` (no guarantee): each unit of h^{l−1} is extrapolated linearly,
   ``h̃_t = h_{t−1} + gain · (h_{t−1} − h_{t−2})`` (clipped to ±256), and its delta against x̂^l, plus ``slack`` LSB
   (default 4: units within a few LSB of firing are counted), priced as if exact. It misses when layer l−1 jumps in
-  one step (an impact) after a calm one; ``underestimates`` counts those steps. (On the demo's held-out walk:
-  slack 0 left 6 % of steps late, 4 left 1.7 %, 6 left 1.4 % at a lower R²; an unsigned extrapolation was no better.)
+  one step (an impact) after a calm one; ``underestimates`` counts those steps. (On the demo's held-out walk,
+  with a common floor on both registers: slack 0 left 6 % of the steps late, 4 left 1.7 %, 6 left 1.4 % at a lower
+  R²; an unsigned extrapolation was no better. With the Θh-first ladder below, slack 4 leaves 2.2 %.)
 
   ``split`` (a guarantee, for a host that can run the step one layer at a time): the host starts layer 1 alone,
   reads back its new h¹_t, and only then prices layer 2 — whose input part is now known — and writes layer 2's own
