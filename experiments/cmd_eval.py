@@ -18,6 +18,7 @@ from typing import Any
 from experiments.cli import CliError, Subparsers
 from experiments.rundir import OutputExistsError, prepare_out, provenance, write_json
 from experiments.tables import Column, count_of
+from hil.governors import GOVERNORS
 
 
 def _columns(learned: bool) -> list[Column]:
@@ -130,7 +131,18 @@ def register(sub: Subparsers) -> None:
         "report only. Default: hold on edgedrnn, none on the CPU (gru, deltagru), whose measured time varies "
         "with the machine's load",
     )
-    p.add_argument("--governor", action="store_true", help="edgedrnn: run-time threshold governor")
+    p.add_argument(
+        "--governor",
+        nargs="?",
+        const="reactive",
+        choices=GOVERNORS,
+        default=None,
+        help="edgedrnn: run-time threshold governor; alone: 'reactive' (raises Θ after a step near the budget), "
+        "'predictive' (prices each step with the cycle model before it runs and writes the smallest Θ that fits), "
+        "'predictive-worst' (the same, counting every column that can fire: never late when a Θ fits), "
+        "'predictive-split' (a host that runs the step layer by layer: each layer priced exactly, never late when a Θ "
+        "fits), 'predictive-oracle' (priced by trial steps on the model's whole state: a ceiling no real host reaches)",
+    )
     p.add_argument(
         "--clock-mhz", type=float, default=125.0, help="edgedrnn, board --emulate python: accelerator clock, MHz"
     )
@@ -324,6 +336,7 @@ def run_replay(args: argparse.Namespace) -> int:
             policy=args.deadline_policy,
             governor=args.governor,
             board=_board_link(args),
+            clock_hz=args.clock_mhz * 1e6,
         )
     except (ReplayError, ValueError, *_learned_errors(), *_board_errors()) as exc:  # type: ignore[misc]
         raise CliError(str(exc)) from None

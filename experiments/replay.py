@@ -23,7 +23,7 @@ import numpy as np
 from controllers.features import FEATURE_COLUMNS, TARGET_COLUMNS, features_from_columns
 from experiments.ampro_log import LogFormatError, read_csv
 from hil.deadline import DEFAULT_BUDGET_S
-from hil.learned import LearnedController
+from hil.learned import DEFAULT_CLOCK_HZ, LearnedController
 from hil.spec import LEARNED_CONTROLLERS, ControllerSpec
 
 LEARNED = LEARNED_CONTROLLERS
@@ -105,17 +105,18 @@ def replay_log(
     feature_set: str | None = None,
     budget_s: float = DEFAULT_BUDGET_S,
     policy: str | None = None,
-    governor: bool = False,
+    governor: bool | str | None = None,
     theta_x: float | None = None,
     theta_h: float | None = None,
     board: Any = None,
+    clock_hz: float = DEFAULT_CLOCK_HZ,
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """Replay ``log_path`` through a checkpoint; returns (metrics, predicted torques [T, 2], logged PD torques).
 
-    ``theta_x`` / ``theta_h`` override the checkpoint's thresholds (normalised units); ``board`` (a
-    :class:`hil.board_backend.BoardLink`) is where ``controller_name='board'`` runs. Raises ``CheckpointError``
-    (unusable checkpoint or feature-set mismatch), :class:`ReplayError` (log) or ``ExportError`` (edgedrnn: a
-    checkpoint that does not fit the accelerator).
+    ``theta_x`` / ``theta_h`` override the checkpoint's thresholds (normalised units); ``clock_hz`` is the EdgeDRNN
+    model's clock; ``board`` (a :class:`hil.board_backend.BoardLink`) is where ``controller_name='board'`` runs.
+    Raises ``CheckpointError`` (unusable checkpoint or feature-set mismatch), :class:`ReplayError` (log) or
+    ``ExportError`` (edgedrnn: a checkpoint that does not fit the accelerator).
     """
     if controller_name not in LEARNED:
         raise ValueError(f"replay needs a learned controller ({', '.join(LEARNED)}), got {controller_name!r}")
@@ -129,6 +130,7 @@ def replay_log(
         theta_x=theta_x,
         theta_h=theta_h,
         board=board,
+        clock_hz=clock_hz,
     )
     with spec.factory() as factory:
         fs = factory.meta.feature_set

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.train_config import CONFIG_DIR, DEFAULT_CONFIG
+from hil.governors import GOVERNORS, governor_name
 
 LEARNED = ("gru", "deltagru", "edgedrnn")
 BUILTIN = ("pd", "zero", "damped")
@@ -122,7 +123,8 @@ PARAMS: dict[str, Param] = {
               LEARNED, nullable=True, check=_one_of(POLICIES)),
         Param("budget_us", float, 21.0, "controller", "latency budget per step, µs", LEARNED,
               check=_range(0.0, 1e6, "µs", lo_open=True)),
-        Param("governor", bool, False, "controller", "run-time threshold governor", ("edgedrnn",)),
+        Param("governor", str, None, "controller", "run-time threshold governor: reactive | predictive | "
+              "predictive-worst (true = reactive)", ("edgedrnn",), nullable=True, check=_one_of(GOVERNORS)),
         Param("clock_mhz", float, 125.0, "controller", "accelerator clock, MHz", ("edgedrnn",),
               check=_range(0.0, 10_000.0, "MHz", lo_open=True)),
         # ---- training (a training task of the sweep makes the checkpoint)
@@ -214,6 +216,8 @@ def _value(name: str, value: Any, where: str) -> Any:
     if value is None or (p.nullable and value == ""):
         if p.nullable or p.default is None:
             return None
+    if name == "governor" and isinstance(value, bool):
+        return governor_name(value)  # the parameter was a bool before the predictive governor: true = reactive
     tp = p.type
     ok = (
         isinstance(value, bool)

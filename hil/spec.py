@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from controllers.base import Controller, DampedPassive, ZeroTorque
 from controllers.pd import AmproPD
 from hil.deadline import DEFAULT_BUDGET_S, check_policy
+from hil.governors import governor_name
 from hil.learned import DEFAULT_CLOCK_HZ
 
 if TYPE_CHECKING:
@@ -105,7 +106,8 @@ class ControllerSpec:
     policy, budget_s
         Deadline policy (None: the backend's default, ``none`` on the CPU, ``hold`` on EdgeDRNN) and budget, s.
     governor
-        ``edgedrnn`` only: the run-time threshold governor.
+        ``edgedrnn`` only: the run-time threshold governor, a name of :data:`hil.governors.GOVERNORS` (``reactive``,
+        ``predictive``, ``predictive-worst``) or None; True means ``reactive`` (stored as the name).
     clock_hz
         ``edgedrnn`` and an emulated Python ``board``: the accelerator clock, Hz (a real board reports its own).
     board
@@ -123,7 +125,7 @@ class ControllerSpec:
     gain_scale: float = 1.0
     policy: str | None = None
     budget_s: float = DEFAULT_BUDGET_S
-    governor: bool = False
+    governor: str | bool | None = None  # normalised to a name or None in __post_init__
     clock_hz: float = DEFAULT_CLOCK_HZ
     theta_x: float | None = None
     theta_h: float | None = None
@@ -133,6 +135,7 @@ class ControllerSpec:
     def __post_init__(self) -> None:
         if self.checkpoint is not None and not isinstance(self.checkpoint, str):
             object.__setattr__(self, "checkpoint", os.fspath(self.checkpoint))
+        object.__setattr__(self, "governor", governor_name(self.governor))  # True (the old flag) → 'reactive'
         self.validate()
 
     # ------------------------------------------------------------------------------------------ checks

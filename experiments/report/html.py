@@ -214,7 +214,7 @@ def reproduce_command(c: dict[str, Any]) -> str:
         if spec.get("policy"):
             args += ["--deadline-policy", str(spec["policy"])]
         if spec.get("governor"):
-            args.append("--governor")
+            args += ["--governor", "reactive" if spec["governor"] is True else str(spec["governor"])]
         clock = spec.get("clock_hz")
         if name == "edgedrnn" and isinstance(clock, (int, float)) and abs(clock - 125e6) > 1:
             args += ["--clock-mhz", f"{clock / 1e6:g}"]

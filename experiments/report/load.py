@@ -35,6 +35,13 @@ if TYPE_CHECKING:
 RUNLOG_FORMAT = "legloop-runlog/1"
 
 
+def governor_of(value: Any) -> str | None:
+    """The governor a run's config names: a name, or the bool of runs made before there were two (True = reactive)."""
+    if value is True:
+        return "reactive"
+    return str(value) if value else None
+
+
 class ReportInputError(ValueError):
     """A path that is not a readable run: the message names it and says what was expected (one line)."""
 
@@ -360,7 +367,7 @@ def _replay_key(cfg: dict[str, Any], controller: str, checkpoint: str | None) ->
         controller,
         Path(checkpoint).name if checkpoint else None,
         cfg.get("deadline_policy"),
-        bool(cfg.get("governor")),
+        governor_of(cfg.get("governor")),
     )
 
 
@@ -375,7 +382,7 @@ def _attach_replays(inp: ReportInput) -> None:
             spec = cfg.get("controller") or {}
             policy = spec.get("policy") if isinstance(spec, dict) else None
             run_key = (run.name, Path(str(cfg.get("checkpoint"))).name if cfg.get("checkpoint") else None, policy,
-                       bool(cfg.get("governor")))  # fmt: skip
+                       governor_of(cfg.get("governor")))  # fmt: skip
             if run.replay is None and run_key == key:
                 run.replay, run.replay_path = m, rep.path
                 break
@@ -392,7 +399,7 @@ def _variant(run: ControllerRun) -> str:
         if spec.get("policy"):
             parts.append(str(spec["policy"]))
         if spec.get("governor"):
-            parts.append("governor")
+            parts.append(f"governor {governor_of(spec['governor'])}")
         if spec.get("gain_scale") not in (None, 1.0):
             parts.append(f"gains ×{spec['gain_scale']:g}")
     return ", ".join(parts)

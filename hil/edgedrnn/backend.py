@@ -17,10 +17,12 @@ import numpy as np
 from firmware_bridge.bundle import Bundle, load_bundle
 from hil.backend import StepResult
 from hil.deadline import DEFAULT_BUDGET_S
+from hil.governors import governor_name
 
 from . import kernel as kn
 from .governor import ThresholdGovernor
 from .model import DEFAULT_CLOCK_HZ, EdgeDRNNError, EdgeDRNNModel
+from .predictive import PredictiveGovernor, governed_backend_kernel, governed_split_kernel
 
 
 class EdgeDRNNBackend:
@@ -33,8 +35,9 @@ class EdgeDRNNBackend:
     budget_s
         Latency budget of one step (what ``StepResult.deadline_met`` and the governor aim at).
     governor
-        Optional :class:`ThresholdGovernor` (or True for one with default policy around ``budget_s``) that
-        adjusts Θx/Θh after every step.
+        Optional threshold governor around ``budget_s``: a :class:`ThresholdGovernor` (adjusts Θx/Θh after every
+        step), a :class:`PredictiveGovernor` of this backend's model (chooses them before every step), or a name of
+        :data:`hil.governors.GOVERNORS` for one with the default policy (True = ``reactive``).
     clock_hz, burst_latency, t_sys_s, saturate
         Passed to the model.
 
@@ -48,7 +51,7 @@ class EdgeDRNNBackend:
         bundle: Bundle | str | os.PathLike,
         *,
         budget_s: float = DEFAULT_BUDGET_S,
-        governor: ThresholdGovernor | bool | None = None,
+        governor: ThresholdGovernor | PredictiveGovernor | bool | str | None = None,
         clock_hz: float = DEFAULT_CLOCK_HZ,
         burst_latency: int = 0,
         t_sys_s: float = 0.0,
@@ -63,9 +66,22 @@ class EdgeDRNNBackend:
         self.model = EdgeDRNNModel.from_bundle(
             bundle, clock_hz=clock_hz, burst_latency=burst_latency, t_sys_s=t_sys_s, saturate=saturate
         )
-        if governor is True:
-            governor = ThresholdGovernor(self.budget_s, bundle.theta_x, bundle.theta_h)
-        self.governor: ThresholdGovernor | None = governor or None
+        if not isinstance(governor, (ThresholdGovernor, PredictiveGovernor)):
+            try:
+                name = governor_name(governor)
+            except ValueError as exc:
+                raise EdgeDRNNError(str(exc)) from None
+            if name == "reactive":
+                governor = ThresholdGovernor(self.budget_s, bundle.theta_x, bundle.theta_h)
+            elif name is not None:
+                bound = name.partition("-")[2] or "estimate"
+                governor = PredictiveGovernor(self.model, self.budget_s, bundle.theta_x, bundle.theta_h, bound=bound)
+            else:
+                governor = None
+        self.governor: ThresholdGovernor | PredictiveGovernor | None = governor
+        self._predictive = governor if isinstance(governor, PredictiveGovernor) else None
+        if self._predictive is not None:
+            self._predictive.check_model(self.model)
         self.input_size = bundle.input_size
         self.n_outputs = bundle.n_outputs
         self.hidden_size = bundle.hidden
@@ -84,6 +100,17 @@ class EdgeDRNNBackend:
         self._t_sys = self.model.t_sys_s
         image, state, h_out = self.model.kernel_buffers()
         self._args = (self._fp, image, self._w_out, state, h_out)
+        if self._predictive is not None:
+            pg = self._predictive
+            self._gargs: tuple[np.ndarray, ...]
+            self._split = pg.bound == "split"
+            if self._split:
+                self._gargs = (*self._args, pg.buffer)
+                governed_split_kernel(np.zeros(self.input_size), *self._gargs)
+            else:
+                self._gargs = (*self._args, pg.buffer, pg.trial, pg.h_trial)
+                governed_backend_kernel(np.zeros(self.input_size), *self._gargs)
+        self._gov_raised = 0
         self._stats = self.model.step_stats
         self.steps = 0
         self.misses = 0
@@ -101,6 +128,8 @@ class EdgeDRNNBackend:
         if self.governor is not None:
             self.governor.reset()
             self._gov_base = self.governor.actions
+        if self._predictive is not None:
+            self._gov_raised = self._predictive.counters()["raised_steps"]
         self._fp[kn.FP_OUT] = 0.0
 
     def step(self, features: np.ndarray) -> StepResult:
@@ -110,7 +139,13 @@ class EdgeDRNNBackend:
             f = np.ascontiguousarray(f, dtype=np.float64)
         if f.shape != (self.input_size,):
             raise EdgeDRNNError(f"features must have shape ({self.input_size},), got {np.shape(features)}")
-        cycles = kn.backend_kernel(f, *self._args)
+        if self._predictive is not None:
+            if self._split:
+                cycles = governed_split_kernel(f, *self._gargs)
+            else:
+                cycles = governed_backend_kernel(f, *self._gargs)
+        else:
+            cycles = kn.backend_kernel(f, *self._args)
         latency = cycles * self._inv_clock + self._t_sys
         met = latency <= self.budget_s
         r = self.result
@@ -123,7 +158,7 @@ class EdgeDRNNBackend:
         self.steps += 1
         if not met:
             self.misses += 1
-        if self.governor is not None:
+        if isinstance(self.governor, ThresholdGovernor):
             self.governor.update(self.model, latency)
         return r
 
@@ -132,8 +167,19 @@ class EdgeDRNNBackend:
         """Threshold changes the governor made since :meth:`reset` (0 without a governor)."""
         return self.governor.actions - self._gov_base if self.governor is not None else 0
 
+    @property
+    def governor_kind(self) -> str | None:
+        """The governor's name (:data:`hil.governors.GOVERNORS`), None without one."""
+        if self.governor is None:
+            return None
+        return self.governor.name if isinstance(self.governor, PredictiveGovernor) else "reactive"
+
     def episode_stats(self) -> dict[str, Any]:
-        return {"governor_actions": self.governor_actions}
+        out: dict[str, Any] = {"governor": self.governor_kind or "none", "governor_actions": self.governor_actions}
+        if self._predictive is not None:
+            # Steps run above the trained thresholds (the predictive governor re-chooses every step).
+            out["governor_raised_steps"] = self._predictive.counters()["raised_steps"] - self._gov_raised
+        return out
 
     def describe(self) -> dict[str, Any]:
         b, m = self.bundle, self.model
@@ -149,7 +195,7 @@ class EdgeDRNNBackend:
             "t_sys_s": m.t_sys_s,
             "burst_latency": m.burst_latency,
             "budget_s": self.budget_s,
-            "governor": self.governor is not None,
+            "governor": self.governor_kind,
         }
 
     def close(self) -> None:

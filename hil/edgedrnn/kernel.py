@@ -168,6 +168,14 @@ def _views(state):
 @kernel
 def _step(image, state):
     """One time step of all layers; the padded layer-1 input must already be in ``scratch[2, :I_pad]``."""
+    return _step_layers(image, state, 0, state[CFG_LAYERS])
+
+
+@kernel
+def _step_layers(image, state, l0, l1):
+    """Layers ``l0 .. l1-1`` of a time step (the thresholds in force are read at ``l0``). Run in pieces that cover
+    0..L-1 in order, it is :func:`_step`: the stats add up from ``l0 > 0`` and the bias column stays pending until the
+    last layer ran."""
     stats, acc, mem, scratch = _views(state)
     cfg = state
     L = cfg[CFG_LAYERS]
@@ -186,7 +194,11 @@ def _step(image, state):
     total = 0
     fired_total = 0
     deltas = 0
-    for layer in range(L):
+    if l0 > 0:
+        total = stats[ST_CYCLES]
+        fired_total = stats[ST_FIRED]
+        deltas = stats[ST_DELTAS]
+    for layer in range(l0, l1):
         if layer > 0:
             I = H
             for i in range(H):
@@ -255,7 +267,8 @@ def _step(image, state):
         total += mac + act
         fired_total += n
         deltas += n - 1 if first else n
-    cfg[CFG_FIRST] = 0
+    if l1 == L:
+        cfg[CFG_FIRST] = 0
     stats[ST_CYCLES] = total
     stats[ST_FIRED] = fired_total
     stats[ST_DELTAS] = deltas
@@ -313,12 +326,9 @@ FP_OUT = 5  # the float outputs of the last step
 FP_ROWS = 6
 
 
-@kernel
-def backend_kernel(features, fp, image, w_out, state, h_out):
-    """Features → z-score → Q8.8 → one step → output layer as on the ARM core; returns the step's cycles.
-
-    ``fp`` float64 [FP_ROWS, max(I, O)] (rows above); the outputs land in ``fp[FP_OUT, :O]``.
-    """
+@kernel(inline="always")
+def quantize_input(features, fp, state):
+    """Features → z-score with ``fp``'s mean/std → Q8.8 (round half to even, saturate) → the layer-1 input row."""
     _, _, _, scratch = _views(state)
     xin = scratch[2]
     n_in = features.shape[0]
@@ -329,8 +339,19 @@ def backend_kernel(features, fp, image, w_out, state, h_out):
         xin[i] = np.int64(min(max(v, -32768.0), 32767.0))
     for i in range(n_in, state[CFG_INPUT]):
         xin[i] = 0
+
+
+@kernel(inline="always")
+def step_loaded(image, state, h_out):
+    """One step of all layers on the input already in the layer-1 input row; last layer's h → ``h_out``."""
     total = _step(image, state)
     _copy_h(state, h_out)
+    return total
+
+
+@kernel(inline="always")
+def arm_output(fp, w_out, h_out):
+    """The output layer on the ARM core: int32 MAC of h with the Q1.7 weights + bias → ``fp[FP_OUT, :O]``."""
     H = h_out.shape[0]
     for o in range(w_out.shape[0]):
         s = np.int64(fp[FP_BIAS, o])
@@ -338,4 +359,23 @@ def backend_kernel(features, fp, image, w_out, state, h_out):
             s += np.int64(w_out[o, j]) * np.int64(h_out[j])
         s = ((s + 2147483648) & 0xFFFFFFFF) - 2147483648  # the ARM's int32 MAC wraps
         fp[FP_OUT, o] = s / 32768.0 * fp[FP_SCALE, o] + fp[FP_OFFSET, o]
+
+
+# Public names of the state views and the input loader, for kernels in sibling modules (the predictive governor
+# reads back every layer's h; its oracle runs trial steps).
+state_views = _views
+load_input = _load_input
+step_layers = _step_layers
+copy_h = _copy_h
+
+
+@kernel
+def backend_kernel(features, fp, image, w_out, state, h_out):
+    """Features → z-score → Q8.8 → one step → output layer as on the ARM core; returns the step's cycles.
+
+    ``fp`` float64 [FP_ROWS, max(I, O)] (rows above); the outputs land in ``fp[FP_OUT, :O]``.
+    """
+    quantize_input(features, fp, state)
+    total = step_loaded(image, state, h_out)
+    arm_output(fp, w_out, h_out)
     return total
