@@ -57,6 +57,14 @@ def test_aux_off_by_default_and_absent_from_the_config_record() -> None:
     assert config_from_dict(on.to_dict()) == on
 
 
+def test_sensors_config_loads_with_the_aux_output() -> None:
+    cfg = load_config(CONFIG_DIR / "train_sensors.toml")
+    assert cfg.feature_set == "sensors" and cfg.aux.weight == 1.0 and cfg.data.max_slope_deg == 3.0
+    # Everything else that the study did not change is the default's.
+    default = load_config()
+    assert (cfg.model, cfg.optim, cfg.bc, cfg.delta) == (default.model, default.optim, default.bc, default.delta)
+
+
 # ------------------------------------------------------------------------------------------------ data
 def _synthetic(n_eps: int = 4, T: int = 400, seed: int = 0) -> list[Series]:
     """Episodes whose stance flag and phase can be read from the input history only (a sawtooth seen through a
