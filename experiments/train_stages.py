@@ -43,7 +43,8 @@ def validate(
     """Open-loop fidelity on whole episodes from a fresh state, as the controller runs: loss, R² per joint (N·m),
     temporal sparsity and MACs per step. Episodes of equal length run as one batch (no padding to skew the
     sparsity counters). With an auxiliary head (and targets in `data`) also how well it reads the gait phase from
-    the hidden state: ``aux`` = its loss, the fraction of steps whose stance/swing it gets right, the RMSE of τ."""
+    the hidden state: ``aux`` = the fraction of steps whose stance/swing it gets right and the RMSE of τ (None
+    without a head)."""
     model.eval()
     with_aux = aux_head is not None and data.aux is not None
     aux_sq = aux_right = 0.0
