@@ -253,10 +253,13 @@ class DeltaGRU(nn.Module):
         *,
         return_state: bool = False,
         return_stats: bool = False,
+        return_hidden: bool = False,
     ) -> Tensor | tuple[Any, ...]:
         """Run sequences x [B, T, I] from ``state`` (fresh if None) → y [B, T, O].
 
-        Returns ``y``; with ``return_state`` / ``return_stats`` a tuple ``(y, state?, stats?)`` in that order.
+        Returns ``y``; with ``return_state`` / ``return_stats`` / ``return_hidden`` a tuple
+        ``(y, state?, stats?, hidden?)`` in that order, ``hidden`` the top layer's h [B, T, H] that the output layer
+        reads (what a training-only auxiliary head reads too).
         Layers run one after the other over the whole window (like cuDNN), so the input-side products of a layer
         are one batched matmul; only the hidden-side product is in the per-step loop.
         """
@@ -326,6 +329,8 @@ class DeltaGRU(nn.Module):
             out += (DeltaGRUState(tuple(new_layers)),)
         if return_stats:
             out += (self._stats(dx_list, dh_list, change_list),)
+        if return_hidden:
+            out += (inp,)
         return out[0] if len(out) == 1 else out
 
     def step(self, x: Tensor, state: DeltaGRUState | None = None, *, return_stats: bool = False) -> tuple[Any, ...]:

@@ -345,7 +345,7 @@ def _train_config(params: dict[str, Any], base: Path, where: str) -> dict[str, A
     given = params.get("train_config")
     path = resolve_path(given, base, (CONFIG_DIR,)) if given else DEFAULT_CONFIG
     try:
-        cfg = load_config(path).to_dict()
+        cfg = load_config(path).full_dict()
     except ConfigError as exc:
         raise SweepConfigError(f"{where}train_config: {exc}") from None
     for key, value in params.items():

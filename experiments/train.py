@@ -72,7 +72,7 @@ from experiments.train_data import (
     split_tails,
     split_train_val,
 )
-from experiments.train_stages import StageSpec, summary_writer, train_stage, train_stage_budget
+from experiments.train_stages import StageSpec, make_aux_head, summary_writer, train_stage, train_stage_budget
 
 FINAL = DELTA_GRU
 
@@ -178,6 +178,12 @@ def run_training(
     fs = resolve_feature_set(cfg, sources, feature_set, backend)
     if fs != cfg.feature_set:
         cfg = cfg.replace(feature_set=fs)
+    aux_w = cfg.aux.weight
+    if aux_w > 0.0 and sources:
+        raise TrainError(
+            "[aux] weight > 0 (the auxiliary gait-phase output) trains on the PD's domain and phase from the "
+            "simulator; with --data set it to 0"
+        )
     final = out / FINAL
     if out.exists() and not out.is_dir():
         raise TrainError(f"--out {out} exists and is not a directory")
@@ -241,7 +247,7 @@ def run_training(
         )
         dt = control_dt_of(pd_eps)
         train_eps, val_eps = split_train_val(backend, pd_eps, cfg.data.val_fraction, cfg.seed)
-        train_s, val_s = episode_series(train_eps, fs), episode_series(val_eps, fs)
+        train_s, val_s = episode_series(train_eps, fs, aux_w > 0.0), episode_series(val_eps, fs, aux_w > 0.0)
         data_info = {"pd_episodes": len(pd_eps), "seed0": seed_base}
     data_info |= {
         "train_episodes": [s.name for s in train_s],
@@ -254,9 +260,19 @@ def run_training(
     rounds = 0 if sources else cfg.dagger.rounds
     l1 = cfg.optim.l1_weight
     bc_steps, delta_steps = (cfg.logs.bc_steps, cfg.logs.delta_steps) if sources else (0, 0)
-    specs = [StageSpec("bc", 0, cfg.bc.epochs, cfg.bc.lr or cfg.optim.lr, l1_weight=l1, steps=bc_steps)]
+    specs = [
+        StageSpec("bc", 0, cfg.bc.epochs, cfg.bc.lr or cfg.optim.lr, l1_weight=l1, steps=bc_steps, aux_weight=aux_w)
+    ]
     specs += [
-        StageSpec(f"dagger{k}", k, cfg.dagger.epochs, cfg.dagger.lr or cfg.optim.lr, l1_weight=l1, dagger_round=k)
+        StageSpec(
+            f"dagger{k}",
+            k,
+            cfg.dagger.epochs,
+            cfg.dagger.lr or cfg.optim.lr,
+            l1_weight=l1,
+            dagger_round=k,
+            aux_weight=aux_w,
+        )
         for k in range(1, rounds + 1)
     ]
     dcfg = cfg.delta  # not `d`: that name holds the run's folders above
@@ -272,6 +288,7 @@ def run_training(
             dcfg.qat,
             dcfg.l1_weight,
             steps=delta_steps,
+            aux_weight=aux_w,
         )
     )
     for j in range(1, (0 if sources else dcfg.dagger_rounds) + 1):
@@ -286,12 +303,16 @@ def run_training(
                 dcfg.qat,
                 dcfg.l1_weight,
                 dagger_round=rounds + j,
+                aux_weight=aux_w,
             )
         )
 
     scaling: Scaling | None = None
     torch.manual_seed(cfg.seed)  # the initial weights
     model = DeltaGRU(feature_size(fs), cfg.model.hidden_size, cfg.model.num_layers, len(TARGET_COLUMNS))
+    # The auxiliary gait-phase head (training only): saved beside each stage checkpoint so a resumed run continues
+    # with it, never inside the checkpoint (the deployed network keeps its torque outputs).
+    aux_head = make_aux_head(model) if aux_w > 0.0 else None
     if sources:
         n_params = sum(p.numel() for p in model.parameters())
         msg = data_size_warning(n_params, len(TARGET_COLUMNS), sum(len(s) for s in train_s), dt)
@@ -325,7 +346,7 @@ def run_training(
                 beta=beta,
                 stage=spec.name,
             )
-            train_s = train_s + episode_series(new_eps, fs)
+            train_s = train_s + episode_series(new_eps, fs, aux_w > 0.0)
         if ckpt.exists():
             try:
                 model, meta = load_checkpoint(ckpt, fs)
@@ -333,6 +354,9 @@ def run_training(
                 raise TrainError(f"cannot resume from {ckpt}: {exc}; pass --restart to retrain") from None
             scaling = Scaling.from_meta(meta)
             history = list(meta.training.get("stages", []))
+            aux_path = ckpt.with_suffix(".aux.pt")
+            if aux_head is not None and aux_path.exists():
+                aux_head.load_state_dict(torch.load(aux_path, map_location="cpu", weights_only=True))
             _say(progress, f"stage {spec.name}: loaded {ckpt} (finished earlier)")
         else:
             if scaling is None:
@@ -343,12 +367,14 @@ def run_training(
                 rec = train_stage_budget(model, spec, train_p, val_p, scaling, cfg, writer, step0, progress)
             else:
                 _say(progress, f"stage {spec.name}: {spec.epochs} epoch(s) on {len(train_s)} episodes")
-                rec = train_stage(model, spec, train_p, val_p, scaling, cfg, writer, epoch0, progress)
+                rec = train_stage(model, spec, train_p, val_p, scaling, cfg, writer, epoch0, progress, aux_head)
             if spec.name in collect_seconds:
                 rec["collect_seconds"] = round(collect_seconds[spec.name], 2)
             history = [*history, rec]
             meta = _meta(cfg, fs, scaling, dt, spec.name, history, data_info)
             save_checkpoint(ckpt, model, meta, overwrite=True)
+            if aux_head is not None:
+                torch.save(aux_head.state_dict(), ckpt.with_suffix(".aux.pt"))
         epoch0 += spec.epochs
         step0 += spec.steps
         prev_ckpt = ckpt

@@ -1,10 +1,10 @@
 """Configuration of `legloop train`: a typed dataclass tree loaded from TOML, with strict validation.
 
 The TOML file mirrors the dataclasses: top-level keys (``seed``, ``feature_set``, ``workers``) and one table per part
-(``[model]``, ``[data]``, ``[optim]``, ``[bc]``, ``[dagger]``, ``[delta]``, ``[logs]``). Unknown keys are rejected by
-their full dotted name (a typo must not silently fall back to a default), values are type-checked (an int where a
-float is expected is accepted; a bool is never a number) and range-checked, and every error names the key and the
-file.
+(``[model]``, ``[data]``, ``[optim]``, ``[bc]``, ``[dagger]``, ``[delta]``, ``[logs]``, ``[aux]``). Unknown keys
+are rejected by their full dotted name (a typo must not silently fall back to a default), values are type-checked
+(an int where a float is expected is accepted; a bool is never a number) and range-checked, and every error names
+the key and the file.
 
 `legloop train` without ``--config`` uses ``experiments/configs/train_default.toml`` (with ``--data``:
 ``experiments/configs/train_logs.toml``); every key that a file leaves out takes the dataclass default below, so a
@@ -193,6 +193,25 @@ class LogsConfig:
 
 
 @dataclass
+class AuxConfig:
+    """An auxiliary gait-phase output, for training only: a linear head on the top layer's hidden state predicts the
+    expert PD's domain (prosthesis stance / swing) and phase τ at every step, and its loss (MSE on the targets
+    2·stance − 1 and 2·τ − 1, masked like the torque loss) is added with ``weight`` in every simulator stage.
+
+    The labels come from the PD in simulation (the ``ishumanswing`` and ``tau`` columns of collected episodes), so
+    this is for ``--data``-less training; a log without those columns is an error. The head shapes what the hidden
+    state holds (a feature set without the PD's phase, ``sensors``, must infer it); it is not part of the
+    checkpoint's network: the deployed delta-GRU and its export keep their two torque outputs. Weight 0 (the
+    default) trains exactly as without this table.
+    """
+
+    weight: float = 0.0
+
+    def validate(self) -> None:
+        _check(0.0 <= self.weight <= 100.0, "aux.weight", "in [0, 100] (0: no auxiliary output)")
+
+
+@dataclass
 class TrainConfig:
     """Everything `legloop train` needs besides the data sources and the output directory."""
 
@@ -206,16 +225,26 @@ class TrainConfig:
     dagger: DaggerConfig = field(default_factory=DaggerConfig)
     delta: DeltaConfig = field(default_factory=DeltaConfig)
     logs: LogsConfig = field(default_factory=LogsConfig)
+    aux: AuxConfig = field(default_factory=AuxConfig)
 
     def validate(self) -> TrainConfig:
         _check(self.seed >= 0, "seed", ">= 0")
         _check(self.feature_set in FEATURE_SETS, "feature_set", f"one of {', '.join(FEATURE_SETS)}")
         _check(1 <= self.workers <= 64, "workers", "in 1 … 64")
-        for part in (self.model, self.data, self.optim, self.bc, self.dagger, self.delta, self.logs):
+        for part in (self.model, self.data, self.optim, self.bc, self.dagger, self.delta, self.logs, self.aux):
             part.validate()
         return self
 
     def to_dict(self) -> dict[str, Any]:
+        """Every key, except an ``[aux]`` table left at its default (off): run directories, checkpoints and sweep
+        task ids made before that table existed describe the same training and still match."""
+        d = dataclasses.asdict(self)
+        if self.aux == AuxConfig():
+            del d["aux"]
+        return d
+
+    def full_dict(self) -> dict[str, Any]:
+        """Every key of every table (what an override may address)."""
         return dataclasses.asdict(self)
 
     def replace(self, **changes: Any) -> TrainConfig:

@@ -23,6 +23,9 @@ from controllers.features import FEATURE_COLUMNS, TARGET_COLUMNS, Normalizer, fe
 from experiments.train_config import TrainConfig
 
 JOINTS = ("knee", "ankle")  # order of TARGET_COLUMNS and of the network outputs
+# Labels of the auxiliary gait-phase output (`[aux]`, training only): the PD's domain and phase in simulation.
+AUX_COLUMNS = ("ishumanswing", "tau")
+AUX_NAMES = ("stance", "phase")  # targets 2·ishumanswing − 1 (+1 = prosthesis stance) and 2·τ − 1
 DEFAULT_DT = 0.005
 
 
@@ -68,18 +71,21 @@ def required_columns(feature_set: str) -> tuple[str, ...]:
 
 @dataclass
 class Series:
-    """One episode as training arrays: raw features [T, F] and raw targets [T, 2] (N·m), float32."""
+    """One episode as training arrays: raw features [T, F] and raw targets [T, 2] (N·m), float32; with an
+    auxiliary output, its targets [T, 2] (:data:`AUX_NAMES`)."""
 
     name: str
     x: np.ndarray
     y: np.ndarray
+    aux: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.x)
 
 
-def episode_series(episodes: Sequence[Any], feature_set: str) -> list[Series]:
-    """Features and targets of each episode; a missing column or a non-finite value is a :class:`TrainError`."""
+def episode_series(episodes: Sequence[Any], feature_set: str, aux: bool = False) -> list[Series]:
+    """Features and targets of each episode (with `aux`, the auxiliary gait-phase targets too, from the PD's
+    :data:`AUX_COLUMNS`); a missing column or a non-finite value is a :class:`TrainError`."""
     out = []
     for ep in episodes:
         name = getattr(ep, "name", "?")
@@ -89,13 +95,30 @@ def episode_series(episodes: Sequence[Any], feature_set: str) -> list[Series]:
             raise TrainError(f"episode {name} lacks column(s) {', '.join(missing)} needed for {feature_set!r}")
         x = features_from_columns(feature_set, cols)
         y = np.stack([np.asarray(cols[c], dtype=np.float32) for c in TARGET_COLUMNS], axis=-1)
-        for what, a in (("features", x), ("targets", y)):
-            if not np.isfinite(a).all():
+        a_targets = aux_targets(cols, str(name)) if aux else None
+        for what, a in (("features", x), ("targets", y), ("aux targets", a_targets)):
+            if a is not None and not np.isfinite(a).all():
                 raise TrainError(f"episode {name}: non-finite {what} (NaN or inf) in the log")
         if len(x) < 2:
             raise TrainError(f"episode {name} has {len(x)} rows; at least 2 are needed")
-        out.append(Series(str(name), x, y))
+        out.append(Series(str(name), x, y, a_targets))
     return out
+
+
+def aux_targets(cols: Any, name: str = "?") -> np.ndarray:
+    """Targets [T, 2] of the auxiliary gait-phase output: 2·ishumanswing − 1 (+1 in prosthesis stance, −1 in
+    swing) and 2·τ − 1 (the PD's phase within its domain, about −1 … 1.5: stance τ follows the hip and ends near
+    0.5, swing τ is time over the nominal swing duration). The PD's desired knee trajectory is a function of these
+    two, which is what the ``ampro`` features give the network and ``sensors`` must infer."""
+    missing = [c for c in AUX_COLUMNS if c not in cols]
+    if missing:
+        raise TrainError(
+            f"episode {name} lacks column(s) {', '.join(missing)}: the auxiliary gait-phase output ([aux] weight > 0)"
+            " needs the PD's domain and phase, which simulated episodes record"
+        )
+    stance = np.asarray(cols["ishumanswing"], dtype=np.float32)
+    tau = np.asarray(cols["tau"], dtype=np.float32)
+    return np.stack([2.0 * stance - 1.0, 2.0 * tau - 1.0], axis=-1).astype(np.float32)
 
 
 def control_dt_of(episodes: Sequence[Any]) -> float:
@@ -150,14 +173,17 @@ class Prepared:
     x: list[np.ndarray]
     y: list[np.ndarray]  # normalised targets
     y_raw: list[np.ndarray]  # N·m
+    aux: list[np.ndarray] | None = None  # auxiliary gait-phase targets (when every series has them)
 
     @classmethod
     def build(cls, series: Sequence[Series], scaling: Scaling) -> Prepared:
+        aux = [s.aux for s in series if s.aux is not None]
         return cls(
             [s.name for s in series],
             [scaling.inputs(s) for s in series],
             [scaling.targets(s) for s in series],
             [s.y for s in series],
+            aux if series and len(aux) == len(series) else None,
         )
 
     @property
@@ -172,12 +198,22 @@ class WindowSampler:
     An epoch draws ``ceil(steps / stride)`` windows, episodes weighted by their number of possible start points,
     so every step is seen about ``window / stride`` times. Episodes shorter than a window (e.g. a DAgger
     episode that fell early) give one zero-padded window whose padding is masked out of the loss.
+
+    With `aux`, each target window holds the auxiliary gait-phase targets after the torques (columns
+    ``[torques | aux]``); the windows drawn are the same either way.
     """
 
-    def __init__(self, data: Prepared, window: int, warmup: int, stride: int, batch_size: int) -> None:
+    def __init__(
+        self, data: Prepared, window: int, warmup: int, stride: int, batch_size: int, aux: bool = False
+    ) -> None:
         if not data.x:
             raise TrainError("no training episodes")
         self.data, self.window, self.warmup, self.batch_size = data, window, warmup, batch_size
+        self.targets = data.y
+        if aux:
+            if data.aux is None:
+                raise TrainError("the auxiliary output needs gait-phase targets for every training episode")
+            self.targets = [np.concatenate([y, a], axis=-1) for y, a in zip(data.y, data.aux, strict=True)]
         self.starts = np.array([max(1, len(a) - window + 1) for a in data.x], dtype=np.int64)
         self.cum = np.cumsum(self.starts)
         self.windows_per_epoch = max(1, math.ceil(data.steps / stride))
@@ -193,7 +229,7 @@ class WindowSampler:
         ep = np.searchsorted(self.cum, flat, side="right")
         start = flat - np.concatenate([[0], self.cum[:-1]])[ep]
         W = self.window
-        n_in, n_out = self.data.x[0].shape[1], self.data.y[0].shape[1]
+        n_in, n_out = self.data.x[0].shape[1], self.targets[0].shape[1]
         for b0 in range(0, n, self.batch_size):
             idx = range(b0, min(n, b0 + self.batch_size))
             xb = np.zeros((len(idx), W, n_in), dtype=np.float32)
@@ -201,7 +237,7 @@ class WindowSampler:
             mb = np.zeros((len(idx), W), dtype=np.float32)
             for row, i in enumerate(idx):
                 e, s = int(ep[i]), int(start[i])
-                xs, ys = self.data.x[e][s : s + W], self.data.y[e][s : s + W]
+                xs, ys = self.data.x[e][s : s + W], self.targets[e][s : s + W]
                 xb[row, : len(xs)], yb[row, : len(ys)] = xs, ys
                 mb[row, self.warmup : len(xs)] = 1.0
             yield torch.from_numpy(xb), torch.from_numpy(yb), torch.from_numpy(mb)
@@ -210,7 +246,7 @@ class WindowSampler:
         """Full batches of `batch_size` random windows, without end (training to a budget of gradient steps, not
         epochs: one minute of log is fewer windows than one batch of the simulator's epochs)."""
         W, B = self.window, self.batch_size
-        n_in, n_out = self.data.x[0].shape[1], self.data.y[0].shape[1]
+        n_in, n_out = self.data.x[0].shape[1], self.targets[0].shape[1]
         offsets = np.concatenate([[0], self.cum[:-1]])
         while True:
             flat = rng.integers(0, int(self.cum[-1]), size=B)
@@ -221,7 +257,7 @@ class WindowSampler:
             mb = np.zeros((B, W), dtype=np.float32)
             for row in range(B):
                 e, s = int(ep[row]), int(start[row])
-                xs, ys = self.data.x[e][s : s + W], self.data.y[e][s : s + W]
+                xs, ys = self.data.x[e][s : s + W], self.targets[e][s : s + W]
                 xb[row, : len(xs)], yb[row, : len(ys)] = xs, ys
                 mb[row, self.warmup : len(xs)] = 1.0
             yield torch.from_numpy(xb), torch.from_numpy(yb), torch.from_numpy(mb)

@@ -25,7 +25,7 @@ import torch
 from controllers.deltagru import DeltaGRU
 from controllers.fixedpoint import Q17_MAX_VALUE, Q17_MIN_VALUE
 from experiments.train_config import TrainConfig
-from experiments.train_data import JOINTS, Prepared, Scaling, WindowSampler
+from experiments.train_data import AUX_NAMES, JOINTS, Prepared, Scaling, WindowSampler
 
 
 # ------------------------------------------------------------------------------------------------ evaluation
@@ -37,11 +37,17 @@ def r2_score(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def validate(model: DeltaGRU, data: Prepared, scaling: Scaling, loss_kind: str) -> dict[str, Any]:
+def validate(
+    model: DeltaGRU, data: Prepared, scaling: Scaling, loss_kind: str, aux_head: torch.nn.Module | None = None
+) -> dict[str, Any]:
     """Open-loop fidelity on whole episodes from a fresh state, as the controller runs: loss, R² per joint (N·m),
     temporal sparsity and MACs per step. Episodes of equal length run as one batch (no padding to skew the
-    sparsity counters)."""
+    sparsity counters). With an auxiliary head (and targets in `data`) also how well it reads the gait phase from
+    the hidden state: ``aux`` = the fraction of steps whose stance/swing it gets right and the RMSE of τ (None
+    without a head)."""
     model.eval()
+    with_aux = aux_head is not None and data.aux is not None
+    aux_sq = aux_right = 0.0
     by_len: dict[int, list[int]] = {}
     for i, a in enumerate(data.x):
         by_len.setdefault(len(a), []).append(i)
@@ -52,7 +58,15 @@ def validate(model: DeltaGRU, data: Prepared, scaling: Scaling, loss_kind: str) 
     for T, idx in sorted(by_len.items()):
         x = torch.from_numpy(np.stack([data.x[i] for i in idx]))
         y = torch.from_numpy(np.stack([data.y[i] for i in idx]))
-        out, stats = model(x, return_stats=True)
+        if with_aux:
+            assert aux_head is not None and data.aux is not None
+            out, stats, hid = model(x, return_stats=True, return_hidden=True)
+            a_pred = aux_head(hid)
+            a_true = torch.from_numpy(np.stack([data.aux[i] for i in idx]))
+            aux_sq += float(((a_pred - a_true) ** 2).sum(dim=(0, 1))[1])
+            aux_right += float(((a_pred[..., 0] > 0) == (a_true[..., 0] > 0)).sum())
+        else:
+            out, stats = model(x, return_stats=True)
         loss_sum += float(_loss(out, y, torch.ones(y.shape[:2]), loss_kind)) * len(idx) * T
         w = len(idx) * T
         l1_sum += float(stats.delta_l1) * w
@@ -66,7 +80,13 @@ def validate(model: DeltaGRU, data: Prepared, scaling: Scaling, loss_kind: str) 
     y_true = np.concatenate(data.y_raw)
     y_pred = np.concatenate([preds[i] for i in range(len(data.x))])
     r2 = r2_score(y_true.astype(np.float64), y_pred.astype(np.float64))
+    aux = (
+        {"stance_accuracy": round(aux_right / n_steps, 5), "tau_rmse": round(math.sqrt(aux_sq / n_steps) / 2.0, 5)}
+        if with_aux
+        else None
+    )
     return {
+        "aux": aux,
         "loss": loss_sum / n_steps,
         "delta_l1": l1_sum / n_steps,  # mean |h_t − h_{t−1}|: the sparsity penalty's term
         "r2": {j: round(float(v), 5) for j, v in zip(JOINTS, r2, strict=True)},
@@ -79,6 +99,17 @@ def validate(model: DeltaGRU, data: Prepared, scaling: Scaling, loss_kind: str) 
 def _loss(out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
     err = (out - y).abs() if kind == "l1" else (out - y) ** 2
     return (err.mean(-1) * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def _aux_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Masked MSE of the auxiliary gait-phase output (targets :data:`AUX_NAMES`, each about ±1)."""
+    return (((pred - target) ** 2).mean(-1) * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def make_aux_head(model: DeltaGRU) -> torch.nn.Linear:
+    """The training-only auxiliary output: a linear layer on the top layer's hidden state → :data:`AUX_NAMES`.
+    Not part of the checkpoint's network (its export keeps the torque outputs only)."""
+    return torch.nn.Linear(model.hidden_size, len(AUX_NAMES))
 
 
 def clamp_to_q17(model: DeltaGRU) -> None:
@@ -124,6 +155,7 @@ class StageSpec:
     l1_weight: float = 0.0
     dagger_round: int = 0  # > 0: collect learner-driven episodes first (round k: β = beta_decay^k)
     steps: int = 0  # > 0: a budget of gradient steps (training from logs, :func:`train_stage_budget`), not epochs
+    aux_weight: float = 0.0  # > 0: weight of the auxiliary gait-phase loss (needs an aux head, `[aux]`)
 
 
 def train_stage(
@@ -136,8 +168,12 @@ def train_stage(
     writer: Any = None,
     epoch0: int = 0,
     progress: bool = True,
+    aux_head: torch.nn.Module | None = None,
 ) -> dict[str, Any]:
-    """Train `model` in place for one stage; returns the stage record (losses, R², sparsity, time)."""
+    """Train `model` in place for one stage; returns the stage record (losses, R², sparsity, time).
+
+    With `aux_head` and ``spec.aux_weight`` > 0 the head (trained alongside, not part of `model`) predicts the gait
+    phase from the top hidden state and ``aux_weight`` × its loss joins the objective."""
     from tqdm import tqdm
 
     t0 = time.perf_counter()
@@ -149,18 +185,35 @@ def train_stage(
     model.theta_x, model.theta_h, model.qat = spec.theta_x, spec.theta_h, spec.qat
     if o.clamp_weights:
         clamp_to_q17(model)
-    sampler = WindowSampler(train, o.window, o.warmup, o.stride, o.batch_size)
-    opt = torch.optim.Adam(model.parameters(), lr=spec.lr)
+    use_aux = aux_head is not None and spec.aux_weight > 0.0
+    sampler = WindowSampler(train, o.window, o.warmup, o.stride, o.batch_size, aux=use_aux)
+    params = list(model.parameters())
+    if use_aux:
+        assert aux_head is not None
+        params += list(aux_head.parameters())
+        aux_head.train()
+    opt = torch.optim.Adam(params, lr=spec.lr)
     need_stats = spec.l1_weight > 0.0
+    n_out = model.output_size
     history = []
     bar = tqdm(
         total=spec.epochs * len(sampler), desc=f"train {spec.name}", unit="batch", disable=not progress, file=sys.stderr
     )
     model.train()
     for epoch in range(spec.epochs):
-        loss_sum, n_batches = 0.0, 0
+        loss_sum, aux_sum, n_batches = 0.0, 0.0, 0
         for xb, yb, mb in sampler.epoch(rng):
-            if need_stats:
+            if use_aux:
+                assert aux_head is not None
+                res = model(xb, return_stats=need_stats, return_hidden=True)
+                out, hid = res[0], res[-1]
+                fit = _loss(out, yb[..., :n_out], mb, o.loss)
+                aux_loss = _aux_loss(aux_head(hid), yb[..., n_out:], mb)
+                loss = fit + spec.aux_weight * aux_loss
+                if need_stats:
+                    loss = loss + spec.l1_weight * res[1].delta_l1
+                aux_sum += float(aux_loss.detach())
+            elif need_stats:
                 out, stats = model(xb, return_stats=True)
                 fit = _loss(out, yb, mb, o.loss)
                 loss = fit + spec.l1_weight * stats.delta_l1
@@ -169,7 +222,7 @@ def train_stage(
                 loss = fit = _loss(out, yb, mb, o.loss)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
+            torch.nn.utils.clip_grad_norm_(params, o.grad_clip)
             opt.step()
             if o.clamp_weights:
                 clamp_to_q17(model)
@@ -177,10 +230,13 @@ def train_stage(
             n_batches += 1
             bar.update(1)
             bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / n_batches:.4f}")
-        v = validate(model, val, scaling, o.loss) if val.x else None
+        v = validate(model, val, scaling, o.loss, aux_head if use_aux else None) if val.x else None
         step = epoch0 + epoch + 1
-        rec = {"epoch": epoch + 1, "train_loss": round(loss_sum / max(1, n_batches), 6)}
+        rec: dict[str, Any] = {"epoch": epoch + 1, "train_loss": round(loss_sum / max(1, n_batches), 6)}
         writer.add_scalar("loss/train", rec["train_loss"], step)
+        if use_aux:
+            rec["train_aux_loss"] = round(aux_sum / max(1, n_batches), 6)
+            writer.add_scalar("loss/train_aux", rec["train_aux_loss"], step)
         if v is not None:
             rec |= {
                 "val_loss": round(v["loss"], 6),
@@ -193,12 +249,17 @@ def train_stage(
                 writer.add_scalar(f"r2/{j}", v["r2"][j], step)
             writer.add_scalar("sparsity/val", v["sparsity"], step)
             writer.add_scalar("macs_per_step/val", v["macs_per_step"], step)
+            if v["aux"] is not None:
+                rec["val_aux"] = v["aux"]
+                writer.add_scalar("aux/val_stance_accuracy", v["aux"]["stance_accuracy"], step)
+                writer.add_scalar("aux/val_tau_rmse", v["aux"]["tau_rmse"], step)
             bar.set_postfix(epoch=epoch + 1, loss=f"{rec['train_loss']:.4f}", val=f"{v['loss']:.4f}")
         history.append(rec)
     bar.close()
     writer.flush()
     model.eval()
     last = history[-1]
+    aux_rec = {"aux_weight": spec.aux_weight, "val_aux": last.get("val_aux")} if use_aux else {}
     return {
         "name": spec.name,
         "epochs": spec.epochs,
@@ -218,6 +279,7 @@ def train_stage(
         "dense_macs_per_step": model.dense_macs_per_step,
         "history": history,
         "seconds": round(time.perf_counter() - t0, 2),
+        **aux_rec,
     }
 
 
