@@ -213,3 +213,33 @@ def test_training_is_deterministic_for_a_seed(tmp_path: Path, tiny_config: Path)
         runs.append(PPO.load(tmp_path / name / "policy.zip", device="cpu").policy.state_dict())
     for k, v in runs[0].items():
         assert torch.equal(v, runs[1][k]), k
+
+
+def test_rl_expert_labels_collected_data(trained: Path) -> None:
+    """Distillation: with an RL expert the labels are its torques (PD + residual), the reference is still the PD's."""
+    from experiments.collect import EpisodeTask, collect_episode
+
+    _, pd_cols, _ = collect_episode(EpisodeTask(0, 21, 1.0, 2.0))
+    _, rl_cols, meta = collect_episode(EpisodeTask(0, 21, 1.0, 2.0, expert=str(trained)))
+    assert meta["expert"] == str(trained)
+    # No learner: the applied torque is the expert's, and the label is what was applied.
+    np.testing.assert_array_equal(rl_cols["torque_pd_knee"], rl_cols["torque_actual_knee"])
+    # The first step sees the same sensors: same PD reference, but the label carries the policy's residual.
+    assert rl_cols["position_desired_knee"][0] == pd_cols["position_desired_knee"][0]
+    assert np.abs(rl_cols["torque_pd_knee"][:50] - pd_cols["torque_pd_knee"][:50]).max() > 0.0
+    assert rl_cols["torque_pd_knee"][0] != pd_cols["torque_pd_knee"][0]
+
+
+def test_train_expert_argument_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--expert", "sac:x", "--out", str(tmp_path / "a")]) == 2
+    assert "--expert must be pd or rl:DIR" in capsys.readouterr().err
+    assert main(["train", "--expert", f"rl:{tmp_path}", "--out", str(tmp_path / "b")]) == 2
+    assert "is not an RL checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
+def test_default_config_file_matches_the_defaults() -> None:
+    """experiments/configs/rl.toml documents the defaults: it must not drift from the dataclasses."""
+    from experiments.rl_config import RLConfig, load_rl_config
+
+    assert load_rl_config() == RLConfig().validate()
