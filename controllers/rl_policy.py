@@ -35,7 +35,7 @@ FORMAT = "legloop-rl/1"
 POLICY_FILE = "policy.zip"
 NORM_FILE = "vecnormalize.pkl"
 META_FILE = "rl.json"
-ALGOS = ("ppo", "sac")
+ALGOS = ("ppo",)  # what `legloop rl train` makes
 
 
 class RLCheckpointError(ValueError):
@@ -139,13 +139,12 @@ def load_rl_checkpoint(path: str | os.PathLike) -> RLPolicy:
     if not isinstance(dt, (int, float)) or not 0.0 < dt <= 0.02:
         raise RLCheckpointError(f"{d / META_FILE}: control_dt must be a number in (0, 0.02] s, got {dt!r}")
     import torch
-    from stable_baselines3 import PPO, SAC
+    from stable_baselines3 import PPO
 
     # One small MLP per control step: one thread is fastest, and more would fight the simulation for the cores.
     torch.set_num_threads(1)
-    cls = PPO if algo == "ppo" else SAC
     try:
-        model = cls.load(d / POLICY_FILE, device="cpu")
+        model = PPO.load(d / POLICY_FILE, device="cpu")
     except Exception as exc:  # SB3 raises many kinds for a bad zip; each is "this file is not a policy"
         raise RLCheckpointError(f"cannot load {d / POLICY_FILE} as an SB3 {algo.upper()} model: {exc}") from None
     shape = getattr(model.observation_space, "shape", None)
