@@ -74,6 +74,55 @@ class ObsNormalizer:
         return out
 
 
+class MlpActor:
+    """The deterministic action of an SB3 PPO ``MlpPolicy`` in numpy: ``clip(action_net(policy_net(obs)), ±1)``.
+
+    ``policy.predict`` spends ~100 µs per call on one small MLP (tensor conversion, mode switches, checks) — more than
+    the physics step; this is the same arithmetic in float32 on preallocated buffers (equal to ``predict`` to float32
+    rounding: the summation order of the matrix products may differ). Gaussian and gSDE policies alike: their
+    deterministic action is the mean, ``action_net`` of the actor's latent.
+    """
+
+    def __init__(self, policy: Any) -> None:
+        import torch
+
+        if getattr(policy, "squash_output", False):
+            raise TypeError("MlpActor: a policy with squashed outputs is not a plain MLP mean")
+        if type(policy.features_extractor).__name__ != "FlattenExtractor":
+            raise TypeError(f"MlpActor: features extractor {type(policy.features_extractor).__name__} is not Flatten")
+        self.layers: list[tuple[np.ndarray, np.ndarray, str]] = []
+        pending: list[Any] = []
+        for m in [*policy.mlp_extractor.policy_net, policy.action_net]:
+            if isinstance(m, torch.nn.Linear):
+                pending.append(m)
+            elif isinstance(m, (torch.nn.Tanh, torch.nn.ReLU)) and pending:
+                self._add(pending.pop(), "tanh" if isinstance(m, torch.nn.Tanh) else "relu")
+            else:
+                raise TypeError(f"MlpActor: layer {m} is not Linear / Tanh / ReLU")
+        if len(pending) != 1 or not self.layers:
+            raise TypeError("MlpActor: expected Linear+activation layers, then the Linear action head")
+        self._add(pending.pop(), "none")
+        self._bufs = [np.zeros(w.shape[1], dtype=np.float32) for w, _, _ in self.layers]
+
+    def _add(self, linear: Any, activation: str) -> None:
+        w = linear.weight.detach().cpu().numpy().astype(np.float32).T.copy()  # (in, out): x @ w
+        b = linear.bias.detach().cpu().numpy().astype(np.float32).copy()
+        self.layers.append((w, b, activation))
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        x = obs
+        for (w, b, act), out in zip(self.layers, self._bufs, strict=True):
+            np.matmul(x, w, out=out)
+            out += b
+            if act == "tanh":
+                np.tanh(out, out=out)
+            elif act == "relu":
+                np.maximum(out, 0.0, out=out)
+            x = out
+        np.clip(x, -1.0, 1.0, out=x)
+        return x
+
+
 @dataclass
 class RLPolicy:
     """A loaded RL checkpoint: the SB3 policy, its frozen observation statistics and the residual's bound."""
@@ -84,9 +133,12 @@ class RLPolicy:
     control_dt: float
     meta: dict[str, Any]
     path: Path
+    actor: MlpActor | None = None  # the policy's mean in numpy; None: SB3's predict
 
     def action(self, obs_norm: np.ndarray) -> np.ndarray:
         """The deterministic action for one normalised observation (clipped to the action space)."""
+        if self.actor is not None:
+            return self.actor(obs_norm)
         action, _ = self.policy.predict(obs_norm, deterministic=True)
         return action
 
@@ -162,7 +214,11 @@ def load_rl_checkpoint(path: str | os.PathLike) -> RLPolicy:
         raise RLCheckpointError(
             f"{d / NORM_FILE} holds statistics of {normalizer.mean.shape[0]} observations; the layout needs {OBS_SIZE}"
         )
-    return RLPolicy(model.policy, normalizer, float(scale), float(dt), meta, d)
+    try:
+        actor: MlpActor | None = MlpActor(model.policy)
+    except TypeError:
+        actor = None  # another architecture: SB3's own predict, slower but general
+    return RLPolicy(model.policy, normalizer, float(scale), float(dt), meta, d, actor)
 
 
 class RLController:
