@@ -122,6 +122,7 @@ class PPOConfig:
     ent_coef: float = 0.0
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
+    target_kl: float = 0.0  # stop an update's epochs early past this approx-KL (0: no limit)
     use_sde: bool = True
     sde_sample_freq: int = 8
     log_std_init: float = -2.0
@@ -138,6 +139,7 @@ class PPOConfig:
         _check(self.ent_coef >= 0.0, "ppo.ent_coef", ">= 0")
         _check(self.vf_coef >= 0.0, "ppo.vf_coef", ">= 0")
         _check(self.max_grad_norm > 0.0, "ppo.max_grad_norm", "> 0")
+        _check(self.target_kl >= 0.0, "ppo.target_kl", ">= 0 (0: no limit)")
         _check(self.sde_sample_freq >= -1, "ppo.sde_sample_freq", ">= -1 (-1: once per rollout)")
         _check(-10.0 <= self.log_std_init <= 2.0, "ppo.log_std_init", "in [-10, 2]")
         _check(

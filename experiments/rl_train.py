@@ -103,7 +103,9 @@ def _callbacks(cfg: RLConfig, out: Path, progress: bool, stats: dict[str, Any]) 
         def _on_training_start(self) -> None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=cfg.total_timesteps, unit="step", desc="rl train", file=sys.stderr,
+            rollout = cfg.ppo.n_steps * cfg.n_envs  # SB3 runs whole rollouts: the total rounds up to one
+            total = -(-cfg.total_timesteps // rollout) * rollout
+            self.bar = tqdm(total=total, unit="step", desc="rl train", file=sys.stderr,
                             disable=not progress, dynamic_ncols=True, mininterval=1.0)  # fmt: skip
 
         def _on_step(self) -> bool:
@@ -193,6 +195,7 @@ def train_rl(
         ent_coef=p.ent_coef,
         vf_coef=p.vf_coef,
         max_grad_norm=p.max_grad_norm,
+        target_kl=p.target_kl or None,
         use_sde=p.use_sde,
         sde_sample_freq=p.sde_sample_freq,
         policy_kwargs={"net_arch": {"pi": list(p.net_arch), "vf": list(p.net_arch)}, "log_std_init": p.log_std_init},
