@@ -1,4 +1,4 @@
-"""The RL controller against the PD on the same `legloop eval` conditions: the issue's acceptance figures, one table.
+"""A controller (RL, or its distilled delta-GRU) against the PD on the same `legloop eval` conditions, in one table.
 
     python benchmarks/rl_vs_pd.py runs/eval/pd runs/eval/rl [--json OUT.json]
 
@@ -56,18 +56,18 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     rows = {}
-    print(f"{'condition':<10} {'ctrl':<4} {'falls':>5} {'knee':>6} {'×PD':>5} {'ankle':>6} {'×PD':>5} "
+    print(f"{'condition':<10} {'ctrl':<6} {'falls':>5} {'knee':>6} {'×PD':>5} {'ankle':>6} {'×PD':>5} "
           f"{'|τ|max k/a N·m':>15} {'|dτ/dt|max k/a N·m/s':>21} {'push N med':>10}")  # fmt: skip
     for cond in sorted(p.name for p in args.pd.iterdir() if (p / "metrics.json").exists()):
         if not (args.rl / cond / "metrics.json").exists():
             continue
         pd, rl = condition(args.pd / cond), condition(args.rl / cond)
-        for name, c in (("pd", pd), ("rl", rl)):
+        for name, c in (("pd", pd), (args.rl.name[:6], rl)):
             kr = max(a / b for a, b in zip(c["knee_rmse"], pd["knee_rmse"], strict=True))
             ar = max(a / b for a, b in zip(c["ankle_rmse"], pd["ankle_rmse"], strict=True))
             c["knee_ratio_max"], c["ankle_ratio_max"] = round(kr, 3), round(ar, 3)
             print(
-                f"{cond:<10} {name:<4} {c['falls']:>5} {np.mean(c['knee_rmse']):>6.3f} {kr:>5.2f} "
+                f"{cond:<10} {name:<6} {c['falls']:>5} {np.mean(c['knee_rmse']):>6.3f} {kr:>5.2f} "
                 f"{np.mean(c['ankle_rmse']):>6.3f} {ar:>5.2f} "
                 f"{c['peak_torque_nm'][0]:>7.1f}/{c['peak_torque_nm'][1]:<7.1f} "
                 f"{c['peak_rate_nm_s'][0]:>10.0f}/{c['peak_rate_nm_s'][1]:<10.0f} {c['median_push_n'] or 0:>10.0f}"
