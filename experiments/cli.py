@@ -14,7 +14,7 @@ import importlib
 import sys
 from typing import TYPE_CHECKING, TypeAlias
 
-COMMANDS = ("demo", "eval", "report", "sweep", "bench", "edgedrnn", "board", "collect", "train")
+COMMANDS = ("demo", "eval", "report", "sweep", "bench", "edgedrnn", "board", "collect", "train", "rl")
 
 if TYPE_CHECKING:
     # argparse has no public name for the object add_subparsers returns.

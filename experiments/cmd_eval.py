@@ -1,7 +1,8 @@
 """`legloop eval`: closed-loop episodes of one controller over seeds, written to DIR/metrics.json.
 
 Learned controllers take a checkpoint: ``--controller gru|deltagru|edgedrnn --checkpoint CKPT`` (edgedrnn: the
-checkpoint exported to the EdgeDRNN model, with ``--budget-us``, ``--deadline-policy`` and ``--governor``).
+checkpoint exported to the EdgeDRNN model, with ``--budget-us``, ``--deadline-policy`` and ``--governor``);
+``--controller rl --checkpoint DIR`` runs a residual RL policy of ``legloop rl train`` (PD + its correction).
 ``--controller board`` runs the same export on a board over serial: ``--port DEV`` for a real one, or
 ``--emulate [python|c|qemu]`` for a virtual one started for the run, which takes the fault options (the Python
 emulator injects them itself; the C firmware, on the host or QEMU, gets a fault proxy in front: ``hil.fault_proxy``).
@@ -108,15 +109,16 @@ def register(sub: Subparsers) -> None:
     p.add_argument(
         "--controller",
         default="pd",
-        choices=["pd", "zero", "damped", *LEARNED],
+        choices=["pd", "zero", "damped", *LEARNED, "rl"],
         help="pd: AMPRO-style PD baseline; zero: zero-torque prosthesis; damped: passive damper; "
         "gru / deltagru: a checkpoint on the CPU with Θ = 0 / its thresholds; edgedrnn: on the EdgeDRNN model; "
-        "board: on a board over serial (--port DEV, or --emulate)",
+        "board: on a board over serial (--port DEV, or --emulate); rl: a residual RL policy (legloop rl train DIR)",
     )
     p.add_argument(
         "--checkpoint",
         help="learned controllers: a checkpoint (.pt with its .json), or a training run directory: gru runs its "
-        "float GRU (DIR/gru.pt), deltagru and edgedrnn its delta-GRU (DIR/controller.pt)",
+        "float GRU (DIR/gru.pt), deltagru and edgedrnn its delta-GRU (DIR/controller.pt); rl: the run directory of "
+        "legloop rl train (or one of its checkpoints/step_N)",
     )
     p.add_argument(
         "--features", choices=["ampro", "sensors"], help="require the checkpoint to use this feature set (default: any)"
@@ -274,9 +276,20 @@ def _board_link(args: argparse.Namespace) -> Any:
 
 def _check_learned_args(args: argparse.Namespace) -> None:
     learned = args.controller in LEARNED
-    if learned and not args.checkpoint:
+    if (learned or args.controller == "rl") and not args.checkpoint:
         raise CliError(f"--controller {args.controller} needs --checkpoint CKPT")
-    if not learned:
+    if args.controller == "rl":
+        for flag, given in (
+            ("--replay", args.replay),
+            ("--features", args.features),
+            ("--governor", args.governor),
+            ("--deadline-policy", args.deadline_policy is not None),
+            ("--budget-us", args.budget_us != 21.0),
+            ("--clock-mhz", args.clock_mhz != 125.0),
+        ):
+            if given:
+                raise CliError(f"{flag} applies to the networks ({', '.join(LEARNED)}), not to --controller rl")
+    elif not learned:
         for flag, given in (
             ("--checkpoint", args.checkpoint),
             ("--replay", args.replay),
@@ -306,6 +319,12 @@ def _learned_errors() -> tuple[type[Exception], ...]:
     from firmware_bridge.export import ExportError
 
     return (CheckpointError, ExportError, ImageError)
+
+
+def _rl_errors() -> tuple[type[Exception], ...]:
+    from controllers.rl_policy import RLCheckpointError
+
+    return (RLCheckpointError,)
 
 
 def _board_errors() -> tuple[type[Exception], ...]:
@@ -391,6 +410,8 @@ def run(args: argparse.Namespace) -> int:
     # The factory loads (and for edgedrnn exports) the checkpoint: a bad one fails here, before --out is touched;
     # for a board it also connects, configures and uploads, so a board that is not there fails here too.
     errors: tuple[type[Exception], ...] = _learned_errors() if learned else ()
+    if args.controller == "rl":
+        errors += _rl_errors()
     if board is not None:
         errors += _board_errors()
     try:
@@ -465,6 +486,8 @@ def run(args: argparse.Namespace) -> int:
         "realtime": args.realtime,
         "run_logs": None if args.no_log else "runlogs",
     }
+    if args.controller == "rl":
+        config["checkpoint"] = str(factory.checkpoint_path)
     if learned:
         config["checkpoint"] = str(factory.checkpoint_path)
         config |= {"budget_us": args.budget_us, "deadline_policy": episodes[0].get("deadline_policy")}

@@ -1,6 +1,7 @@
 """`legloop train`: imitation-train the prosthesis controller (BC → DAgger → delta fine-tune with QAT → export).
 
-    legloop train [--config FILE] [--data DIR|CSV ...] [--features ampro|sensors] --out DIR [--restart] [--force]
+    legloop train [--config FILE] [--data DIR|CSV ...] [--features ampro|sensors] [--expert pd|rl:DIR] --out DIR
+                  [--restart] [--force]
 
 Without ``--data`` it first collects PD-baseline rollouts in simulation (``DIR/data/``) and runs DAgger rounds;
 with ``--data`` (run directories or AMPRO CSV logs of a real prosthesis) it trains on those alone, by default with
@@ -9,7 +10,8 @@ validation and early stopping, the best weights kept, a warning when the logs ar
 stage table says how many gradient steps each stage ran and why it stopped. The deployable
 delta-GRU is ``DIR/controller.pt`` (+ ``.json``), exported to ``DIR/export/``; stage checkpoints are in
 ``DIR/stages/``, TensorBoard scalars in ``DIR/tb/``, a summary in ``DIR/train.json``. An interrupted run resumes
-where it stopped (finished stages are loaded) when started again with the same arguments.
+where it stopped (finished stages are loaded) when started again with the same arguments. ``--expert rl:DIR``
+distils a residual RL controller (``legloop rl train``) instead of the PD: its torques are the labels.
 """
 
 from __future__ import annotations
@@ -46,6 +48,13 @@ def register(sub: Subparsers) -> None:
         default=None,
         help="network inputs (default: the config's; an AMPRO CSV log implies ampro)",
     )
+    p.add_argument(
+        "--expert",
+        default="pd",
+        metavar="pd|rl:DIR",
+        help="what the network imitates: the PD, or the RL controller of a `legloop rl train` run directory "
+        "(its torques label the simulated data and the DAgger rounds: distillation)",
+    )
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--restart", action="store_true", help="retrain every stage instead of resuming finished ones")
     p.add_argument("--force", action="store_true", help="replace an existing DIR/controller.pt")
@@ -53,11 +62,24 @@ def register(sub: Subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def _expert(text: str) -> str | None:
+    """None for the PD, the RL run directory of ``rl:DIR``."""
+    if text == "pd":
+        return None
+    kind, _, path = text.partition(":")
+    if kind != "rl" or not path:
+        raise CliError(f"--expert must be pd or rl:DIR (a `legloop rl train` run directory), got {text!r}")
+    return path
+
+
 def run(args: argparse.Namespace) -> int:
     from experiments.train import DataSizeWarning, run_training
     from experiments.train_config import LOGS_CONFIG, ConfigError, load_config
     from experiments.train_data import TrainError
 
+    expert = _expert(args.expert)
+    if expert is not None and args.data:
+        raise CliError("--expert rl:DIR labels simulated data; with --data the logs' own torques are the labels")
     try:
         cfg = load_config(args.config if args.config or not args.data else LOGS_CONFIG)
     except ConfigError as exc:
@@ -82,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
                 restart=args.restart,
                 force=args.force,
                 progress=not args.quiet,
+                expert=expert,
             )
         except TrainError as exc:
             raise CliError(str(exc)) from None

@@ -6,6 +6,10 @@ Without a driver the PD's torque is also the applied torque (behavioural-cloning
 learner's otherwise (DAgger with β-mixing: the learner visits its own states and the PD, run in shadow on that very
 trajectory, labels them). Episodes that fall end early and are kept, marked ``fell``.
 
+With an ``expert`` (the run directory of ``legloop rl train``) the labels are that RL controller's torques instead of
+the PD's (distillation: ``legloop train --expert rl:DIR``); the reference columns (domain, phase, desired trajectory)
+are still the PD's — the RL controller's own PD, which runs inside it on the same sensors.
+
 Determinism: episode i uses env seed ``seed0 + i``, speed ``speeds[i % len(speeds)]`` and a β-mixing generator
 seeded from the same seed; every episode is computed in one process from its arguments alone, and the parent writes
 the files, so the same arguments give byte-identical episode files whatever the number of workers.
@@ -13,6 +17,7 @@ the files, so the same arguments give byte-identical episode files whatever the 
 
 from __future__ import annotations
 
+import functools
 import math
 import multiprocessing
 import os
@@ -22,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -41,6 +46,9 @@ from experiments.evaluate import EVAL_RANDOMIZATION
 from experiments.rundir import OutputExistsError, provenance
 from hil.rollout import rollout
 from hil.spec import ControllerSpec
+
+if TYPE_CHECKING:
+    from controllers.rl_policy import RLController
 
 # Salt of the β-mixing generator: decorrelates it from the env's generator, which gymnasium seeds with the same seed.
 _MIX_SALT = 0xDA66E7
@@ -70,6 +78,7 @@ class EpisodeTask:
     beta: float = 1.0
     stage: str = "pd"
     env_options: dict[str, Any] = field(default_factory=dict)
+    expert: str | None = None  # an RL checkpoint directory whose torques label the data (None: the PD's)
 
     @property
     def name(self) -> str:
@@ -91,9 +100,26 @@ def load_driver(spec: DriverSpec, env: Any) -> Controller:
     return ControllerSpec(name, checkpoint=spec.checkpoint).factory()(env)
 
 
+def load_expert(checkpoint: str, env: Any, pd: AmproPD) -> RLController:
+    """The RL controller of ``checkpoint`` on this episode's env, around ``pd`` (whose reference it then updates).
+
+    The checkpoint is loaded once per process (a worker collects many episodes)."""
+    from controllers.rl_policy import RLController
+
+    return RLController(_rl_checkpoint(checkpoint), pd, env.peak_torque, name="expert")
+
+
+@functools.cache
+def _rl_checkpoint(checkpoint: str) -> Any:
+    from controllers.rl_policy import load_rl_checkpoint
+
+    return load_rl_checkpoint(checkpoint)
+
+
 class DaggerMix:
-    """The controller of a collection episode: the PD labels every step; the applied torque is the PD's (β-mixing
-    coin heads, or no learner) or the learner's, saturated at the motor peaks as the env will apply it.
+    """The controller of a collection episode: the expert (the PD, or an RL controller around it) labels every step;
+    the applied torque is the expert's (β-mixing coin heads, or no learner) or the learner's, saturated at the motor
+    peaks as the env will apply it.
 
     The learner runs every step (a recurrent learner must see the whole sensor stream); a non-finite learner torque
     is an error of the learner under training, raised with the episode's seed and step.
@@ -102,13 +128,15 @@ class DaggerMix:
     name = "dagger"
 
     def __init__(self, pd: AmproPD, learner: Controller | None, use_pd: np.ndarray | None, task: EpisodeTask,
-                 peak: np.ndarray) -> None:  # fmt: skip
+                 peak: np.ndarray, expert: Controller | None = None) -> None:  # fmt: skip
         self.pd, self.learner, self.use_pd, self.task = pd, learner, use_pd, task
+        self.expert: Controller = expert if expert is not None else pd
         self.peak_k, self.peak_a = float(peak[0]), float(peak[1])
         self.applied = np.zeros(2)
         self.k = 0
 
     def reset(self) -> None:
+        self.expert.reset()  # an RL expert resets the PD inside it
         self.pd.reset()
         if self.learner is not None:
             self.learner.reset()
@@ -117,7 +145,7 @@ class DaggerMix:
     def act(self, obs: np.ndarray) -> np.ndarray:
         k = self.k
         self.k = k + 1
-        pd_out = self.pd.act(obs)
+        pd_out = self.expert.act(obs)
         if self.learner is None:
             return pd_out
         out = self.learner.act(obs)
@@ -151,16 +179,19 @@ def collect_episode(task: EpisodeTask) -> tuple[int, dict[str, np.ndarray], dict
     obs, _ = env.reset(seed=task.seed)
     dt = env.dt
     pd = AmproPD(dt, walker=env.walker)
+    rl_expert = load_expert(task.expert, env, pd) if task.expert is not None else None
+    expert: Controller = rl_expert if rl_expert is not None else pd
     learner = load_driver(task.driver, env) if task.driver is not None else None
     steps = max(1, round(task.seconds / dt))
     # β-mixing coins for the whole episode, drawn up front: the learner's choices cannot shift the stream.
     use_pd = np.random.default_rng([task.seed, _MIX_SALT]).random(steps) < task.beta if learner is not None else None
-    mix = DaggerMix(pd, learner, use_pd, task, env.peak_torque)
+    mix = DaggerMix(pd, learner, use_pd, task, env.peak_torque, expert)
+    labels = rl_expert.last_torque if rl_expert is not None else pd.last_torque  # the expert's torque, N·m
     mix.reset()
     buf = np.zeros((steps, len(EPISODE_COLUMNS)))  # rows = steps, one row written per step with a single call
 
     def record(k: int, obs: np.ndarray, torque: np.ndarray) -> None:
-        tpk, tpa = pd.last_torque.tolist()
+        tpk, tpa = labels.tolist()
         tk, ta = torque.tolist()
         qk, qkd, qa, qad, th, thd, load = obs.tolist()
         stance = pd.domain == 1
@@ -217,6 +248,7 @@ def collect_episode(task: EpisodeTask) -> tuple[int, dict[str, np.ndarray], dict
         "beta": float(task.beta) if task.driver is not None else 1.0,
         "pd_fraction": pd_steps / n,
         "stage": task.stage,
+        "expert": task.expert or "pd",
     }
     env.close()
     return task.index, columns, meta
@@ -266,6 +298,7 @@ def collect(
     sensor_noise: bool = True,
     env_options: Mapping[str, Any] | None = None,
     overwrite: bool = False,
+    expert: str | None = None,
 ) -> list[Path]:
     """Collect `n_episodes` episodes of `seconds` s each into OUT_DIR/episodes + OUT_DIR/manifest.json.
 
@@ -273,7 +306,8 @@ def collect(
     (body, friction, slope, sensor noise scale; speed fixed) when `randomize`. `driver` makes it a DAgger round: the
     applied torque is the PD's with probability `beta` per step, the learner's otherwise. `workers` processes
     (spawned; 1 = in this process). `env_options` are extra :class:`envs.walker_env.ProstheticWalkerEnv` options
-    (picklable), e.g. pushes. Refuses a directory that already holds a data set unless `overwrite`.
+    (picklable), e.g. pushes. ``expert``: an RL checkpoint directory whose torques label the data instead of the PD's.
+    Refuses a directory that already holds a data set unless `overwrite`.
     Returns the episode files in index order.
     """
     if n_episodes < 1:
@@ -304,6 +338,7 @@ def collect(
             beta=float(beta),
             stage=stage,
             env_options=dict(env_options or {}),
+            expert=expert,
         )
         for i in range(n_episodes)
     ]
@@ -320,6 +355,7 @@ def collect(
             "beta": float(beta),
             "stage": stage,
             "env_options": {k: repr(v) for k, v in sorted((env_options or {}).items())},
+            "expert": expert or "pd",
         },
         "provenance": provenance(),
         "episodes": [],

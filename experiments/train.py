@@ -167,14 +167,28 @@ def run_training(
     force: bool = False,
     progress: bool = True,
     backend: DataBackend | None = None,
+    expert: str | None = None,
 ) -> TrainResult:
     """The whole pipeline into run directory `out`; see the module docstring. Raises :class:`TrainError`.
+
+    ``expert``: an RL checkpoint directory (``legloop rl train``) whose torques label the simulated data and the
+    DAgger rounds instead of the PD's — the imitation pipeline then distils the RL controller.
 
     Nothing in `out` is touched before the inputs are validated; ``out/controller.pt`` is only replaced with
     `force`. Stages whose checkpoint exists are loaded (unless `restart`, which recomputes everything).
     """
     t_start = time.perf_counter()
     out = Path(out)
+    if expert is not None:
+        if sources:
+            raise TrainError("--expert labels simulated data; with --data the logs' own torques are the labels")
+        from controllers.rl_policy import RLCheckpointError, load_rl_checkpoint
+
+        try:
+            load_rl_checkpoint(expert)  # fails here, before anything is written, if it cannot run
+        except RLCheckpointError as exc:
+            raise TrainError(f"--expert: {exc}") from None
+        expert = str(Path(expert).resolve())
     fs = resolve_feature_set(cfg, sources, feature_set, backend)
     if fs != cfg.feature_set:
         cfg = cfg.replace(feature_set=fs)
@@ -198,7 +212,9 @@ def run_training(
         # Every column present and finite, every log long enough to split, before anything is written.
         log_split = split_tails(episode_series(logs, fs), cfg.logs.val_fraction)
     backend = backend or default_backend()
-    run_spec = {"config": cfg.to_dict(), "sources": [str(Path(s).resolve()) for s in sources]}
+    run_spec: dict[str, Any] = {"config": cfg.to_dict(), "sources": [str(Path(s).resolve()) for s in sources]}
+    if expert is not None:
+        run_spec["expert"] = expert
     spec_path = out / "train_config.json"
     if spec_path.exists() and not restart:
         try:
@@ -244,6 +260,7 @@ def run_training(
             randomize=cfg.data.randomize,
             env_options=_collect_env_options(cfg),
             stage="pd",
+            **({"expert": expert} if expert is not None else {}),
         )
         dt = control_dt_of(pd_eps)
         train_eps, val_eps = split_train_val(backend, pd_eps, cfg.data.val_fraction, cfg.seed)
@@ -345,6 +362,7 @@ def run_training(
                 driver=backend.driver_spec(str(prev_ckpt)) if backend.driver_spec else None,
                 beta=beta,
                 stage=spec.name,
+                **({"expert": expert} if expert is not None else {}),
             )
             train_s = train_s + episode_series(new_eps, fs, aux_w > 0.0)
         if ckpt.exists():
@@ -416,6 +434,7 @@ def run_training(
         "export_error": export_error,
         "seconds": round(seconds, 2),
         "data": data_info,
+        "expert": expert or "pd",
         "provenance": provenance(),
     }
     write_json(out / "train.json", summary)

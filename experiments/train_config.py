@@ -303,6 +303,12 @@ def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
     return cls(**kwargs)
 
 
+def dataclass_from_dict(cls: type, raw: dict[str, Any], prefix: str = "") -> Any:
+    """A dataclass (and its nested dataclass tables) from TOML-shaped data, with this module's checks: unknown keys
+    named in full, values type-checked. For other commands' configs (``legloop rl train``); no range checks."""
+    return _build(cls, raw, prefix)
+
+
 def config_from_dict(raw: dict[str, Any]) -> TrainConfig:
     """A validated :class:`TrainConfig` from a (TOML-shaped) dict; raises :class:`ConfigError`."""
     return _build(TrainConfig, raw, "").validate()

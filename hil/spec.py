@@ -14,6 +14,8 @@ name          controller
 ``edgedrnn``  a checkpoint exported to the bit-exact, cycle-timed EdgeDRNN model
 ``board``     the same export on a board over serial (``board``: a :class:`hil.board_backend.BoardLink` — a port, or
               a virtual board started for the run: the Python emulator, the C firmware, the firmware under QEMU)
+``rl``        a residual RL policy (``legloop rl train``): the PD's torque + the policy's bounded correction; the
+              checkpoint is the run directory (policy, VecNormalize statistics, observation layout)
 ============  ====================================================================================================
 
 A spec is validated and its checkpoint loaded (and, for EdgeDRNN, exported) once, by :meth:`ControllerSpec.factory`,
@@ -46,7 +48,9 @@ CPU_CONTROLLERS = ("gru", "deltagru")
 LEARNED_CONTROLLERS = ("gru", "deltagru", "edgedrnn", "board")
 # Controllers that run the exported fixed-point network (the bit-exact EdgeDRNN arithmetic), in process or on a board.
 EXPORTED_CONTROLLERS = ("edgedrnn", "board")
-CONTROLLERS = BUILTIN_CONTROLLERS + LEARNED_CONTROLLERS
+# Controllers with a checkpoint that are not networks on an inference backend (no deadline, features, thresholds).
+POLICY_CONTROLLERS = ("rl",)
+CONTROLLERS = BUILTIN_CONTROLLERS + LEARNED_CONTROLLERS + POLICY_CONTROLLERS
 
 
 class ControllerFactory:
@@ -96,9 +100,9 @@ class ControllerSpec:
     Parameters
     ----------
     name
-        ``pd``, ``zero``, ``damped``, ``gru``, ``deltagru`` or ``edgedrnn``.
+        ``pd``, ``zero``, ``damped``, ``gru``, ``deltagru``, ``edgedrnn``, ``board`` or ``rl``.
     checkpoint
-        Learned controllers: a checkpoint ``.pt`` or a training run directory.
+        Learned controllers: a checkpoint ``.pt`` or a training run directory; ``rl``: an RL run directory.
     feature_set
         Require the checkpoint to use this feature set (``ampro`` / ``sensors``); None accepts either.
     gain_scale
@@ -156,9 +160,18 @@ class ControllerSpec:
                 f"unknown controller {self.name!r}; built-in controllers are: {', '.join(BUILTIN_CONTROLLERS)}; "
                 f"learned (with a checkpoint): {', '.join(LEARNED_CONTROLLERS)}"
             )
-        if self.learned and self.checkpoint is None:
+        if (self.learned or self.name in POLICY_CONTROLLERS) and self.checkpoint is None:
             raise ValueError(f"controller {self.name!r} needs a checkpoint")
-        if not self.learned:
+        if self.name in POLICY_CONTROLLERS:
+            for what, given in (
+                ("a feature set", self.feature_set is not None),
+                ("a deadline policy", self.policy is not None),
+                ("a latency budget", self.budget_s != DEFAULT_BUDGET_S),
+                ("a governor", self.governor),
+            ):
+                if given:
+                    raise ValueError(f"controller {self.name!r} takes no {what.split(' ', 1)[1]}")
+        elif not self.learned:
             for what, given in (
                 ("a checkpoint", self.checkpoint is not None),
                 ("a feature set", self.feature_set is not None),
@@ -216,6 +229,8 @@ class ControllerSpec:
         """
         if self.learned:
             return _learned_factory(self)
+        if self.name == "rl":
+            return _rl_factory(self)
         if self.name == "pd":
             scale = self.gain_scale
 
@@ -281,4 +296,28 @@ def _learned_factory(spec: ControllerSpec) -> ControllerFactory:
     factory = ControllerFactory(spec, make, backend.close, offline)
     factory.checkpoint_path = path
     factory.meta = meta
+    return factory
+
+
+def _rl_factory(spec: ControllerSpec) -> ControllerFactory:
+    # Imported here: SB3 and torch load only when an RL policy runs.
+    from controllers.rl_policy import RLController, load_rl_checkpoint
+
+    assert spec.checkpoint is not None
+    loaded = load_rl_checkpoint(spec.checkpoint)
+    name = spec.display_name
+
+    def make(env: ProstheticWalkerEnv) -> Controller:
+        if abs(env.dt - loaded.control_dt) > 1e-9:
+            warnings.warn(
+                f"{loaded.path} was trained at a {loaded.control_dt * 1e3:g} ms control period; the env runs at "
+                f"{env.dt * 1e3:g} ms, so the policy sees different dynamics than it learned",
+                stacklevel=3,
+            )
+        # The episode's (randomised) body: the PD inside needs its geometry and weight, as the training wrapper's.
+        return RLController(loaded, AmproPD(env.dt, walker=env.walker), env.peak_torque, name=name)
+
+    factory = ControllerFactory(spec, make)
+    factory.checkpoint_path = loaded.path
+    factory.meta = loaded.meta
     return factory

@@ -1,0 +1,81 @@
+"""A controller (RL, or its distilled delta-GRU) against the PD on the same `legloop eval` conditions, in one table.
+
+    python benchmarks/rl_vs_pd.py runs/eval/pd runs/eval/rl [--json OUT.json]
+
+Each argument is a folder of `legloop eval` output directories, one per condition, with the same names on both sides
+(``v1.0_s0`` …: speed and slope, as ``runs/eval_grid.sh``-style loops make them), run with run logs (the default) and
+push trials. Per condition and controller: falls, mean knee / ankle tracking RMSE and the worst episode's ratio to the
+PD on the same seed, peak |torque| and peak |torque rate| (from the run logs, N·m and N·m/s), and the median largest
+push survived.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hil.runlog import read_runlog
+
+
+def _episode_torques(run: Path, seed: int) -> tuple[float, float, float, float]:
+    header, cols = read_runlog(run / "runlogs" / f"seed_{seed}")
+    dt = float(header["control_dt"])
+    tk, ta = cols["torque_actual_knee"], cols["torque_actual_ankle"]
+    rate = lambda x: float(np.abs(np.diff(x)).max() / dt) if len(x) > 1 else 0.0  # noqa: E731
+    return float(np.abs(tk).max()), float(np.abs(ta).max()), rate(tk), rate(ta)
+
+
+def condition(run: Path) -> dict[str, Any]:
+    m = json.loads((run / "metrics.json").read_text())
+    eps = m["episodes"]
+    torques = np.array([_episode_torques(run, e["seed"]) for e in eps])
+    pushes = [e["max_push_survived_n"] for e in eps if e.get("max_push_survived_n") is not None]
+    return {
+        "seeds": [e["seed"] for e in eps],
+        "falls": sum(bool(e["fell"]) for e in eps),
+        "knee_rmse": [e["knee_rmse_rad"] for e in eps],
+        "ankle_rmse": [e["ankle_rmse_rad"] for e in eps],
+        "peak_torque_nm": torques[:, :2].max(axis=0).round(1).tolist(),
+        "peak_rate_nm_s": torques[:, 2:].max(axis=0).round(0).tolist(),
+        "median_push_n": float(np.median(pushes)) if pushes else None,
+        "pushes_n": pushes,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("pd", type=Path)
+    ap.add_argument("rl", type=Path)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    rows = {}
+    print(f"{'condition':<10} {'ctrl':<6} {'falls':>5} {'knee':>6} {'×PD':>5} {'ankle':>6} {'×PD':>5} "
+          f"{'|τ|max k/a N·m':>15} {'|dτ/dt|max k/a N·m/s':>21} {'push N med':>10}")  # fmt: skip
+    for cond in sorted(p.name for p in args.pd.iterdir() if (p / "metrics.json").exists()):
+        if not (args.rl / cond / "metrics.json").exists():
+            continue
+        pd, rl = condition(args.pd / cond), condition(args.rl / cond)
+        for name, c in (("pd", pd), (args.rl.name[:6], rl)):
+            kr = max(a / b for a, b in zip(c["knee_rmse"], pd["knee_rmse"], strict=True))
+            ar = max(a / b for a, b in zip(c["ankle_rmse"], pd["ankle_rmse"], strict=True))
+            c["knee_ratio_max"], c["ankle_ratio_max"] = round(kr, 3), round(ar, 3)
+            print(
+                f"{cond:<10} {name:<6} {c['falls']:>5} {np.mean(c['knee_rmse']):>6.3f} {kr:>5.2f} "
+                f"{np.mean(c['ankle_rmse']):>6.3f} {ar:>5.2f} "
+                f"{c['peak_torque_nm'][0]:>7.1f}/{c['peak_torque_nm'][1]:<7.1f} "
+                f"{c['peak_rate_nm_s'][0]:>10.0f}/{c['peak_rate_nm_s'][1]:<10.0f} {c['median_push_n'] or 0:>10.0f}"
+            )
+        rows[cond] = {"pd": pd, "rl": rl}
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,292 @@
+"""Residual reinforcement learning on the walker: the AMPRO PD is the safe prior, a policy adds a bounded correction.
+
+``torque = PD torque + residual_scale · peak torque · action`` (saturated at the motor peaks), ``action ∈ [-1, 1]²``.
+A policy that outputs 0 is the PD exactly, so training starts at a walking controller (SB3's PPO initialises its
+action head near 0) and learns what the PD misses: pushes, slopes, speed changes.
+
+Two users share one :class:`ResidualCore` — the observation and the torque of a step are computed in one place, so
+what a policy saw in training is what it sees in the loop:
+
+* :class:`ResidualPDEnv`, a gymnasium wrapper of ``legloop/ProstheticWalker-v0`` for training (SB3 or any library);
+* :class:`controllers.rl_policy.RLController`, the trained policy as a controller (``legloop eval --controller rl``).
+
+The layout (names and sizes, :data:`OBS_LAYOUT`) is stored in every RL checkpoint; a checkpoint made with another
+layout is refused with both layouts named.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from controllers.pd import STANCE, AmproPD
+from envs.walker_env import ProstheticWalkerEnv, Push
+
+# The policy's observation, in order: (name, size). Raw values; the trainer normalises them (VecNormalize).
+OBS_LAYOUT: tuple[tuple[str, int], ...] = (
+    ("sensors", 7),  # knee angle, velocity, ankle angle, velocity, thigh angle, rate, load (envs.sensors)
+    ("pd_domain", 1),  # 1 stance, 0 swing
+    ("pd_phase", 1),  # τ, clipped to [-0.5, 1.5]
+    ("pd_knee_des", 1),  # rad
+    ("pd_knee_vel_des", 1),  # rad/s
+    ("pd_ankle_des", 1),  # rad
+    ("pd_torque", 2),  # the PD's torque / peak torque
+    ("prev_action", 2),  # the previous residual action
+)
+OBS_SIZE = sum(n for _, n in OBS_LAYOUT)
+DEFAULT_RESIDUAL_SCALE = 0.25
+
+
+def layout_to_json(layout: tuple[tuple[str, int], ...] = OBS_LAYOUT) -> list[dict[str, Any]]:
+    """The layout as JSON-ready data: ``[{"name": ..., "size": ...}, ...]``."""
+    return [{"name": name, "size": size} for name, size in layout]
+
+
+def describe_layout(layout: Any) -> str:
+    """``sensors:7, pd_domain:1, … (17 values)`` for error messages; tolerant of malformed stored layouts."""
+    try:
+        items = [(str(d["name"]), int(d["size"])) for d in layout]
+    except (TypeError, KeyError, ValueError):
+        return repr(layout)
+    return ", ".join(f"{n}:{s}" for n, s in items) + f" ({sum(s for _, s in items)} values)"
+
+
+class ResidualCore:
+    """The PD, the previous action and the observation buffer of one residual controller (one episode at a time).
+
+    Per control step: :meth:`observe` (sensors → the policy's observation; runs the PD) then :meth:`torque`
+    (the policy's action → motor torques, N·m). Both return arrays owned by the core, overwritten next step.
+    """
+
+    def __init__(self, pd: AmproPD, peak_torque: np.ndarray, residual_scale: float = DEFAULT_RESIDUAL_SCALE) -> None:
+        if not 0.0 < residual_scale <= 1.0:
+            raise ValueError(f"residual_scale must be in (0, 1] (a fraction of the peak torque), got {residual_scale}")
+        self.pd = pd
+        self.peak = np.asarray(peak_torque, dtype=np.float64).copy()
+        self.residual_scale = float(residual_scale)
+        self._pk, self._pa = float(self.peak[0]), float(self.peak[1])
+        self._rk, self._ra = self._pk * self.residual_scale, self._pa * self.residual_scale
+        self.obs = np.zeros(OBS_SIZE, dtype=np.float32)
+        self.prev_action = np.zeros(2)
+        self.out = np.zeros(2)  # the torque of the last step, N·m
+
+    def reset(self) -> None:
+        self.pd.reset()
+        self.prev_action[:] = 0.0
+        self.out[:] = 0.0
+
+    def observe(self, sensors: np.ndarray) -> np.ndarray:
+        """Run the PD on ``sensors`` and fill the observation (layout :data:`OBS_LAYOUT`)."""
+        pd = self.pd
+        tpk, tpa = pd.act(sensors).tolist()
+        o = self.obs
+        o[:7] = sensors
+        o[7] = 1.0 if pd.domain == STANCE else 0.0
+        ph = pd.phase
+        o[8] = -0.5 if ph < -0.5 else (1.5 if ph > 1.5 else ph)
+        o[9] = pd.knee_des
+        o[10] = pd.knee_vel_des
+        o[11] = pd.ankle_des
+        o[12] = tpk / self._pk
+        o[13] = tpa / self._pa
+        o[14] = self.prev_action[0]
+        o[15] = self.prev_action[1]
+        return o
+
+    def torque(self, action: np.ndarray) -> np.ndarray:
+        """PD torque of the last :meth:`observe` + the bounded residual of ``action`` (clipped to [-1, 1]), N·m,
+        saturated at the motor peaks. A non-finite action raises ``ValueError``."""
+        a0, a1 = action.tolist() if isinstance(action, np.ndarray) else (float(action[0]), float(action[1]))
+        if not (math.isfinite(a0) and math.isfinite(a1)):
+            raise ValueError(f"residual action must be finite, got [{a0}, {a1}]")
+        a0 = -1.0 if a0 < -1.0 else (1.0 if a0 > 1.0 else a0)
+        a1 = -1.0 if a1 < -1.0 else (1.0 if a1 > 1.0 else a1)
+        self.prev_action[0], self.prev_action[1] = a0, a1
+        tpk, tpa = self.pd.last_torque.tolist()
+        pk, pa = self._pk, self._pa
+        tk, ta = tpk + self._rk * a0, tpa + self._ra * a1
+        out = self.out
+        out[0] = -pk if tk < -pk else (pk if tk > pk else tk)
+        out[1] = -pa if ta < -pa else (pa if ta > pa else ta)
+        return out
+
+
+@dataclass(frozen=True)
+class RewardWeights:
+    """Weights of the reward terms (see :class:`ResidualPDEnv`)."""
+
+    progress: float = 1.0
+    speed_tolerance: float = 0.3  # m/s: the width of the progress term's bell
+    alive: float = 1.0
+    tracking: float = 5.0
+    torque: float = 0.05
+    torque_rate: float = 5.0
+
+
+@dataclass(frozen=True)
+class RandomPushes:
+    """Random trunk pushes per episode: with probability ``probability`` an episode gets ``count`` pushes at
+    uniform times in [``start_s``, ``end_s``], magnitudes uniform in [``min_n``, ``max_n``] N, either direction."""
+
+    probability: float = 0.5
+    count: int = 3
+    start_s: float = 2.0
+    end_s: float = 9.0
+    min_n: float = 50.0
+    max_n: float = 300.0
+    duration_s: float = 0.1
+
+    def validate(self) -> None:
+        if not 0.0 <= self.probability <= 1.0:
+            raise ValueError(f"push probability must be in [0, 1], got {self.probability}")
+        if self.count < 0 or not 0.0 <= self.start_s <= self.end_s:
+            raise ValueError(f"pushes need count >= 0 and 0 <= start_s <= end_s, got {self}")
+        if not 0.0 <= self.min_n <= self.max_n:
+            raise ValueError(f"push magnitudes need 0 <= min_n <= max_n, got {self.min_n}, {self.max_n}")
+        if not 0.0 < self.duration_s <= 1.0:
+            raise ValueError(f"push duration must be in (0, 1] s, got {self.duration_s}")
+
+    def draw(self, rng: np.random.Generator) -> tuple[Push, ...]:
+        if self.count == 0 or rng.random() >= self.probability:
+            return ()
+        times = np.sort(rng.uniform(self.start_s, self.end_s, self.count))
+        mags = rng.uniform(self.min_n, self.max_n, self.count) * rng.choice((-1.0, 1.0), self.count)
+        return tuple(Push(float(t), float(f), self.duration_s) for t, f in zip(times, mags, strict=True))
+
+
+class ResidualPDEnv(gym.Wrapper):
+    """Residual RL on ``legloop/ProstheticWalker-v0``: the action corrects the AMPRO PD's torque.
+
+    ## Action space
+    ``Box(-1, 1, (2,), float32)``: the residual on [knee, ankle] as a fraction of ``residual_scale`` × the motor peak
+    torque (0.25 by default: at most ±35.5 / ±42 N·m on top of the PD's torque). 0 is the PD.
+
+    ## Observation space
+    ``Box(-inf, inf, (16,), float32)`` (:data:`OBS_LAYOUT`; raw units, normalise them, e.g. with ``VecNormalize``):
+
+    | index | signal | unit |
+    |-------|--------|------|
+    | 0–6 | the env's prosthesis sensors: knee, ankle angle, velocity; thigh angle, rate; load | rad, rad/s, N |
+    | 7 | PD domain: 1 stance, 0 swing | – |
+    | 8 | PD phase τ (hip progression in stance, time in swing), clipped to [−0.5, 1.5] | – |
+    | 9, 10 | PD desired knee angle, velocity | rad, rad/s |
+    | 11 | PD desired ankle angle | rad |
+    | 12, 13 | PD torque [knee, ankle] / peak torque | – |
+    | 14, 15 | previous residual action [knee, ankle] | – |
+
+    ## Rewards (every term is also in ``info`` as ``reward_<term>``)
+    | term | per control step | default weight |
+    |------|------------------|----------------|
+    | progress | ``w · exp(−((v_x − v_cmd) / tol)²)``: trunk velocity at the episode's commanded speed | 1.0 |
+    | alive | ``w`` while the walker has not fallen | 1.0 |
+    | tracking | ``−w · ((q_k − q_k,des)² + (q_a − q_a,des)²)``, the PD's desired trajectory, rad² | 5.0 |
+    | torque | ``−w · ‖τ / τ_peak‖²`` of the applied torque (PD + residual) | 0.05 |
+    | torque rate | ``−w · ‖(τ_k − τ_{k−1}) / τ_peak‖²`` | 5.0 |
+
+    v_x is the trunk's forward velocity, v_cmd the commanded speed of the episode, tol ``speed_tolerance`` (0.3 m/s).
+
+    ## Episode end
+    As the env: terminated on a fall, truncated by the ``TimeLimit`` of the registration (10 s at 200 Hz).
+
+    ## Arguments
+    | option | default | meaning |
+    |--------|---------|---------|
+    | env | – | a :class:`envs.walker_env.ProstheticWalkerEnv` (or a ``gymnasium.make`` of it); made without pushes |
+    | residual_scale | 0.25 | the action's bound, a fraction of the motor peak torque |
+    | weights | :class:`RewardWeights` () | the reward weights |
+    | pushes | None | :class:`RandomPushes`: random trunk pushes drawn per episode from the wrapper's seeded generator |
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        residual_scale: float = DEFAULT_RESIDUAL_SCALE,
+        weights: RewardWeights | None = None,
+        pushes: RandomPushes | None = None,
+    ) -> None:
+        super().__init__(env)
+        walker = env.unwrapped
+        if not isinstance(walker, ProstheticWalkerEnv):
+            raise TypeError(f"ResidualPDEnv wraps a ProstheticWalkerEnv, got {type(walker).__name__}")
+        if pushes is not None:
+            pushes.validate()
+            if walker.pushes:
+                raise ValueError("make the env without pushes: ResidualPDEnv(pushes=RandomPushes()) draws them")
+        self.walker = walker
+        self.residual_scale = float(residual_scale)
+        self.weights = weights or RewardWeights()
+        self.random_pushes = pushes
+        self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.observation_space = spaces.Box(-np.inf, np.inf, (OBS_SIZE,), np.float32)
+        self.core: ResidualCore | None = None
+        self._body: Any = None  # the WalkerParams the core was built for
+        self._push_rng = np.random.default_rng()
+        self._norm_action = np.zeros(2)
+        self._prev_torque = np.zeros(2)
+        self._v_cmd = 1.0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        if seed is not None:
+            # A generator of its own (salted), so the pushes do not shift the env's randomisation stream.
+            self._push_rng = np.random.default_rng([seed, 0x9E5])
+        w = self.walker
+        if self.random_pushes is not None:
+            w.pushes = self.random_pushes.draw(self._push_rng)  # a plain attribute the env reads from its reset on
+        sensors, info = self.env.reset(seed=seed, options=options)
+        # A randomised reset builds a new body: the PD needs its geometry and weight, the core its motor peaks.
+        if self.core is None or w.walker is not self._body:
+            self.core = ResidualCore(AmproPD(w.dt, walker=w.walker), w.peak_torque, self.residual_scale)
+            self._body = w.walker
+        self.core.reset()
+        self._prev_torque[:] = 0.0
+        self._v_cmd = w.episode_speed
+        return self.core.observe(sensors).copy(), info
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        core = self.core
+        if core is None:
+            raise RuntimeError("call reset() before step()")
+        torque = core.torque(np.asarray(action))
+        np.divide(torque, core.peak, out=self._norm_action)
+        sensors, _, terminated, truncated, info = self.env.step(self._norm_action)
+        obs = core.observe(sensors)
+        w = self.weights
+        pd = core.pd
+        ek = float(sensors[0]) - pd.knee_des
+        ea = float(sensors[2]) - pd.ankle_des
+        nk, na = self._norm_action.tolist()
+        dk, da = nk - self._prev_torque[0], na - self._prev_torque[1]
+        self._prev_torque[0], self._prev_torque[1] = nk, na
+        dv = (info["x_velocity"] - self._v_cmd) / w.speed_tolerance
+        r_progress = w.progress * math.exp(-dv * dv)
+        r_alive = 0.0 if terminated else w.alive
+        r_tracking = -w.tracking * (ek * ek + ea * ea)
+        r_torque = -w.torque * (nk * nk + na * na)
+        r_rate = -w.torque_rate * (dk * dk + da * da)
+        reward = r_progress + r_alive + r_tracking + r_torque + r_rate
+        info["reward_progress"] = r_progress
+        info["reward_alive"] = r_alive
+        info["reward_tracking"] = r_tracking
+        info["reward_torque"] = r_torque
+        info["reward_torque_rate"] = r_rate
+        # A copy: callers keep observations (rollout and replay buffers), and the core overwrites its buffer.
+        return obs.copy(), reward, terminated, truncated, info
+
+
+def make_residual_env(
+    env_options: dict[str, Any] | None = None,
+    residual_scale: float = DEFAULT_RESIDUAL_SCALE,
+    weights: RewardWeights | None = None,
+    pushes: RandomPushes | None = None,
+    max_episode_steps: int = 2000,
+) -> gym.Env:
+    """``gymnasium.make("legloop/ProstheticWalker-v0", **env_options)`` wrapped in :class:`ResidualPDEnv`."""
+    import envs  # registers the id
+
+    env = gym.make(envs.ENV_ID, max_episode_steps=max_episode_steps, **(env_options or {}))
+    return ResidualPDEnv(env, residual_scale, weights, pushes)

@@ -1,0 +1,94 @@
+"""`legloop rl`: reinforcement learning of a residual controller on top of the PD, with Stable-Baselines3.
+
+    legloop rl train [--config RL.toml] --out DIR [--force] [--quiet] [--set KEY=VALUE ...]
+
+PPO on the PD + bounded-residual walker (``controllers/residual.py``: the observation, action and reward tables),
+vectorised envs, ``VecNormalize``, gSDE exploration, domain randomisation and random pushes; TensorBoard logs in
+``DIR/tb``, checkpoints in ``DIR/checkpoints/step_N``, the policy in ``DIR`` (``policy.zip``, ``vecnormalize.pkl``,
+``rl.json``), a summary with the wall time and env steps/s in ``DIR/rl_train.json``. Default config:
+``experiments/configs/rl.toml``. Evaluate with ``legloop eval --controller rl --checkpoint DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from typing import Any
+
+from experiments.cli import CliError, Subparsers
+
+
+def register(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "rl", help="reinforcement learning (SB3 PPO) of a residual controller on the PD", description=__doc__
+    )
+    rl_sub = p.add_subparsers(dest="rl_command", metavar="RL_COMMAND", required=True, parser_class=type(p))
+    t = rl_sub.add_parser("train", help="train a residual PPO policy into DIR", description=__doc__)
+    t.add_argument("--config", default=None, help="RL config TOML (default: experiments/configs/rl.toml)")
+    t.add_argument("--out", required=True, help="run directory")
+    t.add_argument("--force", action="store_true", help="replace an existing run in DIR")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (TOML value, dotted key), e.g. --set total_timesteps=50000 --set ppo.n_steps=256",
+    )
+    t.set_defaults(func=run_train)
+
+
+def _apply_overrides(raw: dict[str, Any], sets: list[str]) -> None:
+    for item in sets:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise CliError(f"--set takes KEY=VALUE (e.g. total_timesteps=50000), got {item!r}")
+        try:
+            parsed = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            parsed = value  # a bare word: a string (e.g. vec_env=subproc)
+        *tables, last = key.strip().split(".")
+        node = raw
+        for t in tables:
+            node = node.setdefault(t, {})
+            if not isinstance(node, dict):
+                raise CliError(f"--set {key}: {t} is not a table")
+        node[last] = parsed
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from experiments.rl_config import DEFAULT_RL_CONFIG, rl_config_from_dict
+    from experiments.rl_train import RLTrainError, summary_line, train_rl
+    from experiments.train_config import ConfigError
+
+    path = args.config or str(DEFAULT_RL_CONFIG)
+    try:
+        text = open(path, encoding="utf-8").read()  # read once: the same text is parsed and copied
+        raw = tomllib.loads(text)
+    except FileNotFoundError:
+        raise CliError(f"bad --config: config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise CliError(f"bad --config: {path}: {exc}") from None
+    _apply_overrides(raw, args.set)
+    try:
+        cfg = rl_config_from_dict(raw)
+    except ConfigError as exc:
+        raise CliError(f"bad --config: {path}: {exc}") from None
+    if args.set:
+        text += "\n# --set overrides of the command line\n" + "".join(f"# {s}\n" for s in args.set)
+    print(
+        f"legloop rl train: PPO, {cfg.total_timesteps:,} steps, {cfg.n_envs} envs ({cfg.vec_env}), seed {cfg.seed}",
+        file=sys.stderr,
+    )
+    try:
+        res = train_rl(cfg, args.out, config_text=text, force=args.force, progress=not args.quiet)
+    except RLTrainError as exc:
+        raise CliError(str(exc)) from None
+    s = res.summary
+    print(summary_line(s))
+    print(
+        f"trained {s['timesteps']:,} steps in {s['wall_s']:.0f} s ({s['steps_per_s']:.0f} env steps/s); "
+        f"{s['falls']}/{s['episodes']} training episodes fell; wrote {res.out}"
+    )
+    return 0

@@ -1,0 +1,218 @@
+"""Configuration of `legloop rl train`: a typed dataclass tree loaded from TOML, validated like `legloop train`'s.
+
+Top-level keys (``seed``, ``total_timesteps``, ``n_envs``, ``vec_env``, ``checkpoint_every``) and the tables
+``[env]``, ``[residual]``, ``[reward]``, ``[pushes]``, ``[ppo]``, ``[normalize]``. Unknown keys are rejected by their
+full dotted name, values are type- and range-checked, and every error names the key and the file. Keys a file leaves
+out take the defaults below (those of ``experiments/configs/rl.toml``), so a small override file is enough.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from controllers.residual import RandomPushes, RewardWeights
+from envs.walker_env import Randomization
+from experiments.train_config import CONFIG_DIR, ConfigError, dataclass_from_dict
+
+DEFAULT_RL_CONFIG = CONFIG_DIR / "rl.toml"
+VEC_ENVS = ("dummy", "subproc")
+
+
+def _check(ok: bool, key: str, expected: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key} must be {expected}")
+
+
+@dataclass
+class EnvConfig:
+    """The walker of training: domain randomisation around ``speed`` and level ground, sensor noise."""
+
+    speed: float = 1.0  # m/s, the centre of the commanded speeds
+    speed_delta: float = 0.2  # ± m/s per episode (0.8 … 1.2 by default: the evaluation's speeds)
+    randomize: bool = True  # body, friction, noise scale, slope per episode
+    slope_deg: float = 5.0  # ± degrees of randomised slope
+    sensor_noise: bool = True
+    episode_seconds: float = 10.0  # truncation (the PPO bootstraps it), s
+    control_hz: float = 200.0
+
+    def validate(self) -> None:
+        _check(0.6 <= self.speed <= 1.5, "env.speed", "in [0.6, 1.5] m/s")
+        _check(0.0 <= self.speed_delta <= 0.5, "env.speed_delta", "in [0, 0.5] m/s")
+        _check(0.0 <= self.slope_deg <= 10.0, "env.slope_deg", "in [0, 10] degrees")
+        _check(0.5 <= self.episode_seconds <= 600.0, "env.episode_seconds", "in [0.5, 600] s")
+        _check(50.0 <= self.control_hz <= 1000.0, "env.control_hz", "in [50, 1000] Hz")
+
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments of :class:`envs.walker_env.ProstheticWalkerEnv`."""
+        kw: dict[str, Any] = {"speed": self.speed, "sensor_noise": self.sensor_noise, "control_hz": self.control_hz}
+        if self.randomize:
+            kw["randomization"] = Randomization(speed_delta=self.speed_delta, slope_deg=self.slope_deg)
+        return kw
+
+    @property
+    def max_episode_steps(self) -> int:
+        return round(self.episode_seconds * self.control_hz)
+
+
+@dataclass
+class ResidualConfig:
+    scale: float = 0.25  # the residual's bound, a fraction of the motor peak torque
+
+    def validate(self) -> None:
+        _check(0.0 < self.scale <= 1.0, "residual.scale", "in (0, 1] (a fraction of the peak torque)")
+
+
+@dataclass
+class RewardConfig:
+    """Weights of :class:`controllers.residual.ResidualPDEnv`'s reward terms (its docstring has the table)."""
+
+    progress: float = 1.0
+    speed_tolerance: float = 0.3
+    alive: float = 1.0
+    tracking: float = 5.0
+    torque: float = 0.05
+    torque_rate: float = 5.0
+
+    def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            _check(getattr(self, f.name) >= 0.0, f"reward.{f.name}", ">= 0")
+        _check(self.speed_tolerance > 0.0, "reward.speed_tolerance", "> 0 m/s")
+
+    def weights(self) -> RewardWeights:
+        return RewardWeights(**dataclasses.asdict(self))
+
+
+@dataclass
+class PushConfig:
+    """Random trunk pushes during training (:class:`controllers.residual.RandomPushes`); probability 0: none."""
+
+    probability: float = 0.6
+    count: int = 4
+    start_s: float = 2.0
+    end_s: float = 9.0
+    min_n: float = 50.0
+    max_n: float = 400.0  # the PD survives 50–300 N in evaluation (seeds 5–9, 1.0 m/s): train past its edge
+    duration_s: float = 0.1
+
+    def validate(self) -> None:
+        try:
+            RandomPushes(**dataclasses.asdict(self)).validate()
+        except ValueError as exc:
+            raise ConfigError(f"[pushes]: {exc}") from None
+
+    def random_pushes(self) -> RandomPushes | None:
+        return RandomPushes(**dataclasses.asdict(self)) if self.probability > 0 and self.count > 0 else None
+
+
+@dataclass
+class PPOConfig:
+    """PPO (SB3) hyperparameters. gamma 0.995 looks ~1 s ahead at 200 Hz (a stride); gSDE explores smoothly."""
+
+    learning_rate: float = 3e-4
+    n_steps: int = 1024  # per env per update
+    batch_size: int = 256
+    n_epochs: int = 5
+    gamma: float = 0.995
+    gae_lambda: float = 0.95
+    clip_range: float = 0.2
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    target_kl: float = 0.0  # stop an update's epochs early past this approx-KL (0: no limit)
+    use_sde: bool = True
+    sde_sample_freq: int = 8
+    log_std_init: float = -2.0
+    net_arch: list[int] = field(default_factory=lambda: [64, 64])
+
+    def validate(self) -> None:
+        _check(0.0 < self.learning_rate <= 1.0, "ppo.learning_rate", "in (0, 1]")
+        _check(self.n_steps >= 2, "ppo.n_steps", ">= 2")
+        _check(self.batch_size >= 2, "ppo.batch_size", ">= 2")
+        _check(self.n_epochs >= 1, "ppo.n_epochs", ">= 1")
+        _check(0.9 <= self.gamma < 1.0, "ppo.gamma", "in [0.9, 1) (0.99 looks ~0.5 s ahead at 200 Hz)")
+        _check(0.0 < self.gae_lambda <= 1.0, "ppo.gae_lambda", "in (0, 1]")
+        _check(0.0 < self.clip_range < 1.0, "ppo.clip_range", "in (0, 1)")
+        _check(self.ent_coef >= 0.0, "ppo.ent_coef", ">= 0")
+        _check(self.vf_coef >= 0.0, "ppo.vf_coef", ">= 0")
+        _check(self.max_grad_norm > 0.0, "ppo.max_grad_norm", "> 0")
+        _check(self.target_kl >= 0.0, "ppo.target_kl", ">= 0 (0: no limit)")
+        _check(self.sde_sample_freq >= -1, "ppo.sde_sample_freq", ">= -1 (-1: once per rollout)")
+        _check(-10.0 <= self.log_std_init <= 2.0, "ppo.log_std_init", "in [-10, 2]")
+        _check(
+            1 <= len(self.net_arch) <= 4 and all(1 <= n <= 1024 for n in self.net_arch),
+            "ppo.net_arch",
+            "1 to 4 layer sizes in 1 … 1024",
+        )
+
+
+@dataclass
+class NormalizeConfig:
+    """``VecNormalize``: running observation (and reward) statistics, saved with the policy."""
+
+    norm_obs: bool = True
+    norm_reward: bool = True
+    clip_obs: float = 10.0
+
+    def validate(self) -> None:
+        _check(self.clip_obs > 0.0, "normalize.clip_obs", "> 0")
+
+
+@dataclass
+class RLConfig:
+    """Everything `legloop rl train` needs besides the output directory."""
+
+    seed: int = 0
+    total_timesteps: int = 1_500_000
+    n_envs: int = 2
+    vec_env: str = "dummy"
+    checkpoint_every: int = 250_000  # env steps between checkpoints in DIR/checkpoints (0: none)
+    torch_threads: int = 1
+    env: EnvConfig = field(default_factory=EnvConfig)
+    residual: ResidualConfig = field(default_factory=ResidualConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    pushes: PushConfig = field(default_factory=PushConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
+
+    def validate(self) -> RLConfig:
+        _check(self.seed >= 0, "seed", ">= 0")
+        _check(self.total_timesteps >= 1, "total_timesteps", ">= 1")
+        _check(1 <= self.n_envs <= 64, "n_envs", "in 1 … 64")
+        _check(self.vec_env in VEC_ENVS, "vec_env", f"one of {', '.join(VEC_ENVS)}")
+        _check(self.checkpoint_every >= 0, "checkpoint_every", ">= 0 (0: no checkpoints)")
+        _check(1 <= self.torch_threads <= 64, "torch_threads", "in 1 … 64")
+        for part in (self.env, self.residual, self.reward, self.pushes, self.ppo, self.normalize):
+            part.validate()
+        rollout = self.ppo.n_steps * self.n_envs
+        _check(self.ppo.batch_size <= rollout, "ppo.batch_size", f"<= ppo.n_steps × n_envs ({rollout})")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def rl_config_from_dict(raw: dict[str, Any]) -> RLConfig:
+    """A validated :class:`RLConfig` from a (TOML-shaped) dict; raises :class:`ConfigError`."""
+    cfg: RLConfig = dataclass_from_dict(RLConfig, raw)
+    return cfg.validate()
+
+
+def load_rl_config(path: str | Path | None = None) -> RLConfig:
+    """Load and validate a TOML config (None: ``experiments/configs/rl.toml``); errors name the file and the key."""
+    p = Path(path) if path is not None else DEFAULT_RL_CONFIG
+    try:
+        raw = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {p} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p} is not valid TOML: {exc}") from None
+    try:
+        return rl_config_from_dict(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc}") from None

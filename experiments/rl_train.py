@@ -1,0 +1,238 @@
+"""Reinforcement learning of the residual controller with Stable-Baselines3 PPO: `legloop rl train`.
+
+The plant is :class:`controllers.residual.ResidualPDEnv` (PD + bounded residual) under domain randomisation and
+random pushes, ``n_envs`` copies in a ``DummyVecEnv`` (one process) or ``SubprocVecEnv``, behind ``VecMonitor``
+(episode returns and lengths for TensorBoard) and ``VecNormalize``. The run directory:
+
+=========================  ====================================================================================
+path                       what it holds
+=========================  ====================================================================================
+``policy.zip``             the final SB3 model
+``vecnormalize.pkl``       its ``VecNormalize`` statistics (frozen at evaluation: ``training=False``)
+``rl.json``                the checkpoint's metadata (:mod:`controllers.rl_policy`): observation layout, residual
+``checkpoints/step_N/``    the same three files every ``checkpoint_every`` env steps
+``rl_config.toml``         the config file as given (``rl_config.json``: as resolved, every default filled in)
+``rl_train.json``          summary: steps, wall time, env steps/s, episodes, falls, mean return of the last ones
+``tb/``                    TensorBoard logs (SB3's rollout/train scalars)
+=========================  ====================================================================================
+
+Deterministic for a seed with ``DummyVecEnv`` (or ``SubprocVecEnv``: each env is seeded ``seed + i``) on one torch
+thread: SB3 seeds torch, numpy and the envs from ``seed``; the pushes come from each env's reset seed.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from controllers.residual import layout_to_json, make_residual_env
+from controllers.rl_policy import FORMAT, META_FILE, NORM_FILE, POLICY_FILE
+from envs.files import atomic_write_text
+from experiments.rl_config import RLConfig
+from experiments.rundir import OutputExistsError, prepare_out, provenance, write_json
+
+OUT_FILES = (POLICY_FILE, NORM_FILE, META_FILE, "rl_train.json")
+
+
+class RLTrainError(Exception):
+    """A user-facing error of `legloop rl train` (e.g. an existing run directory); one clear line."""
+
+
+@dataclass
+class RLResult:
+    out: Path
+    summary: dict[str, Any]
+
+
+def make_env(cfg: RLConfig, rank: int) -> Any:
+    """One training env (top-level, picklable through functools.partial for ``SubprocVecEnv``)."""
+    import torch
+
+    torch.set_num_threads(1)  # a worker process runs no network; it must not spread torch threads either
+    return make_residual_env(
+        cfg.env.options(),
+        cfg.residual.scale,
+        cfg.reward.weights(),
+        cfg.pushes.random_pushes(),
+        max_episode_steps=cfg.env.max_episode_steps,
+    )
+
+
+def checkpoint_meta(cfg: RLConfig, steps: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``rl.json``: what :func:`controllers.rl_policy.load_rl_checkpoint` needs, and how the policy was made."""
+    import stable_baselines3
+    import torch
+
+    return {
+        "format": FORMAT,
+        "algo": "ppo",
+        "observation": layout_to_json(),
+        "residual_scale": cfg.residual.scale,
+        "control_dt": 1.0 / cfg.env.control_hz,
+        "timesteps": int(steps),
+        "seed": cfg.seed,
+        "config": cfg.to_dict(),
+        "versions": {"stable_baselines3": stable_baselines3.__version__, "torch": torch.__version__},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    } | (extra or {})
+
+
+def save_checkpoint_dir(model: Any, vec: Any, directory: Path, meta: dict[str, Any]) -> None:
+    """The three files of an RL checkpoint into ``directory`` (the JSON last: its presence means complete)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save(directory / POLICY_FILE)
+    vec.save(str(directory / NORM_FILE))
+    write_json(directory / META_FILE, meta)
+
+
+def _callbacks(cfg: RLConfig, out: Path, progress: bool, stats: dict[str, Any]) -> Any:
+    from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+
+    class Progress(BaseCallback):
+        """A tqdm bar of env steps (SB3's own needs `rich`), with the recent mean episode return and length."""
+
+        def _on_training_start(self) -> None:
+            from tqdm import tqdm
+
+            rollout = cfg.ppo.n_steps * cfg.n_envs  # SB3 runs whole rollouts: the total rounds up to one
+            total = -(-cfg.total_timesteps // rollout) * rollout
+            self.bar = tqdm(total=total, unit="step", desc="rl train", file=sys.stderr,
+                            disable=not progress, dynamic_ncols=True, mininterval=1.0)  # fmt: skip
+
+        def _on_step(self) -> bool:
+            self.bar.update(self.training_env.num_envs)
+            return True
+
+        def _on_rollout_end(self) -> None:
+            buf = self.model.ep_info_buffer
+            if buf:
+                self.bar.set_postfix(ret=f"{np.mean([e['r'] for e in buf]):.0f}",
+                                     len=f"{np.mean([e['l'] for e in buf]):.0f}", refresh=False)  # fmt: skip
+
+        def _on_training_end(self) -> None:
+            self.bar.close()
+
+    class Checkpoints(BaseCallback):
+        """Every ``checkpoint_every`` env steps: an evaluable checkpoint directory ``checkpoints/step_N``."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.next_at = cfg.checkpoint_every
+
+        def _on_step(self) -> bool:
+            if cfg.checkpoint_every and self.num_timesteps >= self.next_at:
+                d = out / "checkpoints" / f"step_{self.num_timesteps}"
+                save_checkpoint_dir(self.model, self.training_env, d, checkpoint_meta(cfg, self.num_timesteps))
+                self.next_at += cfg.checkpoint_every
+            return True
+
+    class Episodes(BaseCallback):
+        """Counts finished episodes and falls (terminated, not truncated) for the summary."""
+
+        def _on_step(self) -> bool:
+            for done, info in zip(self.locals["dones"], self.locals["infos"], strict=True):
+                if done:
+                    stats["episodes"] += 1
+                    stats["falls"] += not info.get("TimeLimit.truncated", False)
+            return True
+
+    return CallbackList([Progress(), Checkpoints(), Episodes()])
+
+
+def train_rl(
+    cfg: RLConfig,
+    out: str | Path,
+    *,
+    config_text: str | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> RLResult:
+    """Train into run directory ``out`` (see the module docstring); refuses an existing run unless ``force``."""
+    try:
+        out = prepare_out(out, OUT_FILES, force)
+    except OutputExistsError as exc:
+        raise RLTrainError(str(exc)) from None
+    import stable_baselines3
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor, VecNormalize
+
+    torch.set_num_threads(cfg.torch_threads)
+    if force:
+        for stale in ("checkpoints", "tb"):
+            if (out / stale).is_dir():
+                shutil.rmtree(out / stale)
+    if config_text is not None:
+        atomic_write_text(out / "rl_config.toml", config_text)
+    write_json(out / "rl_config.json", cfg.to_dict())
+
+    fns: list[Callable[[], Any]] = [functools.partial(make_env, cfg, i) for i in range(cfg.n_envs)]
+    venv = SubprocVecEnv(fns) if cfg.vec_env == "subproc" else DummyVecEnv(fns)
+    n = cfg.normalize
+    vec = VecNormalize(
+        VecMonitor(venv), norm_obs=n.norm_obs, norm_reward=n.norm_reward, clip_obs=n.clip_obs, gamma=cfg.ppo.gamma
+    )
+    p = cfg.ppo
+    model = PPO(
+        "MlpPolicy",
+        vec,
+        learning_rate=p.learning_rate,
+        n_steps=p.n_steps,
+        batch_size=p.batch_size,
+        n_epochs=p.n_epochs,
+        gamma=p.gamma,
+        gae_lambda=p.gae_lambda,
+        clip_range=p.clip_range,
+        ent_coef=p.ent_coef,
+        vf_coef=p.vf_coef,
+        max_grad_norm=p.max_grad_norm,
+        target_kl=p.target_kl or None,
+        use_sde=p.use_sde,
+        sde_sample_freq=p.sde_sample_freq,
+        policy_kwargs={"net_arch": {"pi": list(p.net_arch), "vf": list(p.net_arch)}, "log_std_init": p.log_std_init},
+        tensorboard_log=str(out / "tb"),
+        seed=cfg.seed,
+        device="cpu",
+        verbose=0,
+    )
+    stats: dict[str, Any] = {"episodes": 0, "falls": 0}
+    t0 = time.perf_counter()
+    try:
+        model.learn(cfg.total_timesteps, callback=_callbacks(cfg, out, progress, stats), tb_log_name="ppo")
+        wall = time.perf_counter() - t0
+        steps = int(model.num_timesteps)
+        recent = list(model.ep_info_buffer or ())
+        returns = [float(e["r"]) for e in recent]
+        lengths = [float(e["l"]) for e in recent]
+        summary = {
+            "timesteps": steps,
+            "wall_s": round(wall, 2),
+            "steps_per_s": round(steps / wall, 1),
+            "n_envs": cfg.n_envs,
+            "vec_env": cfg.vec_env,
+            "episodes": stats["episodes"],
+            "falls": stats["falls"],
+            "recent_mean_return": round(float(np.mean(returns)), 2) if returns else None,
+            "recent_mean_length": round(float(np.mean(lengths)), 1) if lengths else None,
+            "stable_baselines3": stable_baselines3.__version__,
+            "torch_threads": cfg.torch_threads,
+            "provenance": provenance(),
+        }
+        save_checkpoint_dir(model, vec, out, checkpoint_meta(cfg, steps, {"training": summary}))
+        write_json(out / "rl_train.json", summary)
+    finally:
+        vec.close()
+    return RLResult(out, summary)
+
+
+def summary_line(summary: dict[str, Any]) -> str:
+    return json.dumps({k: summary[k] for k in ("timesteps", "wall_s", "steps_per_s", "episodes", "falls")})
