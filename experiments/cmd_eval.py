@@ -278,27 +278,21 @@ def _check_learned_args(args: argparse.Namespace) -> None:
     learned = args.controller in LEARNED
     if (learned or args.controller == "rl") and not args.checkpoint:
         raise CliError(f"--controller {args.controller} needs --checkpoint CKPT")
+    # Options of the networks: an RL policy takes a checkpoint but none of these; the built-ins take neither.
+    network_flags = [
+        ("--replay", args.replay),
+        ("--features", args.features),
+        ("--governor", args.governor),
+        ("--deadline-policy", args.deadline_policy is not None),
+        ("--budget-us", args.budget_us != 21.0),
+        ("--clock-mhz", args.clock_mhz != 125.0),
+    ]
     if args.controller == "rl":
-        for flag, given in (
-            ("--replay", args.replay),
-            ("--features", args.features),
-            ("--governor", args.governor),
-            ("--deadline-policy", args.deadline_policy is not None),
-            ("--budget-us", args.budget_us != 21.0),
-            ("--clock-mhz", args.clock_mhz != 125.0),
-        ):
+        for flag, given in network_flags:
             if given:
                 raise CliError(f"{flag} applies to the networks ({', '.join(LEARNED)}), not to --controller rl")
     elif not learned:
-        for flag, given in (
-            ("--checkpoint", args.checkpoint),
-            ("--replay", args.replay),
-            ("--features", args.features),
-            ("--governor", args.governor),
-            ("--deadline-policy", args.deadline_policy is not None),
-            ("--budget-us", args.budget_us != 21.0),
-            ("--clock-mhz", args.clock_mhz != 125.0),
-        ):
+        for flag, given in [("--checkpoint", args.checkpoint), *network_flags]:
             if given:
                 raise CliError(f"{flag} applies to learned controllers ({', '.join(LEARNED)}), not {args.controller!r}")
     elif args.controller != "edgedrnn":

@@ -9,14 +9,13 @@ out take the defaults below (those of ``experiments/configs/rl.toml``), so a sma
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from controllers.residual import RandomPushes, RewardWeights
 from envs.walker_env import Randomization
-from experiments.train_config import CONFIG_DIR, ConfigError, dataclass_from_dict
+from experiments.train_config import CONFIG_DIR, ConfigError, dataclass_from_dict, load_toml_config
 
 DEFAULT_RL_CONFIG = CONFIG_DIR / "rl.toml"
 VEC_ENVS = ("dummy", "subproc")
@@ -203,16 +202,4 @@ def rl_config_from_dict(raw: dict[str, Any]) -> RLConfig:
 
 def load_rl_config(path: str | Path | None = None) -> RLConfig:
     """Load and validate a TOML config (None: ``experiments/configs/rl.toml``); errors name the file and the key."""
-    p = Path(path) if path is not None else DEFAULT_RL_CONFIG
-    try:
-        raw = tomllib.loads(p.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file {p} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {p}: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p} is not valid TOML: {exc}") from None
-    try:
-        return rl_config_from_dict(raw)
-    except ConfigError as exc:
-        raise ConfigError(f"{p}: {exc}") from None
+    return load_toml_config(path if path is not None else DEFAULT_RL_CONFIG, rl_config_from_dict)

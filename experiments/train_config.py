@@ -18,7 +18,7 @@ import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from controllers.deltagru import HIDDEN_SIZES
 from controllers.features import FEATURE_SETS
@@ -26,6 +26,7 @@ from controllers.fixedpoint import MAX_LAYERS, THETA_MAX_VALUE
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "train_default.toml"
+T = TypeVar("T")
 LOGS_CONFIG = CONFIG_DIR / "train_logs.toml"  # the default of `legloop train --data` (training from device logs)
 
 
@@ -314,9 +315,10 @@ def config_from_dict(raw: dict[str, Any]) -> TrainConfig:
     return _build(TrainConfig, raw, "").validate()
 
 
-def load_config(path: str | Path | None = None) -> TrainConfig:
-    """Load and validate a TOML config (None: the default); errors name the file and the key."""
-    p = Path(path) if path is not None else DEFAULT_CONFIG
+def load_toml_config(path: str | Path, from_dict: typing.Callable[[dict[str, Any]], T]) -> T:
+    """Read the TOML file ``path`` and build a config with ``from_dict``; every error (missing or unreadable file,
+    bad TOML, a bad key) is a :class:`ConfigError` that names the file."""
+    p = Path(path)
     try:
         raw = tomllib.loads(p.read_text())
     except FileNotFoundError:
@@ -326,6 +328,11 @@ def load_config(path: str | Path | None = None) -> TrainConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p} is not valid TOML: {exc}") from None
     try:
-        return config_from_dict(raw)
+        return from_dict(raw)
     except ConfigError as exc:
         raise ConfigError(f"{p}: {exc}") from None
+
+
+def load_config(path: str | Path | None = None) -> TrainConfig:
+    """Load and validate a TOML config (None: the default); errors name the file and the key."""
+    return load_toml_config(path if path is not None else DEFAULT_CONFIG, config_from_dict)

@@ -271,12 +271,7 @@ def _learned_factory(spec: ControllerSpec) -> ControllerFactory:
     name = spec.display_name
 
     def make(env: ProstheticWalkerEnv) -> Controller:
-        if abs(env.dt - meta.control_dt) > 1e-9:
-            warnings.warn(
-                f"{path} was trained at a {meta.control_dt * 1e3:g} ms control period; the env runs at "
-                f"{env.dt * 1e3:g} ms, so the network sees different dynamics than it learned",
-                stacklevel=3,
-            )
+        _warn_control_period(path, meta.control_dt, env.dt, "network")
         return LearnedController(
             backend,
             meta.feature_set,
@@ -299,6 +294,16 @@ def _learned_factory(spec: ControllerSpec) -> ControllerFactory:
     return factory
 
 
+def _warn_control_period(path: object, trained_dt: float, env_dt: float, what: str) -> None:
+    """Warn when a learned controller runs at another control period than it was trained at."""
+    if abs(env_dt - trained_dt) > 1e-9:
+        warnings.warn(
+            f"{path} was trained at a {trained_dt * 1e3:g} ms control period; the env runs at {env_dt * 1e3:g} ms, "
+            f"so the {what} sees different dynamics than it learned",
+            stacklevel=4,
+        )
+
+
 def _rl_factory(spec: ControllerSpec) -> ControllerFactory:
     # Imported here: SB3 and torch load only when an RL policy runs.
     from controllers.rl_policy import RLController, load_rl_checkpoint
@@ -308,12 +313,7 @@ def _rl_factory(spec: ControllerSpec) -> ControllerFactory:
     name = spec.display_name
 
     def make(env: ProstheticWalkerEnv) -> Controller:
-        if abs(env.dt - loaded.control_dt) > 1e-9:
-            warnings.warn(
-                f"{loaded.path} was trained at a {loaded.control_dt * 1e3:g} ms control period; the env runs at "
-                f"{env.dt * 1e3:g} ms, so the policy sees different dynamics than it learned",
-                stacklevel=3,
-            )
+        _warn_control_period(loaded.path, loaded.control_dt, env.dt, "policy")
         # The episode's (randomised) body: the PD inside needs its geometry and weight, as the training wrapper's.
         return RLController(loaded, AmproPD(env.dt, walker=env.walker), env.peak_torque, name=name)
 
