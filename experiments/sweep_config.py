@@ -52,7 +52,9 @@ from hil.governors import GOVERNORS, governor_name
 
 LEARNED = ("gru", "deltagru", "edgedrnn")
 BUILTIN = ("pd", "zero", "damped")
-CONTROLLER_NAMES = BUILTIN + LEARNED
+POLICIES_RL = ("rl",)  # a residual RL policy directory of `legloop rl train` (PD + its correction)
+CONTROLLER_NAMES = BUILTIN + LEARNED + POLICIES_RL
+WITH_CHECKPOINT = LEARNED + POLICIES_RL
 DELTA = ("deltagru", "edgedrnn")
 POLICIES = ("hold", "fallback_pd", "stop", "period", "none")
 FEATURE_SETS = ("ampro", "sensors")
@@ -105,11 +107,12 @@ PARAMS: dict[str, Param] = {
     p.name: p
     for p in (
         # ---- the controller (hil.spec.ControllerSpec)
-        Param("controller", str, None, "controller", "pd | zero | damped | gru | deltagru | edgedrnn",
+        Param("controller", str, None, "controller", "pd | zero | damped | gru | deltagru | edgedrnn | rl",
               check=_one_of(CONTROLLER_NAMES)),
         Param("label", str, None, "controller", "name in results (default: the controller, `pd*0.5` for a scaled PD)",
               nullable=True, check=_non_empty),
-        Param("checkpoint", str, None, "controller", "a checkpoint .pt or a training run directory", LEARNED,
+        Param("checkpoint", str, None, "controller", "a checkpoint .pt or a training run directory (rl: the run "
+              "directory of legloop rl train, or one of its checkpoints/step_N)", WITH_CHECKPOINT,
               nullable=True, check=_non_empty),
         Param("feature_set", str, None, "controller", "require the checkpoint's feature set (ampro | sensors)",
               LEARNED, nullable=True, check=_one_of(FEATURE_SETS)),
@@ -402,11 +405,12 @@ def _finish(given: dict[str, Any], base: Path, where: str, checked: dict[str, bo
         }
         tid = f"train-h{cfg['model']['hidden_size']}x{cfg['model']['num_layers']}-s{cfg['seed']}-{_digest(cfg)}"
         train_task = Task(tid, "train", train_params, train=cfg)
-    elif controller in LEARNED:
+    elif controller in WITH_CHECKPOINT:
         if params["checkpoint"] is None:
+            how = "" if controller in POLICIES_RL else " (or train_config / train.<key> to train one)"
             raise SweepConfigError(
-                f"{where}checkpoint is missing: controller {controller!r} needs a checkpoint (or train_config / "
-                "train.<key> to train one); pass --set checkpoint=PATH"
+                f"{where}checkpoint is missing: controller {controller!r} needs a checkpoint{how}; "
+                "pass --set checkpoint=PATH"
             )
         ckpt = resolve_path(params["checkpoint"], base)
         if not ckpt.exists():
@@ -447,6 +451,8 @@ def spec_kwargs(params: dict[str, Any], checkpoint: str | None) -> dict[str, Any
     kw: dict[str, Any] = {"name": params["controller"], "label": params["label"]}
     if params["controller"] == "pd":
         kw["gain_scale"] = params["gain_scale"]
+    if params["controller"] in POLICIES_RL:
+        kw["checkpoint"] = checkpoint
     if learned:
         kw |= {
             "checkpoint": checkpoint,

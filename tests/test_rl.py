@@ -245,3 +245,24 @@ def test_default_config_file_matches_the_defaults() -> None:
     from experiments.rl_config import RLConfig, load_rl_config
 
     assert load_rl_config() == RLConfig().validate()
+
+
+def test_a_sweep_runs_the_rl_policy_beside_the_pd(trained: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "rl_sweep.toml"
+    cfg.write_text(
+        f'[defaults]\nseconds = 2.0\ncheckpoint = "{trained}"\n\n[[grid]]\ncontroller = ["pd", "rl"]\nseed = [0]\n'
+    )
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--quiet", "--config", str(cfg), "--out", str(out), "--workers", "1"]) == 0
+    doc = json.loads((out / "sweep.json").read_text())
+    by = {t["params"]["controller"]: t for t in doc["tasks"]}
+    assert set(by) == {"pd", "rl"} and all(t["status"] == "done" for t in by.values())
+    assert by["rl"]["params"]["checkpoint"] == str(trained) and by["pd"]["params"]["checkpoint"] is None
+    rl = by["rl"]["metrics"]
+    assert rl["distance_m"] > 0.5 and rl["knee_rmse_ratio"] is not None  # compared with the PD of the same episode
+    assert rl["sparsity"] is None  # not a delta network
+    # No checkpoint: one line that names the key, before anything runs.
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[grid]]\ncontroller = "rl"\n')
+    assert main(["sweep", "--quiet", "--config", str(bad), "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()

@@ -250,6 +250,7 @@ def test_link_faults_run_the_export_on_the_emulated_board(
 [defaults]
 seconds = 2.0
 checkpoint = "{ckpt}"
+policy = "none"
 [[grid]]
 controller = ["pd", "edgedrnn"]
 link_faults = ["", "board", "drop=0.05,seed=1"]
@@ -275,7 +276,9 @@ link_faults = ["", "board", "drop=0.05,seed=1"]
     assert details["board"]["link"]["steps_lost"] == 0 and details["board"]["link"]["steps"] > 0
     faulty = details["drop=0.05,seed=1"]["link"]
     assert faulty["injected"]["drop"] > 0 and faulty["timeouts"] == faulty["injected"]["drop"] == faulty["steps_lost"]
-    # The board computes what the in-process model does: the same sparsity on the fault-free link.
+    # The board computes what the in-process model does: the same sparsity on the fault-free link. (Policy "none":
+    # under `hold` a round trip over the 5 ms period — a loaded host's scheduling, not the board's computation —
+    # holds the torque and the two walks part; a lost step holds it under every policy.)
     assert details["board"]["sparsity"] == details[""]["sparsity"]
 
 
