@@ -430,12 +430,11 @@ class BoardClient:
         """
         if self.config is None or not self._configured:
             raise RuntimeError("configure() the board before set_governor()")
-        if isinstance(policy, str):
-            try:
-                policy = GovernorPolicy[policy.upper()]
-            except KeyError:
-                known = ", ".join(p.name.lower() for p in GovernorPolicy)
-                raise GovernorUnsupported(f"unknown governor policy {policy!r}; the protocol has {known}") from None
+        try:
+            policy = GovernorPolicy[policy.upper()] if isinstance(policy, str) else GovernorPolicy(policy)
+        except (KeyError, ValueError):
+            known = ", ".join(p.name.lower() for p in GovernorPolicy)
+            raise GovernorUnsupported(f"unknown governor policy {policy!r}; the protocol has {known}") from None
         info = self.info
         url = self.transport.url
         board = f"'{info.firmware}', protocol {info.version_major}.{info.version_minor}" if info else "the board"

@@ -23,7 +23,7 @@
 #define LEGLOOP_CLOCK_HZ 125000000u
 #endif
 #ifndef LEGLOOP_FIRMWARE /* INFO.firmware: ≤ 32 ASCII bytes */
-#define LEGLOOP_FIRMWARE "legloop-fw 1.0"
+#define LEGLOOP_FIRMWARE "legloop-fw 1.1"
 #endif
 /* Largest model image (§10) the board holds; by default the largest net of this build's capacity:
  * 4 layers of MAX_HIDDEN, the MAX_INPUT-wide input, MAX_OUTPUTS outputs. */
