@@ -298,7 +298,7 @@ def _check_learned_args(args: argparse.Namespace) -> None:
                 raise CliError(f"{flag} applies to learned controllers ({', '.join(LEARNED)}), not {args.controller!r}")
     elif args.controller != "edgedrnn":
         if args.governor and args.controller != "board":
-            raise CliError("--governor applies to --controller edgedrnn (and predictive-split to board) only")
+            raise CliError("--governor applies to --controller edgedrnn only (board: predictive-split, on the board)")
         if args.governor and args.controller == "board":
             try:
                 check_board_governor(args.governor)

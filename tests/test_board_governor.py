@@ -326,3 +326,14 @@ def test_eval_with_the_board_governor_closed_loop(tmp_path: Path, capsys) -> Non
     err = capsys.readouterr().err
     assert "'predictive' runs in process only" in err and "predictive-split" in err
     assert not (tmp_path / "bad").exists()
+
+
+def test_the_spec_example_and_the_budget_arithmetic() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text()
+    assert "payload `01 01 00 00 40 0A 00 00`" in doc
+    assert P.SetGovernor(1, 1, 0, 2624).encode() == bytes.fromhex("0101000040 0A0000".replace(" ", ""))
+    # The host's budget in cycles is the in-process governor's (T_sys = 0), e.g. 2624 for 21 µs at 125 MHz.
+    assert budget_cycles(21e-6, 125e6) == max_cycles_within(21e-6, 125e6, 0.0) == 2624
+    for us in (0.9, 5.0, 21.0, 33.3):
+        for mhz in (100.0, 125.0, 200.0):
+            assert budget_cycles(us * 1e-6, mhz * 1e6) == max_cycles_within(us * 1e-6, mhz * 1e6, 0.0)
