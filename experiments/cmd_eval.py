@@ -19,7 +19,7 @@ from typing import Any
 from experiments.cli import CliError, Subparsers
 from experiments.rundir import OutputExistsError, prepare_out, provenance, write_json
 from experiments.tables import Column, count_of
-from hil.governors import GOVERNORS
+from hil.governors import GOVERNORS, check_board_governor
 
 
 def _columns(learned: bool) -> list[Column]:
@@ -143,7 +143,8 @@ def register(sub: Subparsers) -> None:
         "'predictive' (prices each step with the cycle model before it runs and writes the smallest Θ that fits), "
         "'predictive-worst' (the same, counting every column that can fire: never late when a Θ fits), "
         "'predictive-split' (a host that runs the step layer by layer: each layer priced exactly, never late when a Θ "
-        "fits), 'predictive-oracle' (priced by trial steps on the model's whole state: a ceiling no real host reaches)",
+        "fits), 'predictive-oracle' (priced by trial steps on the model's whole state: a ceiling no real host "
+        "reaches). board: 'predictive-split' only, run on the board itself (protocol 1.1 SET_GOVERNOR)",
     )
     p.add_argument(
         "--clock-mhz", type=float, default=125.0, help="edgedrnn, board --emulate python: accelerator clock, MHz"
@@ -296,8 +297,13 @@ def _check_learned_args(args: argparse.Namespace) -> None:
             if given:
                 raise CliError(f"{flag} applies to learned controllers ({', '.join(LEARNED)}), not {args.controller!r}")
     elif args.controller != "edgedrnn":
-        if args.governor:
-            raise CliError("--governor applies to --controller edgedrnn only")
+        if args.governor and args.controller != "board":
+            raise CliError("--governor applies to --controller edgedrnn only (board: predictive-split, on the board)")
+        if args.governor and args.controller == "board":
+            try:
+                check_board_governor(args.governor)
+            except ValueError as exc:
+                raise CliError(f"--governor: {exc}") from None
         if args.clock_mhz != 125.0 and not (args.controller == "board" and args.emulate == "python"):
             raise CliError("--clock-mhz applies to --controller edgedrnn and board --emulate python (a real board "
                            "reports its clock)")  # fmt: skip
@@ -323,13 +329,16 @@ def _rl_errors() -> tuple[type[Exception], ...]:
 
 def _board_errors() -> tuple[type[Exception], ...]:
     """What setting up a board can raise: each message names what was expected."""
-    from firmware_bridge.board_client import BoardError, BoardReset, VersionMismatch
+    from firmware_bridge.board_client import BoardError, BoardReset, GovernorUnsupported, VersionMismatch
     from firmware_bridge.c_firmware import FirmwareError
     from firmware_bridge.protocol import ProtocolError
     from firmware_bridge.transport import LinkError
     from hil.board_process import BoardStartError
 
-    return (LinkError, BoardError, BoardReset, VersionMismatch, BoardStartError, FirmwareError, ProtocolError)
+    return (
+        LinkError, BoardError, BoardReset, VersionMismatch, GovernorUnsupported, BoardStartError, FirmwareError,
+        ProtocolError,
+    )  # fmt: skip
 
 
 def run_replay(args: argparse.Namespace) -> int:

@@ -27,11 +27,14 @@ import numpy as np
 from .protocol import (
     RESULT_HEAD,
     VERSION,
+    Capability,
     Configure,
     ConfigureAck,
     Error,
     ErrorCode,
     Frame,
+    GovernorOptions,
+    GovernorPolicy,
     Hello,
     Info,
     LoadBegin,
@@ -47,6 +50,8 @@ from .protocol import (
     ProtocolError,
     ResetState,
     ResetStateAck,
+    SetGovernor,
+    SetGovernorAck,
     SetThresholds,
     SetThresholdsAck,
     Stats,
@@ -93,6 +98,10 @@ class ModelMismatch(ValueError):
     """The model does not fit the board, or the board holds another model than the one sent."""
 
 
+class GovernorUnsupported(Exception):
+    """The board cannot govern its thresholds the way the host asked (protocol 1.0 firmware, or another policy)."""
+
+
 class NoResponse(LinkError):
     """A control request got no valid answer after all retries."""
 
@@ -103,13 +112,17 @@ class StepReply:
     ``outputs`` int32 [O]: the output layer's accumulators in 2^-15 units (see :func:`outputs_from_acc`);
     ``cycles``, ``fired_columns`` (bias included), ``nonzero_deltas`` (bias excluded): the step on the accelerator;
     ``compute_ticks``: the board's own timer (INFO.timer_hz), 0 if none; ``flags``: :class:`ResultFlags`;
-    ``seq``: the sequence number; ``rtt_s``: request-to-response time measured by the host.
+    ``seq``: the sequence number; ``rtt_s``: request-to-response time measured by the host; ``thetas``: uint16
+    [L, 2], the (Θx, Θh) each layer ran with when the board governs with REPORT_THETA (else an empty array).
     """
 
-    __slots__ = ("compute_ticks", "cycles", "fired_columns", "flags", "nonzero_deltas", "outputs", "rtt_s", "seq")
+    __slots__ = (
+        "compute_ticks", "cycles", "fired_columns", "flags", "nonzero_deltas", "outputs", "rtt_s", "seq", "thetas",
+    )  # fmt: skip
 
-    def __init__(self, outputs: np.ndarray) -> None:
+    def __init__(self, outputs: np.ndarray, thetas: np.ndarray | None = None) -> None:
         self.outputs = outputs
+        self.thetas = thetas if thetas is not None else np.zeros((0, 2), dtype=np.uint16)
         self.seq = 0
         self.cycles = 0
         self.compute_ticks = 0
@@ -119,9 +132,9 @@ class StepReply:
         self.rtt_s = 0.0
 
     def copy(self) -> StepReply:
-        r = StepReply(self.outputs.copy())
+        r = StepReply(self.outputs.copy(), self.thetas.copy())
         for name in self.__slots__:
-            if name != "outputs":
+            if name not in ("outputs", "thetas"):
                 setattr(r, name, getattr(self, name))
         return r
 
@@ -210,6 +223,8 @@ class BoardClient:
         self._result_len = 0
         self._step_timeout = 0.0
         self._reply = StepReply(np.zeros(0, dtype=np.int32))
+        self.governor: SetGovernorAck | None = None  # what the board governs with (None: off)
+        self._n_theta = 0  # layers whose (Θx, Θh) a RESULT carries
 
     @classmethod
     def open(
@@ -390,13 +405,56 @@ class BoardClient:
         self.model_hash = 0
         self._n_in = int(input_size)
         self._n_out = int(outputs)
-        self._result_len = RESULT_HEAD.size + 4 * self._n_out
-        self._reply = StepReply(np.zeros(self._n_out, dtype=np.int32))
+        self.governor = None  # an accepted CONFIGURE switches the board's governor off
+        self._result_shape(0)
+        return ack
+
+    def _result_shape(self, n_theta: int) -> None:
+        """RESULT's length (outputs, and the thresholds of ``n_theta`` layers) and the STEP deadline that follows."""
+        self._n_theta = n_theta
+        self._result_len = RESULT_HEAD.size + 4 * self._n_out + 4 * n_theta
+        self._reply = StepReply(np.zeros(self._n_out, dtype=np.int32), np.zeros((n_theta, 2), dtype=np.uint16))
         self._step_timeout = (
             float(self._step_timeout_override)
             if self._step_timeout_override is not None
             else self.transport.exchange_time(2 * self._n_in, self._result_len)
         )
+
+    def set_governor(self, policy: str | int, budget_cycles: int = 0, *, report_theta: bool = False) -> SetGovernorAck:
+        """Ask the board to govern each step's thresholds (protocol 1.1, ``docs/protocol.md`` §5.12).
+
+        ``policy``: ``"split"`` (or :class:`GovernorPolicy`), ``"off"`` to stop; ``budget_cycles``: accelerator cycles
+        a step may take; ``report_theta``: every RESULT then carries the (Θx, Θh) of each layer
+        (:attr:`StepReply.thetas`). Raises :class:`GovernorUnsupported` for a board that cannot (protocol 1.0
+        firmware: no GOVERNOR capability, ERROR unknown_type; or a policy it does not know).
+        """
+        if self.config is None or not self._configured:
+            raise RuntimeError("configure() the board before set_governor()")
+        try:
+            policy = GovernorPolicy[policy.upper()] if isinstance(policy, str) else GovernorPolicy(policy)
+        except (KeyError, ValueError):
+            known = ", ".join(p.name.lower() for p in GovernorPolicy)
+            raise GovernorUnsupported(f"unknown governor policy {policy!r}; the protocol has {known}") from None
+        info = self.info
+        url = self.transport.url
+        board = f"'{info.firmware}', protocol {info.version_major}.{info.version_minor}" if info else "the board"
+        if policy != GovernorPolicy.OFF and info is not None and not info.capabilities & Capability.GOVERNOR:
+            raise GovernorUnsupported(
+                f"{url}: {board} does not govern thresholds on the board (no GOVERNOR capability; SET_GOVERNOR is "
+                f"protocol 1.1): update its firmware, or run the governor in process (--controller edgedrnn)"
+            )
+        options = int(GovernorOptions.REPORT_THETA) if report_theta else 0
+        msg = SetGovernor(policy=int(policy), options=options, budget_cycles=int(budget_cycles))
+        try:
+            ack: SetGovernorAck = self._control(msg, SetGovernorAck)  # type: ignore[assignment]
+        except BoardError as exc:
+            if exc.code in (ErrorCode.UNKNOWN_TYPE, ErrorCode.BAD_VALUE):
+                what = "SET_GOVERNOR" if exc.code == ErrorCode.UNKNOWN_TYPE else f"governor policy {int(policy)}"
+                raise GovernorUnsupported(f"{url}: {board} does not support {what}: {exc.text}") from None
+            raise
+        self.governor = ack if ack.policy != GovernorPolicy.OFF else None
+        on = self.governor is not None and bool(ack.options & GovernorOptions.REPORT_THETA)
+        self._result_shape(self.config.layers if on else 0)
         return ack
 
     def load_model(self, image: bytes | bytearray | memoryview, *, preloaded: bool = False) -> int:
@@ -473,7 +531,10 @@ class BoardClient:
         info = self.hello(accept_new_boot=True)
         if self.config is not None:
             c = self.config
+            gov = self.governor
             self.configure(c.layers, c.input_size, c.hidden, c.outputs, c.theta_x, c.theta_h)
+            if gov is not None:
+                self.set_governor(gov.policy, gov.budget_cycles, report_theta=bool(gov.options & 1))
             if self.model_image is not None:
                 self.load_model(self.model_image)
                 self.reset_state()
@@ -504,6 +565,8 @@ class BoardClient:
             r = self._reply
             r.cycles, r.compute_ticks, r.fired_columns, r.nonzero_deltas, r.flags = RESULT_HEAD.unpack_from(p)
             r.outputs[:] = np.frombuffer(p, "<i4", self._n_out, RESULT_HEAD.size)
+            if self._n_theta:
+                r.thetas.flat[:] = np.frombuffer(p, "<u2", 2 * self._n_theta, RESULT_HEAD.size + 4 * self._n_out)
             r.seq = seq
             r.rtt_s = time.monotonic() - t0
             return r

@@ -450,7 +450,8 @@ def libfuzzer_missing() -> str | None:
 
 def fuzz_seed_corpus(folder: str | os.PathLike, seed: int = 0) -> list[Path]:
     """Write the libFuzzer seed corpus of ``test/fuzz_proto.c`` into ``folder``: valid frames of every request
-    type, whole sessions (configure, load, reset, steps, thresholds, stats, ping) and the usual refusals, each in
+    type, whole sessions (configure, load, reset, steps, thresholds, stats, ping; with and without the governor)
+    and the usual refusals, each in
     the target's two input modes (raw wire bytes; records of frame bodies that the harness completes with a CRC)."""
     from . import protocol as P
 
@@ -460,8 +461,10 @@ def fuzz_seed_corpus(folder: str | os.PathLike, seed: int = 0) -> list[Path]:
     cap = FUZZ_CAPACITY
     AUTO_LOAD = None  # a record of length 0: the harness uploads an image of the configured size
 
-    def session(L: int, I: int, H: int, O: int, *, upload: bool) -> list:
+    def session(L: int, I: int, H: int, O: int, *, upload: bool, governed: bool = False) -> list:
         out: list = [(P.MsgType.HELLO, b""), (P.MsgType.CONFIGURE, P.Configure(L, 0, I, H, O, 0, 2, 3).encode())]
+        if governed:  # the split governor on a tight budget (protocol 1.1): Θ goes up on most steps
+            out.append((P.MsgType.SET_GOVERNOR, P.SetGovernor(1, 1, 0, 60 * L + 40).encode()))
         if upload:  # the real chunks (raw wire mode has no auto-load)
             image = rng.integers(-48, 48, P.model_image_size(L, I, H, O)).astype(np.int8).tobytes()
             out.append((P.MsgType.LOAD_BEGIN, P.LoadBegin(len(image), P.crc32(image)).encode()))
@@ -488,6 +491,7 @@ def fuzz_seed_corpus(folder: str | os.PathLike, seed: int = 0) -> list[Path]:
         (P.MsgType.LOAD_END, b""),
         (P.MsgType.RESET_STATE, b""),
         (P.MsgType.SET_THRESHOLDS, b"\x00\x00\x00\x00"),
+        (P.MsgType.SET_GOVERNOR, bytes(8)),  # not configured
         (P.MsgType.CONFIGURE, P.Configure(4, 0, cap["max_input"], cap["max_hidden"], cap["max_outputs"]).encode()),
         (P.MsgType.CONFIGURE, P.Configure(5, 0, 1, 8, 1).encode()),  # too large
         (P.MsgType.CONFIGURE, bytes(12)),  # bad values
@@ -502,6 +506,8 @@ def fuzz_seed_corpus(folder: str | os.PathLike, seed: int = 0) -> list[Path]:
         "session-1l8h": (session(1, 1, 8, 1, upload=True), True),
         "session-2l16h": (session(2, 5, 16, 2, upload=False), False),
         "session-4l16h": (session(4, 8, 16, 4, upload=False), False),
+        "session-2l16h-governed": (session(2, 5, 16, 2, upload=False, governed=True), False),
+        "session-1l8h-governed": (session(1, 1, 8, 1, upload=True, governed=True), True),
         "refusals": (refusals, True),
     }
     for t in P.REQUEST_TYPES:  # one frame of each type alone

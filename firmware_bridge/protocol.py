@@ -42,7 +42,7 @@ import numpy as np
 # ------------------------------------------------------------------------------------------------- constants
 
 VERSION = 1  # protocol major version: the header's version byte
-VERSION_MINOR = 0  # reported in INFO; minor versions only add message types, capability bits and trailing fields
+VERSION_MINOR = 1  # INFO; minor versions only add types, bits and trailing fields (1.1: SET_GOVERNOR)
 
 HEADER = struct.Struct("<BBHH")  # version, type, seq, payload length
 HEADER_SIZE = HEADER.size  # 6
@@ -72,6 +72,7 @@ class MsgType(enum.IntEnum):
     SET_THRESHOLDS = 0x08
     STATS = 0x09
     PING = 0x0A
+    SET_GOVERNOR = 0x0B  # protocol 1.1
     INFO = 0x81
     CONFIGURE_ACK = 0x82
     LOAD_BEGIN_ACK = 0x83
@@ -82,6 +83,7 @@ class MsgType(enum.IntEnum):
     SET_THRESHOLDS_ACK = 0x88
     STATS_REPLY = 0x89
     PONG = 0x8A
+    SET_GOVERNOR_ACK = 0x8B
     ERROR = 0xFF
 
 
@@ -117,6 +119,7 @@ class Capability(enum.IntFlag):
     COMPUTE_TIMER = 0x0002  # RESULT.compute_ticks is measured with a timer of INFO.timer_hz
     FAULT_INJECTION = 0x0004  # an emulator that injects faults; STATS fault counters are meaningful
     WIRE_TIME_EMULATION = 0x0008  # an emulator that holds responses back to honour a baud rate
+    GOVERNOR = 0x0010  # protocol 1.1: SET_GOVERNOR is implemented (policy SPLIT: the board governs its thresholds)
 
 
 class BoardStatus(enum.IntFlag):
@@ -132,6 +135,22 @@ class ResultFlags(enum.IntFlag):
 
     FIRST_STEP = 0x0001  # the first step after a reset: the bias column was fetched
     OUTPUT_WRAPPED = 0x0002  # an output accumulator wrapped (the exact sum does not fit int32)
+    GOVERNED = 0x0004  # the board's governor chose this step's thresholds (SET_GOVERNOR)
+    THETA_RAISED = 0x0008  # … and some layer ran above the thresholds in force (CONFIGURE / SET_THRESHOLDS)
+    OVER_BUDGET = 0x0010  # … and some layer did not fit even at Θx = Θh = 511: the step may exceed the budget
+
+
+class GovernorPolicy(enum.IntEnum):
+    """SET_GOVERNOR.policy: who chooses the thresholds of each step."""
+
+    OFF = 0  # the thresholds in force, every step (protocol 1.0 behaviour)
+    SPLIT = 1  # hil.edgedrnn.predictive's split bound: layer by layer, each priced exactly against the budget
+
+
+class GovernorOptions(enum.IntFlag):
+    """SET_GOVERNOR.options."""
+
+    REPORT_THETA = 0x01  # RESULT appends (u16 Θx, u16 Θh) per layer: the thresholds each layer ran with
 
 
 # ------------------------------------------------------------------------------------------------- errors
@@ -896,6 +915,45 @@ class SetThresholdsAck(SetThresholds):
     """SET_THRESHOLDS_ACK (board → host): the thresholds now in force. 4 bytes."""
 
     TYPE: ClassVar[int] = MsgType.SET_THRESHOLDS_ACK
+
+
+@dataclass
+class SetGovernor(Message):
+    """SET_GOVERNOR (host → board, protocol 1.1): the board governs each step's thresholds. 8 bytes.
+
+    ``policy`` (:class:`GovernorPolicy`), ``options`` (:class:`GovernorOptions`), a reserved u16 (0) and the budget
+    in accelerator cycles per step (≥ 1 unless the policy is OFF).
+    """
+
+    TYPE: ClassVar[int] = MsgType.SET_GOVERNOR
+    FIELDS: ClassVar[str] = "BBHI"
+    policy: int = GovernorPolicy.OFF
+    options: int = 0
+    reserved: int = 0
+    budget_cycles: int = 0
+
+    def _check(self) -> None:
+        if self.policy not in tuple(GovernorPolicy):
+            names = ", ".join(f"{p.value} {p.name.lower()}" for p in GovernorPolicy)
+            raise FieldValueError(f"governor policy {self.policy} unsupported: this protocol has {names}")
+        if self.options & ~int(GovernorOptions.REPORT_THETA):
+            raise FieldValueError(f"SET_GOVERNOR.options={self.options}: only bit 0 (REPORT_THETA) is defined")
+        if self.reserved:
+            raise FieldValueError(f"SET_GOVERNOR.reserved={self.reserved}: expected 0")
+        if self.policy != GovernorPolicy.OFF and self.budget_cycles < 1:
+            raise FieldValueError("SET_GOVERNOR.budget must be >= 1 cycle")
+
+
+@dataclass
+class SetGovernorAck(Message):
+    """SET_GOVERNOR_ACK (board → host): the policy, options and budget now in force (budget 0 when off). 8 bytes."""
+
+    TYPE: ClassVar[int] = MsgType.SET_GOVERNOR_ACK
+    FIELDS: ClassVar[str] = "BBHI"
+    policy: int = GovernorPolicy.OFF
+    options: int = 0
+    reserved: int = 0
+    budget_cycles: int = 0
 
 
 @dataclass

@@ -56,6 +56,15 @@ seq_gaps, duplicates, stale, retries, steps_lost, board_resets, round_trip_us {m
 episode started and, from a board that injects faults (the Python emulator, or a firmware behind the fault proxy,
 which adds its injections to the board's STATS counters and sets INFO's FAULT_INJECTION bit), ``link.injected``
 {drop, corrupt, truncate, duplicate, delayed, resets} from its STATS counters over the same span.
+
+Governor (``governor="predictive-split"``, protocol 1.1): the board itself chooses every step's thresholds layer by
+layer against the budget in cycles (SET_GOVERNOR, ``docs/protocol.md`` §5.12: the largest cycle count whose
+cycles / clock fits ``budget_s``) — the split governor of :mod:`hil.edgedrnn.predictive`, where the layers' h are.
+Sent after CONFIGURE (and again by a resync), with REPORT_THETA so that :meth:`SerialBoardBackend.episode_stats`
+gives ``governor_actions`` (steps whose per-layer thresholds differ from the previous step's),
+``governor_raised_steps`` (RESULT flag THETA_RAISED) and ``governor_over_budget_steps`` (OVER_BUDGET), as the
+in-process backend does. A board without the GOVERNOR capability is refused before any step
+(:class:`firmware_bridge.board_client.GovernorUnsupported`); the other governors run in process only.
 """
 
 from __future__ import annotations
@@ -68,11 +77,12 @@ import numpy as np
 
 from firmware_bridge.board_client import BoardClient, BoardReset, NoResponse
 from firmware_bridge.bundle import Bundle
-from firmware_bridge.protocol import Capability, Info, build_model_image
+from firmware_bridge.protocol import Capability, Info, ResultFlags, build_model_image
 from firmware_bridge.transport import DEFAULT_BAUDRATE, LinkCounters, LinkDown, LinkError
 from hil.backend import StepResult
 from hil.board_emulator import EmulatorOptions, FaultConfig
 from hil.deadline import DEFAULT_BUDGET_S
+from hil.governors import check_board_governor
 from hil.rollout import LoopAborted
 
 if TYPE_CHECKING:
@@ -111,6 +121,19 @@ DEFAULT_WATCHDOG_PERIODS = 20  # 100 ms of silence at 200 Hz
 _PRELOAD_KINDS = ("qemu",)
 # Extra time a STEP may take on an emulated Cortex-M (its UART and its integer GRU are slow) before it counts as lost.
 _QEMU_STEP_MARGIN_S = 0.05
+
+
+def budget_cycles(budget_s: float, clock_hz: float) -> int:
+    """The largest cycle count c with ``c / clock_hz ≤ budget_s`` in float arithmetic (the latency test the host
+    applies to RESULT.cycles): the budget SET_GOVERNOR carries. ``hil.edgedrnn.predictive.max_cycles_within`` with
+    T_sys = 0, without importing the model."""
+    inv = 1.0 / clock_hz
+    c = max(0, math.floor(budget_s * clock_hz))
+    while c > 0 and c * inv > budget_s:
+        c -= 1
+    while (c + 1) * inv <= budget_s:
+        c += 1
+    return c
 
 
 def link_events_text(events: int) -> str:
@@ -273,12 +296,16 @@ class SerialBoardBackend:
     clock_hz
         The accelerator clock an emulated Python board models; a real board reports its own (INFO.clock_hz), and
         that is the clock latencies are computed with.
+    governor
+        ``"predictive-split"``: the board governs its thresholds against ``budget_s`` (module docstring); None:
+        the bundle's thresholds every step.
 
     Raises (before any step) ``firmware_bridge.transport.LinkError`` (no such port, port in use),
     ``firmware_bridge.board_client.VersionMismatch`` / ``ModelMismatch`` (another protocol version; a model that
     does not fit the board, or a board that holds another model than the one sent), ``NoResponse`` (nothing
     answers), ``hil.board_process.BoardStartError`` (an emulated board did not start),
-    ``firmware_bridge.c_firmware.FirmwareError`` (no compiler / QEMU to build the firmware).
+    ``firmware_bridge.c_firmware.FirmwareError`` (no compiler / QEMU to build the firmware),
+    ``firmware_bridge.board_client.GovernorUnsupported`` (a governor asked of a board that has none).
     """
 
     kind = "board"
@@ -297,6 +324,8 @@ class SerialBoardBackend:
     _q: np.ndarray
     _acc: np.ndarray
     _rtt: np.ndarray
+    _thetas: np.ndarray
+    _gov_steps: int
 
     def __init__(
         self,
@@ -306,9 +335,13 @@ class SerialBoardBackend:
         budget_s: float = DEFAULT_BUDGET_S,
         clock_hz: float = 125e6,
         capacity: int = 1 << 15,
+        governor: str | None = None,
     ) -> None:
         if not budget_s > 0:
             raise ValueError(f"budget_s must be > 0, got {budget_s}")
+        self._gov_policy = check_board_governor(governor)
+        self.governor = governor
+        self.governor_budget_cycles = 0
         self.bundle = bundle
         self.link = link
         self.budget_s = float(budget_s)
@@ -343,6 +376,8 @@ class SerialBoardBackend:
         self._acc = np.zeros(self.n_outputs, dtype=np.float64)
         self._rtt = np.zeros(max(16, int(capacity)), dtype=np.float64)
         self.result = StepResult(outputs=np.zeros(self.n_outputs, dtype=np.float64), cycles=0)
+        self._thetas = np.zeros((bundle.layers, 2), dtype=np.uint16)  # the last governed step's per-layer Θ
+        self._gov_steps = 0  # governed steps answered (lifetime): the first one changes nothing
         self.dead: str | None = None  # why the board can no longer be used, once it cannot
         self._answering = True  # False once the link went down or the watchdog tripped: do not ask it anything
         self.reset()
@@ -385,6 +420,11 @@ class SerialBoardBackend:
         self.path = path
         client.hello()
         client.configure(b.layers, b.input_size, b.hidden, b.n_outputs, b.theta_x, b.theta_h)
+        if self._gov_policy is not None:
+            assert client.info is not None
+            clock = float(client.info.clock_hz) if client.info.clock_hz else float(clock_hz)
+            self.governor_budget_cycles = budget_cycles(self.budget_s, clock)
+            client.set_governor(self._gov_policy, self.governor_budget_cycles, report_theta=True)
         if link.emulate == "qemu" and link.step_timeout_s is None:
             # Wire time + margin is set by configure(); the emulated core's integer GRU needs more.
             client.step_timeout_s = client.step_timeout_s + _QEMU_STEP_MARGIN_S
@@ -407,6 +447,9 @@ class SerialBoardBackend:
         self._injected0 = self._board_stats()
         self._steps = 0
         self._silent = 0
+        self.gov_raised = 0
+        self.gov_over = 0
+        self.gov_actions = 0
         self.steps_lost = 0
         self.board_resets = 0
         self.result.outputs.fill(0.0)
@@ -504,6 +547,18 @@ class SerialBoardBackend:
         r.nonzero_deltas = reply.nonzero_deltas
         r.round_trip_s = reply.rtt_s
         r.events = events
+        if self._gov_policy is not None:
+            flags = reply.flags
+            if flags & ResultFlags.THETA_RAISED:
+                self.gov_raised += 1
+            if flags & ResultFlags.OVER_BUDGET:
+                self.gov_over += 1
+            th = reply.thetas
+            if th.shape == self._thetas.shape:
+                if self._gov_steps and not np.array_equal(th, self._thetas):
+                    self.gov_actions += 1
+                self._thetas[:] = th
+                self._gov_steps += 1
         return r
 
     def _board_reset(self, exc: BoardReset) -> None:
@@ -549,6 +604,11 @@ class SerialBoardBackend:
         raise LoopAborted(f"watchdog: the board at {self.path} stopped answering: {why} (watchdog_periods={n})")
 
     # ------------------------------------------------------------------------------------------ records
+    @property
+    def governor_thetas(self) -> np.ndarray:
+        """uint16 [L, 2]: the (Θx, Θh) each layer ran with at the last governed step (a copy; zeros before one)."""
+        return self._thetas.copy()
+
     def round_trips_s(self) -> np.ndarray:
         """Round trip of every step since :meth:`reset` (NaN for a lost step; a view)."""
         return self._rtt[: self._steps]
@@ -574,6 +634,14 @@ class SerialBoardBackend:
             "board_resets": self.board_resets,
             "round_trip_us": {k: round(v, 2) for k, v in trip.items()},
         }
+        out: dict[str, Any] = {}
+        if self._gov_policy is not None:
+            out = {
+                "governor": self.governor,
+                "governor_actions": self.gov_actions,
+                "governor_raised_steps": self.gov_raised,
+                "governor_over_budget_steps": self.gov_over,
+            }
         if self.injects_faults:
             injected: dict[str, int] | None = None
             if self._answering and self._injected0 is not None:
@@ -587,7 +655,7 @@ class SerialBoardBackend:
             else:
                 link["injected_unavailable"] = self.dead or "the board's counters were not read"
             link["injected"] = injected
-        return {"link": link}
+        return out | {"link": link}
 
     def describe(self) -> dict[str, Any]:
         info = self.info
@@ -610,6 +678,8 @@ class SerialBoardBackend:
             "theta_h_lsb": b.theta_h,
             "clock_hz": self.clock_hz,
             "budget_s": self.budget_s,
+            "governor": self.governor,
+            "governor_budget_cycles": self.governor_budget_cycles if self.governor else None,
             "step_timeout_s": self.client.step_timeout_s if self.client else None,
         }
 

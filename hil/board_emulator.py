@@ -75,6 +75,8 @@ from firmware_bridge.protocol import (
     Frame,
     FrameDecoder,
     FrameErrorKind,
+    GovernorOptions,
+    GovernorPolicy,
     Info,
     LoadBegin,
     LoadBeginAck,
@@ -84,6 +86,8 @@ from firmware_bridge.protocol import (
     MsgType,
     PayloadLengthError,
     ResultFlags,
+    SetGovernor,
+    SetGovernorAck,
     SetThresholds,
     SetThresholdsAck,
     StatsReply,
@@ -349,6 +353,11 @@ class EmulatedBoard:
         Extra :class:`Capability` bits (fault injection, wire-time emulation) of the serving loop.
     """
 
+    _gov: _SplitGovernor | None  # SET_GOVERNOR: the split governor around the model (None: off)
+    _gov_policy: GovernorPolicy
+    _gov_options: int
+    _gov_budget: int
+
     def __init__(
         self,
         *,
@@ -363,7 +372,7 @@ class EmulatedBoard:
         self.max_image_bytes = int(max_image_bytes)
         self.max_input = int(max_input if max_input is not None else min(1024, self.max_payload // 2))
         self.max_outputs = min(MAX_OUTPUTS, (self.max_payload - RESULT_HEAD.size) // 4)
-        self.capabilities = int(Capability.CYCLE_MODEL | Capability.COMPUTE_TIMER | capabilities)
+        self.capabilities = int(Capability.CYCLE_MODEL | Capability.COMPUTE_TIMER | Capability.GOVERNOR | capabilities)
         self.stats = StatsReply()
         self.boot_id = 0
         self._handlers = {
@@ -377,6 +386,7 @@ class EmulatedBoard:
             MsgType.SET_THRESHOLDS: self._set_thresholds,
             MsgType.STATS: self._stats,
             MsgType.PING: self._ping,
+            MsgType.SET_GOVERNOR: self._set_governor,
         }
         self.reboot(count=False)
 
@@ -396,6 +406,7 @@ class EmulatedBoard:
         self._load_crc = 0
         self._first = False
         self.last_cycles = 0
+        self._governor_off()
         if count:
             self.stats.resets += 1
 
@@ -511,6 +522,7 @@ class EmulatedBoard:
         self.config = None
         self.model = None
         self.model_hash = 0
+        self._governor_off()
         self._load_buf = None
         self._load_total = self._load_next = self._load_crc = 0
 
@@ -569,6 +581,8 @@ class EmulatedBoard:
         self.model = model
         self.model_hash = h
         self._first = True
+        if self._gov_policy != GovernorPolicy.OFF:
+            self._gov = _SplitGovernor(model, self._w_out, self._gov_budget)
         # What exists now lives until the next load: keep the collector from walking it (numba's and numpy's heap
         # too) in the middle of a STEP.
         gc.collect()
@@ -579,6 +593,8 @@ class EmulatedBoard:
         self._need_model()
         self._empty(payload, "RESET_STATE")
         self.model.reset()
+        if self._gov is not None:
+            self._gov.reset()
         self._first = True
         return MsgType.RESET_STATE_ACK, b""
 
@@ -591,9 +607,16 @@ class EmulatedBoard:
         x[:] = np.frombuffer(payload, "<i2")
         model = self.model
         acc = self._acc
-        wrapped = self._output_layer(self._w_out, model.step(x), self._b_out, acc)
+        gov = self._gov
+        h = model.step(x) if gov is None else gov.step(x)
+        wrapped = self._output_layer(self._w_out, h, self._b_out, acc)
         ticks = (time.perf_counter_ns() - t0) & 0xFFFFFFFF
         flags = ResultFlags.OUTPUT_WRAPPED if wrapped else 0
+        tail = b""
+        if gov is not None:
+            flags |= gov.flags
+            if self._gov_options & GovernorOptions.REPORT_THETA:
+                tail = gov.thetas()
         if self._first:
             flags |= ResultFlags.FIRST_STEP
             self._first = False
@@ -603,7 +626,7 @@ class EmulatedBoard:
         head = RESULT_HEAD.pack(
             min(cycles, 0xFFFFFFFF), ticks, min(model.fired_columns, 0xFFFF), min(model.nonzero_deltas, 0xFFFF), flags
         )
-        return MsgType.RESULT, head + acc.tobytes()
+        return MsgType.RESULT, head + acc.tobytes() + tail
 
     def _set_thresholds(self, payload: bytes) -> tuple[int, bytes]:
         c = self._need_config()
@@ -612,7 +635,43 @@ class EmulatedBoard:
         if self.model is not None:
             self.model.theta_x = m.theta_x
             self.model.theta_h = m.theta_h
+        if self._gov is not None:
+            self._gov.set_floor(m.theta_x, m.theta_h)
         return MsgType.SET_THRESHOLDS_ACK, SetThresholdsAck(m.theta_x, m.theta_h).encode()
+
+    def _governor_off(self) -> None:
+        self._gov = None
+        self._gov_policy = GovernorPolicy.OFF
+        self._gov_options = 0
+        self._gov_budget = 0
+
+    def _set_governor(self, payload: bytes) -> tuple[int, bytes]:
+        c = self._need_config()
+        m: SetGovernor = SetGovernor.decode(payload)  # type: ignore[assignment]
+        on = m.policy != GovernorPolicy.OFF
+        if (
+            on
+            and m.options & GovernorOptions.REPORT_THETA
+            and RESULT_HEAD.size + 4 * (c.outputs + c.layers) > self.max_payload
+        ):
+            raise _Refuse(
+                ErrorCode.TOO_LARGE,
+                f"a RESULT with thresholds needs {RESULT_HEAD.size + 4 * (c.outputs + c.layers)} bytes > max_payload",
+            )
+        if not on:
+            if self.model is not None:  # the split step leaves the last layer's thresholds in the model
+                self.model.theta_x, self.model.theta_h = c.theta_x, c.theta_h
+            self._governor_off()
+        else:
+            if self._gov is None and self.model is not None:
+                self._gov = _SplitGovernor(self.model, self._w_out, m.budget_cycles, from_state=True)
+            elif self._gov is not None:
+                self._gov.budget_cycles = m.budget_cycles
+            self._gov_policy = GovernorPolicy(m.policy)
+            self._gov_options = m.options
+            self._gov_budget = m.budget_cycles
+        ack = SetGovernorAck(self._gov_policy, self._gov_options, 0, self._gov_budget)
+        return MsgType.SET_GOVERNOR_ACK, ack.encode()
 
     def _stats(self, payload: bytes) -> tuple[int, bytes]:
         self._empty(payload, "STATS")
@@ -623,6 +682,101 @@ class EmulatedBoard:
 
     def _ping(self, payload: bytes) -> tuple[int, bytes]:
         return MsgType.PONG, bytes(payload)
+
+
+class _SplitGovernor:
+    """The board's SET_GOVERNOR policy SPLIT: :class:`hil.edgedrnn.predictive.PredictiveGovernor` (``bound="split"``)
+    around the emulator's model, fed the Q8.8 input through its compiled split kernel (an identity z-score).
+
+    ``from_state``: switched on mid-session, the governor's mirrors are taken from the model's state and the
+    estimate's history is flat (h_{t-2} = h_{t-1}), as the C firmware's ``edgedrnn_governor_start``.
+    """
+
+    def __init__(self, model: Any, w_out: np.ndarray, budget_cycles: int, *, from_state: bool = False) -> None:
+        from hil.edgedrnn import kernel as kn
+        from hil.edgedrnn.predictive import PredictiveGovernor, governed_split_kernel
+
+        self.model = model
+        self._kernel = governed_split_kernel
+        self._kn = kn
+        self.pg = PredictiveGovernor(
+            model, max(budget_cycles, 1) / model.clock_hz, model.theta_x, model.theta_h, bound="split"
+        )
+        self.budget_cycles = budget_cycles
+        width = max(model.input_size, w_out.shape[0])
+        fp = np.zeros((kn.FP_ROWS, width), dtype=np.float64)
+        fp[kn.FP_STD] = 1.0  # features = x / 256 quantize back to x exactly
+        self._f = np.zeros(model.input_size, dtype=np.float64)
+        image, state, h_out = model.kernel_buffers()
+        self._args = (fp, image, w_out, state, h_out, self.pg.buffer)
+        self._h = h_out
+        self.flags = 0
+        if from_state:
+            self._mirror_state()
+
+    @property
+    def budget_cycles(self) -> int:
+        from hil.edgedrnn.predictive import G_MAX_CYCLES
+
+        return int(self.pg.buffer[G_MAX_CYCLES])
+
+    @budget_cycles.setter
+    def budget_cycles(self, value: int) -> None:
+        from hil.edgedrnn.predictive import G_MAX_CYCLES
+
+        self.pg.buffer[G_MAX_CYCLES] = int(value)
+
+    def set_floor(self, theta_x: int, theta_h: int) -> None:
+        from hil.edgedrnn.predictive import G_BASE_H, G_BASE_X
+
+        self.pg.theta_x_base, self.pg.theta_h_base = int(theta_x), int(theta_h)
+        self.pg.buffer[G_BASE_X], self.pg.buffer[G_BASE_H] = int(theta_x), int(theta_h)
+
+    def reset(self) -> None:
+        self.pg.reset()
+
+    def _mirror_state(self) -> None:
+        from hil.edgedrnn.predictive import G_FIRST, buffer_layout
+
+        m = self.model
+        kn = self._kn
+        L, H, I = m.layers, m.hidden, m.input_padded
+        o_xhat, o_hhat, o_h1, o_h2, _, _ = buffer_layout(L, H, I)
+        g = self.pg.buffer
+        state = m.kernel_buffers()[1]
+        mem = kn.state_views(state)[2]
+        W = max(I, H)
+        g[o_xhat:o_hhat].reshape(L, W)[:] = mem[:, 0, :W]
+        g[o_hhat:o_h1].reshape(L, H)[:] = mem[:, 1, :H]
+        g[o_h1:o_h2].reshape(L, H)[:] = mem[:, 2, :H]
+        g[o_h2 : o_h2 + L * H].reshape(L, H)[:] = mem[:, 2, :H]
+        g[G_FIRST] = state[kn.CFG_FIRST]
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        """One governed step on the Q8.8 input ``x``; returns the last layer's h (the model's buffer)."""
+        pg = self.pg
+        before = pg.counters()
+        np.divide(x, 256.0, out=self._f)
+        self._kernel(self._f, *self._args)
+        after = pg.counters()
+        flags = int(ResultFlags.GOVERNED)
+        if after["raised_steps"] != before["raised_steps"]:
+            flags |= ResultFlags.THETA_RAISED
+        if after["infeasible"] != before["infeasible"]:
+            flags |= ResultFlags.OVER_BUDGET
+        self.flags = flags
+        return self._h
+
+    def thetas(self) -> bytes:
+        """(u16 Θx, u16 Θh) per layer, as RESULT carries them with REPORT_THETA."""
+        from hil.edgedrnn.predictive import G_LAYER_TH, G_LAYER_TX
+
+        g = self.pg.buffer
+        L = self.model.layers
+        out = np.empty((L, 2), dtype="<u2")
+        out[:, 0] = g[G_LAYER_TX : G_LAYER_TX + L]
+        out[:, 1] = g[G_LAYER_TH : G_LAYER_TH + L]
+        return out.tobytes()
 
 
 # ------------------------------------------------------------------------------------------------ faults
@@ -820,6 +974,7 @@ def warm_up() -> None:
     model = EdgeDRNNModel(bytes(weight_image_size(1, 1, 8)), 1, 1, 8)
     h = model.step(np.zeros(1, dtype=np.int16))
     output_layer(np.zeros((1, 8), np.int8), h, np.zeros(1, np.int64), np.zeros(1, np.int32))  # the types STEP uses
+    _SplitGovernor(model, np.zeros((1, 8), np.int8), 1000).step(np.zeros(1, dtype=np.int16))  # SET_GOVERNOR's kernel
 
 
 def open_pty() -> tuple[int, int, str]:

@@ -18,6 +18,8 @@ name                   governor
 from __future__ import annotations
 
 GOVERNORS = ("reactive", "predictive", "predictive-worst", "predictive-oracle", "predictive-split")
+# Governors a board runs itself (protocol 1.1 SET_GOVERNOR, hil.board_backend): name → the request's policy.
+BOARD_GOVERNORS = {"predictive-split": "split"}
 
 
 def governor_name(governor: bool | str | None) -> str | None:
@@ -32,3 +34,16 @@ def governor_name(governor: bool | str | None) -> str | None:
     if not isinstance(governor, str) or governor not in GOVERNORS:
         raise ValueError(f"unknown governor {governor!r}; expected one of {', '.join(GOVERNORS)} (or none)")
     return governor
+
+
+def check_board_governor(governor: str | None) -> str | None:
+    """The SET_GOVERNOR policy of a (normalised) governor name for a board, None for none; ``ValueError`` naming the
+    one a board runs for any governor that runs in process only."""
+    if governor is None:
+        return None
+    if governor not in BOARD_GOVERNORS:
+        raise ValueError(
+            f"governor {governor!r} runs in process only (--controller edgedrnn); a board governs its own "
+            f"thresholds with {', '.join(BOARD_GOVERNORS)}"
+        )
+    return BOARD_GOVERNORS[governor]

@@ -70,7 +70,10 @@ def make_backend(
 
             if board is None:
                 raise ValueError("controller 'board' needs a BoardLink (a port, or a board to emulate)")
-            return SerialBoardBackend(bundle, board, budget_s=budget_s, clock_hz=clock_hz)
+            from hil.governors import governor_name
+
+            gov = governor_name(governor)
+            return SerialBoardBackend(bundle, board, budget_s=budget_s, clock_hz=clock_hz, governor=gov)
         from hil.edgedrnn.backend import EdgeDRNNBackend
 
         return EdgeDRNNBackend(bundle, budget_s=budget_s, governor=governor, clock_hz=clock_hz)

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from controllers.base import Controller, DampedPassive, ZeroTorque
 from controllers.pd import AmproPD
 from hil.deadline import DEFAULT_BUDGET_S, check_policy
-from hil.governors import governor_name
+from hil.governors import check_board_governor, governor_name
 from hil.learned import DEFAULT_CLOCK_HZ
 
 if TYPE_CHECKING:
@@ -110,8 +110,9 @@ class ControllerSpec:
     policy, budget_s
         Deadline policy (None: the backend's default, ``none`` on the CPU, ``hold`` on EdgeDRNN) and budget, s.
     governor
-        ``edgedrnn`` only: the run-time threshold governor, a name of :data:`hil.governors.GOVERNORS` (``reactive``,
-        ``predictive``, ``predictive-worst``) or None; True means ``reactive`` (stored as the name).
+        ``edgedrnn``: the run-time threshold governor, a name of :data:`hil.governors.GOVERNORS` (``reactive``,
+        ``predictive``, ``predictive-worst``, ...) or None; True means ``reactive`` (stored as the name). ``board``:
+        ``predictive-split`` only, run by the board itself (:data:`hil.governors.BOARD_GOVERNORS`).
     clock_hz
         ``edgedrnn`` and an emulated Python ``board``: the accelerator clock, Hz (a real board reports its own).
     board
@@ -200,7 +201,9 @@ class ControllerSpec:
         for which, theta in (("theta_x", self.theta_x), ("theta_h", self.theta_h)):
             if theta is not None and not 0.0 <= theta < 2.0:
                 raise ValueError(f"{which} must be in [0, 2) (normalised units), got {theta}")
-        if self.name != "edgedrnn" and self.governor:
+        if self.name == "board" and self.governor:
+            check_board_governor(governor_name(self.governor))
+        elif self.name != "edgedrnn" and self.governor:
             raise ValueError(f"the threshold governor runs on the EdgeDRNN model only, not on {self.name!r}")
         if self.policy is not None:
             check_policy(self.policy)

@@ -118,9 +118,9 @@ def test_hello_on_an_empty_board(kind: str) -> None:
     try:
         with _client(board, kind) as c:
             info = c.hello()
-            assert (info.version_major, info.version_minor) == (1, 0)
+            assert (info.version_major, info.version_minor) == (1, 1)
             assert info.status == 0 and info.model_hash == 0 and info.boot_id != 0
-            assert info.capabilities == P.Capability.CYCLE_MODEL | P.Capability.COMPUTE_TIMER
+            assert info.capabilities == P.Capability.CYCLE_MODEL | P.Capability.COMPUTE_TIMER | P.Capability.GOVERNOR
             assert info.max_hidden == BUILD_MAX_HIDDEN and info.max_layers == 4 and info.max_payload == 1024
             assert info.timer_hz == (10**9 if kind == "asan" else 25_000_000)
             assert info.firmware.startswith("legloop-fw")

@@ -330,14 +330,79 @@ static void activate(const uint32_t *acc, int16_t *h, uint32_t H, int sat)
     }
 }
 
-edgedrnn_status edgedrnn_step(edgedrnn_t *net, const int16_t *x, uint16_t n)
+/* One layer of a step at (th_x, th_h): delta encoder, MAC, activation, cycle model (net->stats.layer_*). Layer 1
+ * reads the network input xin of n_avail values (zero beyond), later layers the previous layer's new h. Returns
+ * the layer's cycles (T_mac + T_act). */
+static uint32_t run_layer(edgedrnn_t *net, uint16_t l, const int16_t *xin, uint32_t n_avail, int32_t th_x,
+                          int32_t th_h, int first)
 {
     const uint32_t H = net->hidden;
     const uint32_t H3 = 3u * H;
     const int sat = net->saturate;
+    const uint32_t I = l == 0 ? net->input_padded : H;
+    const int8_t *base = net->image + net->layer_offset[l];
+    int16_t *x_hat = net->x_hat[l];
+    int16_t *h_hat = net->h_hat[l];
+    int16_t *h_cur = net->h[l];
+    uint32_t *acc = net->acc[l];
+    mac_timer timer;
+    uint32_t i, mac, act;
+    timer.f = 0;
+    timer.n = 0;
+    timer.c_e = l == 0 ? C_E_FIRST : C_E_LATER;
+    timer.beats_lam = H3 / EDGEDRNN_K + net->burst_latency;
+    /* delta encoder, in scan order: bias (position 0), inputs (1..I), hidden (I+1..I+H) */
+    if (first) {
+        mac_column(acc, base, H, Q88_ONE, 0, sat);
+        mac_timer_fire(&timer, 0);
+    }
+    for (i = 0; i < I; i++) {
+        int32_t xi = i < n_avail ? (int32_t)xin[i] : 0;
+        int32_t d = fit16(xi - (int32_t)x_hat[i], sat);
+        if (d != 0 && abs32(d) >= th_x) { /* inclusive threshold; zero never fires */
+            x_hat[i] = (int16_t)xi;
+            mac_column(acc, base + (1u + i) * H3, H, d, 0, sat);
+            mac_timer_fire(&timer, 1u + i);
+        }
+    }
+    for (i = 0; i < H; i++) {
+        int32_t d = fit16((int32_t)h_cur[i] - (int32_t)h_hat[i], sat);
+        if (d != 0 && abs32(d) >= th_h) {
+            h_hat[i] = h_cur[i];
+            mac_column(acc, base + (1u + I + i) * H3, H, d, 1, sat);
+            mac_timer_fire(&timer, 1u + I + i);
+        }
+    }
+    activate(acc, h_cur, H, sat);
+    /* cycle model */
+    mac = mac_timer_end(&timer, 1u + I + H, l == 0 ? C_S_FIRST : C_S_LATER);
+    act = ACT_LOOP * (H / EDGEDRNN_K + 1u);
+    net->stats.layer_fired[l] = timer.n;
+    net->stats.layer_mac_cycles[l] = mac;
+    net->stats.layer_act_cycles[l] = act;
+    return mac + act;
+}
+
+/* After the last layer: the step's totals (from the per-layer stats) and the bias column no longer pending. */
+static void finish_step(edgedrnn_t *net, uint32_t total, int first)
+{
+    uint32_t fired_total = 0, deltas = 0;
+    uint16_t l;
+    for (l = 0; l < net->layers; l++) {
+        uint32_t n = net->stats.layer_fired[l];
+        fired_total += n;
+        deltas += first ? n - 1u : n;
+    }
+    net->first = 0;
+    net->stats.cycles = total;
+    net->stats.fired_columns = fired_total;
+    net->stats.nonzero_deltas = deltas;
+}
+
+edgedrnn_status edgedrnn_step(edgedrnn_t *net, const int16_t *x, uint16_t n)
+{
     const int first = net->first;
-    const int32_t th_x = net->theta_x, th_h = net->theta_h;
-    uint32_t total = 0, fired_total = 0, deltas = 0;
+    uint32_t total = 0;
     uint16_t l;
     if (net->image == NULL || x == NULL)
         return EDGEDRNN_E_NULL;
@@ -345,58 +410,201 @@ edgedrnn_status edgedrnn_step(edgedrnn_t *net, const int16_t *x, uint16_t n)
         return EDGEDRNN_E_INPUT;
     for (l = 0; l < net->layers; l++) {
         /* layer 1 reads the network input (zero beyond n), later layers the previous layer's new h */
-        const int16_t *xin = l == 0 ? x : net->h[l - 1u];
-        const uint32_t I = l == 0 ? net->input_padded : H;
-        const uint32_t n_avail = l == 0 ? n : H;
-        const int8_t *base = net->image + net->layer_offset[l];
-        int16_t *x_hat = net->x_hat[l];
-        int16_t *h_hat = net->h_hat[l];
-        int16_t *h_cur = net->h[l];
-        uint32_t *acc = net->acc[l];
-        mac_timer timer;
-        uint32_t i, mac, act, scan;
-        timer.f = 0;
-        timer.n = 0;
-        timer.c_e = l == 0 ? C_E_FIRST : C_E_LATER;
-        timer.beats_lam = H3 / EDGEDRNN_K + net->burst_latency;
-        /* delta encoder, in scan order: bias (position 0), inputs (1..I), hidden (I+1..I+H) */
-        if (first) {
-            mac_column(acc, base, H, Q88_ONE, 0, sat);
-            mac_timer_fire(&timer, 0);
-        }
-        for (i = 0; i < I; i++) {
-            int32_t xi = i < n_avail ? (int32_t)xin[i] : 0;
-            int32_t d = fit16(xi - (int32_t)x_hat[i], sat);
-            if (d != 0 && abs32(d) >= th_x) { /* inclusive threshold; zero never fires */
-                x_hat[i] = (int16_t)xi;
-                mac_column(acc, base + (1u + i) * H3, H, d, 0, sat);
-                mac_timer_fire(&timer, 1u + i);
-            }
-        }
-        for (i = 0; i < H; i++) {
-            int32_t d = fit16((int32_t)h_cur[i] - (int32_t)h_hat[i], sat);
-            if (d != 0 && abs32(d) >= th_h) {
-                h_hat[i] = h_cur[i];
-                mac_column(acc, base + (1u + I + i) * H3, H, d, 1, sat);
-                mac_timer_fire(&timer, 1u + I + i);
-            }
-        }
-        activate(acc, h_cur, H, sat);
-        /* cycle model */
-        scan = 1u + I + H;
-        mac = mac_timer_end(&timer, scan, l == 0 ? C_S_FIRST : C_S_LATER);
-        act = ACT_LOOP * (H / EDGEDRNN_K + 1u);
-        net->stats.layer_fired[l] = timer.n;
-        net->stats.layer_mac_cycles[l] = mac;
-        net->stats.layer_act_cycles[l] = act;
-        total += mac + act;
-        fired_total += timer.n;
-        deltas += first ? timer.n - 1u : timer.n;
+        if (l == 0)
+            total += run_layer(net, 0, x, n, net->theta_x, net->theta_h, first);
+        else
+            total += run_layer(net, l, net->h[l - 1u], net->hidden, net->theta_x, net->theta_h, first);
     }
-    net->first = 0;
-    net->stats.cycles = total;
-    net->stats.fired_columns = fired_total;
-    net->stats.nonzero_deltas = deltas;
+    finish_step(net, total, first);
+    return EDGEDRNN_OK;
+}
+
+/* ------------------------------------------------------------------------------------ split governor */
+
+#define GOV_R_TOP (2 * EDGEDRNN_THETA_MAX) /* the ladder's last rung: Θx = Θh = 511 */
+#define GOV_H_MAX Q88_ONE                  /* |h| ≤ 1.0 in Q8.8 */
+
+void edgedrnn_governor_start(edgedrnn_governor *gov, const edgedrnn_t *net, uint32_t budget)
+{
+    uint16_t l, j;
+    gov->budget = budget;
+    for (l = 0; l < LEGLOOP_MAX_LAYERS; l++) {
+        gov->theta_x[l] = net->theta_x;
+        gov->theta_h[l] = net->theta_h;
+        for (j = 0; j < LEGLOOP_MAX_HIDDEN; j++)
+            gov->h_prev[l][j] = net->h[l][j];
+    }
+    gov->priced = 0;
+    gov->raised = 0;
+    gov->infeasible = 0;
+}
+
+/* Rung r of the ladder: Θh rises first from its floor to 511, then Θx from its floor (predictive.py `_rung`). */
+static int32_t rung_x(const edgedrnn_t *net, int32_t r)
+{
+    int32_t bx = net->theta_x;
+    return r - EDGEDRNN_THETA_MAX > bx ? r - EDGEDRNN_THETA_MAX : bx;
+}
+
+static int32_t rung_h(const edgedrnn_t *net, int32_t r)
+{
+    int32_t bh = net->theta_h;
+    int32_t v = r > bh ? r : bh;
+    return v < EDGEDRNN_THETA_MAX ? v : EDGEDRNN_THETA_MAX;
+}
+
+/* Cycles of layer l if its priced |Δ| row fires at (th_x, th_h) (predictive.py `_price_layer`). */
+static uint32_t price_layer(const edgedrnn_t *net, const edgedrnn_governor *gov, uint16_t l, int first,
+                            int32_t th_x, int32_t th_h)
+{
+    const uint32_t H = net->hidden;
+    const uint32_t I = l == 0 ? net->input_padded : H;
+    const uint16_t *row = gov->row[l];
+    mac_timer timer;
+    uint32_t i;
+    timer.f = 0;
+    timer.n = 0;
+    timer.c_e = l == 0 ? C_E_FIRST : C_E_LATER;
+    timer.beats_lam = 3u * H / EDGEDRNN_K + net->burst_latency;
+    if (first)
+        mac_timer_fire(&timer, 0);
+    for (i = 0; i < I; i++) {
+        int32_t d = row[i];
+        if (d != 0 && d >= th_x)
+            mac_timer_fire(&timer, 1u + i);
+    }
+    for (i = 0; i < H; i++) {
+        int32_t d = row[I + i];
+        if (d != 0 && d >= th_h)
+            mac_timer_fire(&timer, 1u + I + i);
+    }
+    return mac_timer_end(&timer, 1u + I + H, l == 0 ? C_S_FIRST : C_S_LATER) + ACT_LOOP * (H / EDGEDRNN_K + 1u);
+}
+
+/* The most layer l ≥ 2 can cost at Θx = Θh = 511 whatever its input turns out to be: an input column may fire only
+ * if |h| ≤ 256 can be ≥ 511 away from x̂; the hidden part exactly (predictive.py `_price_worst_at_max`). */
+static uint32_t price_worst_at_max(const edgedrnn_t *net, uint16_t l, int first)
+{
+    const uint32_t H = net->hidden;
+    const int sat = net->saturate;
+    mac_timer timer;
+    uint32_t i;
+    timer.f = 0;
+    timer.n = 0;
+    timer.c_e = C_E_LATER;
+    timer.beats_lam = 3u * H / EDGEDRNN_K + net->burst_latency;
+    if (first)
+        mac_timer_fire(&timer, 0);
+    for (i = 0; i < H; i++)
+        if (GOV_H_MAX + abs32(net->x_hat[l][i]) >= EDGEDRNN_THETA_MAX)
+            mac_timer_fire(&timer, 1u + i);
+    for (i = 0; i < H; i++) {
+        int32_t d = fit16((int32_t)net->h[l][i] - (int32_t)net->h_hat[l][i], sat);
+        if (d != 0 && abs32(d) >= EDGEDRNN_THETA_MAX)
+            mac_timer_fire(&timer, 1u + H + i);
+    }
+    return mac_timer_end(&timer, 1u + 2u * H, C_S_LATER) + ACT_LOOP * (H / EDGEDRNN_K + 1u);
+}
+
+/* Does rung r fit layer l into what is left (predictive.py `_split_fits`)? Layer 1 also keeps the later layers'
+ * estimated price in view, so that a burst is shared rather than all left to the last layer. */
+static int split_fits(const edgedrnn_t *net, const edgedrnn_governor *gov, uint16_t l, int first, int32_t r,
+                      uint32_t used, uint32_t reserve)
+{
+    int32_t tx = rung_x(net, r), th = rung_h(net, r);
+    uint32_t c = price_layer(net, gov, l, first, tx, th);
+    uint16_t k;
+    if (used + c + reserve > gov->budget)
+        return 0;
+    if (l == 0) {
+        for (k = 1; k < net->layers; k++)
+            c += price_layer(net, gov, k, first, tx, th);
+        return c <= gov->budget;
+    }
+    return 1;
+}
+
+edgedrnn_status edgedrnn_step_governed(edgedrnn_t *net, edgedrnn_governor *gov, const int16_t *x, uint16_t n)
+{
+    const uint32_t H = net->hidden;
+    const int sat = net->saturate;
+    const int first = net->first;
+    const int32_t bx = net->theta_x, bh = net->theta_h;
+    const int32_t lo = bx < bh ? bx : bh;
+    uint32_t used = 0, priced = 0;
+    uint8_t raised = 0, infeasible = 0;
+    uint16_t l, m;
+    uint32_t i;
+    if (net->image == NULL || x == NULL || gov == NULL)
+        return EDGEDRNN_E_NULL;
+    if (n != net->input_size && n != net->input_padded)
+        return EDGEDRNN_E_INPUT;
+    /* Priced |Δ| rows before the step (predictive.py `_fill_rows`): layer 1 and every hidden part exact, the input
+     * part of later layers extrapolated from the previous layer's last two h (gain 1, slack 0). */
+    for (l = 0; l < net->layers; l++) {
+        uint16_t *row = gov->row[l];
+        const uint32_t I = l == 0 ? net->input_padded : H;
+        for (i = 0; i < I; i++) {
+            int32_t v;
+            if (l == 0) {
+                v = i < n ? (int32_t)x[i] : 0;
+            } else {
+                int32_t prev = net->h[l - 1u][i];
+                v = prev + (prev - (int32_t)gov->h_prev[l - 1u][i]);
+                v = v < -GOV_H_MAX ? -GOV_H_MAX : (v > GOV_H_MAX ? GOV_H_MAX : v);
+            }
+            row[i] = (uint16_t)abs32(fit16(v - (int32_t)net->x_hat[l][i], sat));
+        }
+        for (i = 0; i < H; i++)
+            row[I + i] = (uint16_t)abs32(fit16((int32_t)net->h[l][i] - (int32_t)net->h_hat[l][i], sat));
+    }
+    for (l = 0; l < net->layers; l++) {
+        uint32_t reserve = 0, c;
+        int32_t b, tx, th;
+        for (m = (uint16_t)(l + 1u); m < net->layers; m++)
+            reserve += price_worst_at_max(net, m, first);
+        if (l > 0) /* the previous layer has run: this layer's input part is known exactly */
+            for (i = 0; i < H; i++)
+                gov->row[l][i] =
+                    (uint16_t)abs32(fit16((int32_t)net->h[l - 1u][i] - (int32_t)net->x_hat[l][i], sat));
+        /* the smallest rung that fits (cost is non-increasing in r): the floor, the top, or a bisection between */
+        if (split_fits(net, gov, l, first, lo, used, reserve)) {
+            b = lo;
+        } else if (!split_fits(net, gov, l, first, GOV_R_TOP, used, reserve)) {
+            b = GOV_R_TOP;
+        } else {
+            int32_t a = lo;
+            b = GOV_R_TOP;
+            while (b - a > 1) { /* split_fits(a) is false, split_fits(b) true: ≤ 10 halvings of 1..1022 */
+                int32_t mid = (a + b) / 2;
+                if (split_fits(net, gov, l, first, mid, used, reserve))
+                    b = mid;
+                else
+                    a = mid;
+            }
+        }
+        tx = rung_x(net, b);
+        th = rung_h(net, b);
+        c = price_layer(net, gov, l, first, tx, th);
+        if (used + c + reserve > gov->budget)
+            infeasible = 1;
+        if (tx != bx || th != bh)
+            raised = 1;
+        gov->theta_x[l] = (uint16_t)tx;
+        gov->theta_h[l] = (uint16_t)th;
+        priced += c;
+        /* the estimate's history: this layer's h_{t-1} becomes h_{t-2} once the layer has run */
+        for (i = 0; i < H; i++)
+            gov->h_prev[l][i] = net->h[l][i];
+        if (l == 0)
+            used += run_layer(net, 0, x, n, tx, th, first);
+        else
+            used += run_layer(net, l, net->h[l - 1u], H, tx, th, first);
+    }
+    finish_step(net, used, first);
+    gov->priced = priced;
+    gov->raised = raised;
+    gov->infeasible = infeasible;
     return EDGEDRNN_OK;
 }
 

@@ -102,6 +102,23 @@ typedef struct {
     edgedrnn_stats stats;
 } edgedrnn_t;
 
+/* The split threshold governor (hil/edgedrnn/predictive.py, bound "split"), run on the board: the step runs one
+ * layer at a time and, before each layer, the cheapest thresholds are priced with the cycle model so that the step
+ * fits `budget` cycles. Integer only, no allocation, ≤ 2 + 10 + 1 pricings per layer (layer 1: each also prices
+ * the later layers' estimate). */
+typedef struct {
+    uint32_t budget; /* cycles a step may take */
+    /* what the last governed step did */
+    uint16_t theta_x[LEGLOOP_MAX_LAYERS], theta_h[LEGLOOP_MAX_LAYERS]; /* per layer: the thresholds it ran with */
+    uint32_t priced;    /* Σ of the layers' priced cycles (= the step's cycles: every layer is priced exactly) */
+    uint8_t raised;     /* some layer ran above the thresholds in force (net->theta_x/h, the floor) */
+    uint8_t infeasible; /* some layer did not fit even at Θx = Θh = 511 (with the later layers' reserve) */
+    /* h of every layer one step before net->h (h_{t-2} while the step is priced): the estimate's slope */
+    int16_t h_prev[LEGLOOP_MAX_LAYERS][LEGLOOP_MAX_HIDDEN];
+    /* |Δ| per scan position (inputs, then hidden; the bias aside) of each layer, as priced */
+    uint16_t row[LEGLOOP_MAX_LAYERS][EDGEDRNN_MAX_WIDTH + LEGLOOP_MAX_HIDDEN];
+} edgedrnn_governor;
+
 /* ---------------------------------------------------------------------------------------------------- API */
 
 /* Bytes of a weight image: Σ_l 3H·(1 + I_l_padded + H); 0 if the geometry is invalid for this build. */
@@ -129,6 +146,18 @@ edgedrnn_status edgedrnn_set_output(edgedrnn_t *net, const int8_t *weight, const
 /* One time step of all layers from the Q8.8 input x of width n (input_size, or input_padded with the padding
  * included). The last layer's h is edgedrnn_h(net); the step's cycles and counts are in net->stats. */
 edgedrnn_status edgedrnn_step(edgedrnn_t *net, const int16_t *x, uint16_t n);
+
+/* Start governing `net` against `budget` cycles from its current state: the estimate's history is taken as flat
+ * (h_{t-2} := h_{t-1}; after edgedrnn_reset both are 0, as in the Python governor after reset). Call it after
+ * every edgedrnn_reset / edgedrnn_init of a governed net, and when the governor is switched on. */
+void edgedrnn_governor_start(edgedrnn_governor *gov, const edgedrnn_t *net, uint32_t budget);
+
+/* edgedrnn_step under the split governor: layer by layer, each layer's (Θx, Θh) the smallest rung of the ladder
+ * (Θh first from net->theta_h up to 511, then Θx from net->theta_x) whose exact price fits what is left of
+ * gov->budget after a reserve for the later layers (their worst case at Θ = 511); layer 1 also keeps the later
+ * layers' linear estimate within the budget. net->theta_x/h are the floor and are not changed. Bit-identical to
+ * PredictiveGovernor(bound="split") through EdgeDRNNBackend (gain 1, slack 0, λ and saturation of the net). */
+edgedrnn_status edgedrnn_step_governed(edgedrnn_t *net, edgedrnn_governor *gov, const int16_t *x, uint16_t n);
 
 /* The last layer's h (int16 [hidden], Q8.8) after the last step. */
 const int16_t *edgedrnn_h(const edgedrnn_t *net);

@@ -111,7 +111,10 @@ void proto_init(proto_board *b, proto_image_store *store, uint32_t boot_id)
         counter[i] = 0;
     proto_rx_init(&b->rx, b->rx_buf, PROTO_RX_CAP);
     b->boot_id = boot_id ? boot_id : 1u;
-    b->capabilities = CAP_CYCLE_MODEL | CAP_COMPUTE_TIMER;
+    b->capabilities = CAP_CYCLE_MODEL | CAP_COMPUTE_TIMER | CAP_GOVERNOR;
+    b->governor = GOVERNOR_OFF;
+    b->governor_options = 0;
+    b->gov.budget = 0;
     b->configured = b->layers = b->outputs = 0;
     b->input_size = b->hidden = b->theta_x = b->theta_h = 0;
     b->weight_bytes = b->model_bytes = 0;
@@ -236,8 +239,10 @@ static void on_configure(proto_board *b, resp *r, const uint8_t *q, uint32_t len
         text_u32(r, LEGLOOP_MAX_IMAGE_BYTES);
         return;
     }
-    /* accepted: discard any model and load in progress, store geometry and thresholds */
+    /* accepted: discard any model and load in progress, store geometry and thresholds; the governor is off */
     unload(b);
+    b->governor = GOVERNOR_OFF;
+    b->governor_options = 0;
     b->configured = 1;
     b->layers = layers;
     b->input_size = input_size;
@@ -380,6 +385,7 @@ static void on_load_end(proto_board *b, resp *r, uint32_t len)
         }
         b->load = LOAD_DONE;
         b->model_hash = h;
+        edgedrnn_governor_start(&b->gov, &b->net, b->gov.budget); /* a fresh state: a flat history */
     }
     /* a LOAD_END repeated after a good one (its ACK was lost) gets the same answer */
     ok(r, MSG_LOAD_END);
@@ -392,6 +398,7 @@ static void on_reset_state(proto_board *b, resp *r, uint32_t len)
     if (!need_model(b, r) || !need_empty(b, r, len))
         return;
     edgedrnn_reset(&b->net);
+    edgedrnn_governor_start(&b->gov, &b->net, b->gov.budget);
     ok(r, MSG_RESET_STATE);
     r->n = 0;
 }
@@ -414,11 +421,22 @@ static void on_step(proto_board *b, resp *r, const uint8_t *q, uint32_t len)
     if (b->net.first)
         flags |= RESULT_FIRST_STEP;
     t0 = hal_ticks();
-    (void)edgedrnn_step(&b->net, b->x, b->input_size); /* the geometry was checked at LOAD_END */
+    /* the geometry was checked at LOAD_END */
+    if (b->governor == GOVERNOR_SPLIT)
+        (void)edgedrnn_step_governed(&b->net, &b->gov, b->x, b->input_size);
+    else
+        (void)edgedrnn_step(&b->net, b->x, b->input_size);
     (void)edgedrnn_output_checked(&b->net, b->out, &wrapped);
     dt = hal_ticks() - t0;
     if (wrapped)
         flags |= RESULT_OUTPUT_WRAPPED;
+    if (b->governor == GOVERNOR_SPLIT) {
+        flags |= RESULT_GOVERNED;
+        if (b->gov.raised)
+            flags |= RESULT_THETA_RAISED;
+        if (b->gov.infeasible)
+            flags |= RESULT_OVER_BUDGET;
+    }
     cycles = b->net.stats.cycles;
     fired = b->net.stats.fired_columns;
     deltas = b->net.stats.nonzero_deltas;
@@ -431,6 +449,13 @@ static void on_step(proto_board *b, resp *r, const uint8_t *q, uint32_t len)
     for (i = 0; i < b->outputs; i++)
         proto_put32(p + 14u + 4u * i, (uint32_t)b->out[i]);
     r->n = 14u + 4u * b->outputs;
+    if (b->governor == GOVERNOR_SPLIT && (b->governor_options & GOVERNOR_REPORT_THETA)) {
+        for (i = 0; i < b->layers; i++) {
+            proto_put16(p + r->n, b->gov.theta_x[i]);
+            proto_put16(p + r->n + 2u, b->gov.theta_h[i]);
+            r->n += 4u;
+        }
+    }
     b->stats.steps++;
 }
 
@@ -458,6 +483,57 @@ static void on_set_thresholds(proto_board *b, resp *r, const uint8_t *q, uint32_
     proto_put16(r->p, tx);
     proto_put16(r->p + 2, th);
     r->n = 4;
+}
+
+/* SET_GOVERNOR (§5.12): u8 policy, u8 options, u16 reserved, u32 budget (cycles). Needs a configuration; from the
+ * next STEP on. Switched on from off, the governor starts from the current state (a flat estimate history); a
+ * repeat with the governor already on (its ACK was lost) changes nothing but the budget and options. */
+static void on_set_governor(proto_board *b, resp *r, const uint8_t *q, uint32_t len)
+{
+    uint8_t policy, options;
+    uint32_t budget;
+    if (!need_config(b, r))
+        return;
+    if (len != 8u) {
+        errv(b, r, ERR_BAD_LENGTH, "SET_GOVERNOR payload must be 8 bytes, got ", len, "");
+        return;
+    }
+    policy = q[0];
+    options = q[1];
+    budget = proto_get32(q + 4);
+    if (policy > GOVERNOR_SPLIT) {
+        errv(b, r, ERR_BAD_VALUE, "governor policy ", policy, " unsupported: this board has 0 off, 1 split");
+        return;
+    }
+    if ((options & ~GOVERNOR_REPORT_THETA) != 0) {
+        errv(b, r, ERR_BAD_VALUE, "SET_GOVERNOR.options=", options, ": only bit 0 (REPORT_THETA) is defined");
+        return;
+    }
+    if (proto_get16(q + 2) != 0) {
+        errv(b, r, ERR_BAD_VALUE, "SET_GOVERNOR.reserved=", proto_get16(q + 2), ": expected 0");
+        return;
+    }
+    if (policy != GOVERNOR_OFF && budget == 0) {
+        error(b, r, ERR_BAD_VALUE, "SET_GOVERNOR.budget must be >= 1 cycle");
+        return;
+    }
+    if (policy != GOVERNOR_OFF && (options & GOVERNOR_REPORT_THETA) &&
+        14u + 4u * b->outputs + 4u * b->layers > LEGLOOP_MAX_PAYLOAD) {
+        errv(b, r, ERR_TOO_LARGE, "a RESULT with thresholds needs ", 14u + 4u * b->outputs + 4u * b->layers,
+             " bytes > max_payload");
+        return;
+    }
+    if (policy != GOVERNOR_OFF && b->governor == GOVERNOR_OFF && b->load == LOAD_DONE)
+        edgedrnn_governor_start(&b->gov, &b->net, budget);
+    b->gov.budget = budget;
+    b->governor = policy;
+    b->governor_options = policy != GOVERNOR_OFF ? options : 0u;
+    ok(r, MSG_SET_GOVERNOR);
+    r->p[0] = b->governor;
+    r->p[1] = b->governor_options;
+    proto_put16(r->p + 2, 0);
+    proto_put32(r->p + 4, b->governor != GOVERNOR_OFF ? budget : 0u);
+    r->n = 8;
 }
 
 static void on_stats(proto_board *b, resp *r, uint32_t len)
@@ -502,6 +578,7 @@ uint32_t proto_handle(proto_board *b, const uint8_t **frame)
         case MSG_STEP: on_step(b, &r, q, len); break;
         case MSG_SET_THRESHOLDS: on_set_thresholds(b, &r, q, len); break;
         case MSG_STATS: on_stats(b, &r, len); break;
+        case MSG_SET_GOVERNOR: on_set_governor(b, &r, q, len); break;
         case MSG_PING:
             /* A frame a few bytes over max_payload can still fit max_encoded (COBS adds less than its worst
              * case to a frame without long runs): the table's bound is enforced, so PONG never exceeds it. */

@@ -23,7 +23,7 @@
 #define LEGLOOP_CLOCK_HZ 125000000u
 #endif
 #ifndef LEGLOOP_FIRMWARE /* INFO.firmware: ≤ 32 ASCII bytes */
-#define LEGLOOP_FIRMWARE "legloop-fw 1.0"
+#define LEGLOOP_FIRMWARE "legloop-fw 1.1"
 #endif
 /* Largest model image (§10) the board holds; by default the largest net of this build's capacity:
  * 4 layers of MAX_HIDDEN, the MAX_INPUT-wide input, MAX_OUTPUTS outputs. */
@@ -42,25 +42,30 @@
 #endif
 
 #define PROTO_VERSION 1u
-#define PROTO_VERSION_MINOR 0u
+#define PROTO_VERSION_MINOR 1u /* 1.1: SET_GOVERNOR, the GOVERNOR capability, RESULT governor flags */
 #define PROTO_RX_CAP PROTO_COBS_MAX(PROTO_OVERHEAD + LEGLOOP_MAX_PAYLOAD) /* §4 max_encoded: 1037 for 1024 */
 /* Responses other than PONG (built over the request in the receive buffer): INFO and ERROR are the longest at 66
- * bytes of payload, or RESULT with many outputs. */
-#define PROTO_TX_PAYLOAD (14u + 4u * LEGLOOP_MAX_OUTPUTS > 66u ? 14u + 4u * LEGLOOP_MAX_OUTPUTS : 66u)
+ * bytes of payload, or RESULT with many outputs (and, governed with REPORT_THETA, 4 bytes per layer). */
+#define PROTO_RESULT_MAX (14u + 4u * LEGLOOP_MAX_OUTPUTS + 4u * LEGLOOP_MAX_LAYERS)
+#define PROTO_TX_PAYLOAD (PROTO_RESULT_MAX > 66u ? PROTO_RESULT_MAX : 66u)
 
 /* Message types, error codes, bits (§5) */
 enum {
     MSG_HELLO = 0x01, MSG_CONFIGURE = 0x02, MSG_LOAD_BEGIN = 0x03, MSG_LOAD_CHUNK = 0x04, MSG_LOAD_END = 0x05,
     MSG_RESET_STATE = 0x06, MSG_STEP = 0x07, MSG_SET_THRESHOLDS = 0x08, MSG_STATS = 0x09, MSG_PING = 0x0A,
+    MSG_SET_GOVERNOR = 0x0B,
     MSG_RESPONSE = 0x80, MSG_ERROR = 0xFF
 };
 enum {
     ERR_UNKNOWN_TYPE = 1, ERR_BAD_LENGTH = 2, ERR_BAD_VERSION = 3, ERR_BAD_VALUE = 4, ERR_NOT_CONFIGURED = 5,
     ERR_NO_MODEL = 6, ERR_TOO_LARGE = 7, ERR_BAD_CRC32 = 8, ERR_LOAD_ORDER = 9, ERR_INTERNAL = 10
 };
-enum { CAP_CYCLE_MODEL = 1, CAP_COMPUTE_TIMER = 2, CAP_FAULT_INJECTION = 4, CAP_WIRE_TIME_EMULATION = 8 };
+enum { CAP_CYCLE_MODEL = 1, CAP_COMPUTE_TIMER = 2, CAP_FAULT_INJECTION = 4, CAP_WIRE_TIME_EMULATION = 8, CAP_GOVERNOR = 16 };
 enum { STATUS_CONFIGURED = 1, STATUS_MODEL_LOADED = 2, STATUS_LOAD_IN_PROGRESS = 4 };
-enum { RESULT_FIRST_STEP = 1, RESULT_OUTPUT_WRAPPED = 2 };
+enum { RESULT_FIRST_STEP = 1, RESULT_OUTPUT_WRAPPED = 2, RESULT_GOVERNED = 4, RESULT_THETA_RAISED = 8, RESULT_OVER_BUDGET = 16 };
+/* SET_GOVERNOR (§5.12): policies and options */
+enum { GOVERNOR_OFF = 0, GOVERNOR_SPLIT = 1 };
+enum { GOVERNOR_REPORT_THETA = 1 };
 
 /* STATS_REPLY (§5.9): thirteen u32 counters, wrapping. */
 typedef struct {
@@ -93,9 +98,12 @@ typedef struct {
     /* load (LOAD_*) */
     proto_load_state load;
     uint32_t load_total, load_next, load_crc, model_hash, preload_bytes;
+    /* the threshold governor (SET_GOVERNOR): policy, options; its state */
+    uint8_t governor, governor_options;
     /* the model */
     proto_image_store *store;
     edgedrnn_t net;
+    edgedrnn_governor gov;
     int16_t x[LEGLOOP_MAX_INPUT];
     int32_t out[LEGLOOP_MAX_OUTPUTS];
     uint8_t rx_buf[PROTO_RX_CAP];

@@ -16,6 +16,7 @@
  *   - every accepted frame gets exactly one response: a good frame (bitwise CRC, length field = payload bytes,
  *     payload ≤ max_payload) that echoes the sequence number, of type request | 0x80 or ERROR (2..66 bytes,
  *     request_type = the request's), PONG = the PING's bytes, and whose COBS encoding (proto_cobs_write, what app.c sends) decodes back to it;
+ *   - a governed RESULT (SET_GOVERNOR) fits the budget unless flagged OVER_BUDGET, and its Θ tail is ≥ the floor;
  *   - every byte moves the STATS counters exactly as the harness's own receiver judges it (a textbook reading of
  *     §4, with its own resync), and the board answers exactly the frames that receiver calls good.
  */
@@ -118,7 +119,26 @@ static void check_response(const uint8_t *req_frame, size_t req_n, const uint8_t
         CHECK(r[PROTO_HEADER] >= ERR_UNKNOWN_TYPE && r[PROTO_HEADER] <= ERR_INTERNAL);
     } else {
         CHECK(r[1] == (t | MSG_RESPONSE));
-        CHECK(t >= MSG_HELLO && t <= MSG_PING);
+        CHECK(t >= MSG_HELLO && t <= MSG_SET_GOVERNOR);
+    }
+    if (r[1] == (MSG_STEP | MSG_RESPONSE)) {
+        /* the governor's guarantee: a governed step not flagged OVER_BUDGET fits the budget; the Θ tail only
+         * when asked for, and never below the floor */
+        const uint16_t flags = proto_get16(r + PROTO_HEADER + 12);
+        const uint32_t base = 14u + 4u * board.outputs;
+        CHECK(((flags & RESULT_GOVERNED) != 0) == (board.governor != GOVERNOR_OFF));
+        if ((flags & RESULT_GOVERNED) && !(flags & RESULT_OVER_BUDGET))
+            CHECK(proto_get32(r + PROTO_HEADER) <= board.gov.budget);
+        if ((flags & RESULT_GOVERNED) && (board.governor_options & GOVERNOR_REPORT_THETA)) {
+            CHECK(len == base + 4u * board.layers);
+            for (k = 0; k < board.layers; k++) {
+                CHECK(proto_get16(r + PROTO_HEADER + base + 4u * k) >= board.net.theta_x);
+                CHECK(proto_get16(r + PROTO_HEADER + base + 4u * k + 2u) >= board.net.theta_h);
+                CHECK(proto_get16(r + PROTO_HEADER + base + 4u * k + 2u) <= EDGEDRNN_THETA_MAX);
+            }
+        } else {
+            CHECK(len == base);
+        }
     }
     if (r[1] == (MSG_PING | MSG_RESPONSE)) {
         CHECK(len == req_n - PROTO_OVERHEAD);
@@ -170,7 +190,7 @@ static void feed(uint8_t byte)
     if (v == PROTO_RX_GOOD) {
         const uint8_t t = req[1];
         const int refused = (req[0] != PROTO_VERSION && t != MSG_HELLO) ||
-                            (req[0] == PROTO_VERSION && (t < MSG_HELLO || t > MSG_PING));
+                            (req[0] == PROTO_VERSION && (t < MSG_HELLO || t > MSG_SET_GOVERNOR));
         expected_refusals += (uint32_t)refused;
         CHECK(board.stats.malformed == before.malformed + (uint32_t)refused);
         check_response(req, req_n, resp, n);
