@@ -12,7 +12,8 @@ repeated per input below the table).
         [--input 2L-64H=benchmarks/results/governor_tradeoff_h64.json ...] \\
         [--governors none,reactive,predictive,predictive-split] [--out benchmarks/results/governor_sizes.md]
 
-A configuration missing from an input (an unfinished run) is listed as "not run".
+Inputs with the same label (e.g. a second run that adds a governor) are merged; a configuration missing from all of
+a label's inputs (an unfinished run) is listed as "not run".
 """
 
 from __future__ import annotations
@@ -23,14 +24,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path("benchmarks/results")  # relative to the repository root, where the script is run from
 DEFAULT_INPUTS = (
     f"2L-64H={RESULTS / 'governor_tradeoff_h64.json'}",
+    f"2L-64H={RESULTS / 'governor_tradeoff_h64_worst.json'}",
     f"2L-128H={RESULTS / 'governor_tradeoff.json'}",
     f"2L-256H={RESULTS / 'governor_tradeoff_h256.json'}",
+    f"2L-256H={RESULTS / 'governor_tradeoff_h256_worst.json'}",
 )
-DEFAULT_GOVERNORS = "none,reactive,predictive,predictive-split"
+DEFAULT_GOVERNORS = "none,reactive,predictive,predictive-worst,predictive-split"
 DEFAULT_CLOCKS = "100,125,200"
+# Is "every step within the budget" guaranteed by construction (docs/governor.md), and on which accelerator?
+GUARANTEE = {
+    "none": "no",
+    "reactive": "no",
+    "predictive": "no",
+    "predictive-worst": "yes, while a Θ ≤ 511 fits",
+    "predictive-split": "yes, while a Θ fits; needs a stop between layers",
+    "predictive-oracle": "ceiling (no host)",
+}
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,14 @@ def load(spec: str) -> tuple[str, dict[str, Any]]:
     return label, doc
 
 
+def merge(docs: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Group the inputs by label, keeping the labels' first-seen order: (label, [documents])."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for label, doc in docs:
+        out.setdefault(label, []).append(doc)
+    return list(out.items())
+
+
 def _within(row: dict[str, Any]) -> str:
     frac = row["within_frac"]
     if frac is None:
@@ -79,7 +99,7 @@ def _num(v: float | None, fmt: str) -> str:
     return "–" if v is None else fmt.format(v)
 
 
-def table(docs: list[tuple[str, dict[str, Any]]], clocks: list[float], governors: list[str], bar: Bar) -> str:
+def table(docs: list[tuple[str, list[dict[str, Any]]]], clocks: list[float], governors: list[str], bar: Bar) -> str:
     """The size × clock × governor Markdown table (rows in that order), with its header and the inputs' headers."""
     head = [
         "size",
@@ -92,10 +112,11 @@ def table(docs: list[tuple[str, dict[str, Any]]], clocks: list[float], governors
         "R² knee / ankle",
         "falls",
         "misses the bar",
+        "guaranteed",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for label, doc in docs:
-        by_key = {(float(r["clock_mhz"]), r["governor"]): r for r in doc["rows"]}
+    for label, group in docs:
+        by_key = {(float(r["clock_mhz"]), r["governor"]): r for doc in group for r in doc["rows"]}
         for clock in clocks:
             for gov in governors:
                 r = by_key.get((clock, gov))
@@ -114,12 +135,13 @@ def table(docs: list[tuple[str, dict[str, Any]]], clocks: list[float], governors
                     f"{r['r2_knee']:.3f} / {r['r2_ankle']:.3f}",
                     f"{r['falls']}/{r['episodes']}",
                     ", ".join(missed) if missed else "**meets all**",
+                    GUARANTEE.get(gov, "?"),
                 ]
                 lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def document(docs: list[tuple[str, dict[str, Any]]], clocks: list[float], governors: list[str], bar: Bar) -> str:
+def document(docs: list[tuple[str, list[dict[str, Any]]]], clocks: list[float], governors: list[str], bar: Bar) -> str:
     intro = (
         "# Governor trade-off per network size and clock\n\n"
         "Written by `benchmarks/governor_sizes.py` from the `benchmarks/governor_tradeoff.py` results below. Every "
@@ -137,11 +159,13 @@ def document(docs: list[tuple[str, dict[str, Any]]], clocks: list[float], govern
         "of 5 ms, same governor, clock and policy);\n"
         "- **falls**: episodes that fell / episodes;\n"
         f"- **misses the bar**: which of these the row fails — every step within 21 µs, knee ≤ {bar.knee_ratio:g}× "
-        f"the PD, R² ≥ {bar.r2:g} on both joints, {bar.falls} falls. `predictive-split` assumes an accelerator "
-        "that stops between layers with Θ rewritable there (docs/governor.md); the others run on the published "
-        "one.\n\n"
+        f"the PD, R² ≥ {bar.r2:g} on both joints, {bar.falls} falls (on this grid: measured, not proven);\n"
+        "- **guaranteed**: whether no step can be late by construction — `predictive-worst` prices every step with "
+        "an upper bound, `predictive-split` prices each layer exactly but assumes an accelerator that stops between "
+        "layers with Θ rewritable there; `none`, `reactive` and `predictive` (an estimate) run on the published "
+        "accelerator without a guarantee (docs/governor.md; the predictive ones need every layer's h read back).\n\n"
     )
-    sources = "\n".join(f"- {label}: `{doc['path']}` — {doc['header']}" for label, doc in docs)
+    sources = "\n".join(f"- {label}: `{doc['path']}` — {doc['header']}" for label, group in docs for doc in group)
     return intro + table(docs, clocks, governors, bar) + "\nInputs:\n\n" + sources + "\n"
 
 
@@ -152,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--governors", default=DEFAULT_GOVERNORS, help="governors to list")
     p.add_argument("--out", default=str(RESULTS / "governor_sizes.md"))
     args = p.parse_args(argv)
-    docs = [load(s) for s in (args.input or DEFAULT_INPUTS)]
+    docs = merge([load(s) for s in (args.input or DEFAULT_INPUTS)])
     clocks = [float(c) for c in args.clocks.split(",") if c.strip()]
     governors = [g.strip() for g in args.governors.split(",") if g.strip()]
     text = document(docs, clocks, governors, Bar())
