@@ -17,30 +17,39 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.governor_tradeoff import _features
+from controllers.features import FEATURE_COLUMNS, TARGET_COLUMNS, features_from_columns
 from controllers.fixedpoint import THETA_MAX
+from experiments.replay import read_log
 from hil.edgedrnn import predictive as pr
 from hil.edgedrnn.backend import EdgeDRNNBackend
 from hil.spec import ControllerSpec
 
 
-def thresholds(ckpt: str, features: np.ndarray, clock_hz: float, budget_s: float) -> str:
+def features(ckpt: str, heldout: Path) -> np.ndarray:
+    """The network's input features [T, I] of every step of a held-out log (its feature set's columns)."""
+    with ControllerSpec("edgedrnn", checkpoint=ckpt).factory() as f0:
+        fs = f0.meta.feature_set
+    cols = read_log(heldout, tuple(dict.fromkeys(FEATURE_COLUMNS[fs] + TARGET_COLUMNS)))
+    return np.ascontiguousarray(features_from_columns(fs, cols), dtype=np.float64)
+
+
+def thresholds(ckpt: str, feats: np.ndarray, clock_hz: float, budget_s: float) -> str:
     """One line per layer (and a summary line) for one clock."""
     spec = ControllerSpec(
         "edgedrnn", checkpoint=ckpt, governor="predictive-split", clock_hz=clock_hz, policy="hold", budget_s=budget_s
     )
     with spec.factory() as factory:
-        backend = getattr(factory.offline(capacity=len(features)), "backend", None)
+        backend = getattr(factory.offline(capacity=len(feats)), "backend", None)
         if not isinstance(backend, EdgeDRNNBackend) or not isinstance(backend.governor, pr.PredictiveGovernor):
             raise SystemExit(f"{ckpt}: not an EdgeDRNN backend with the predictive-split governor")
         gov = backend.governor
         layers = backend.model.layers
         backend.reset()
         before = gov.counters()
-        tx = np.zeros((len(features), layers), dtype=np.int64)
+        tx = np.zeros((len(feats), layers), dtype=np.int64)
         th = np.zeros_like(tx)
         late = 0
-        for i, f in enumerate(features):
+        for i, f in enumerate(feats):
             late += not backend.step(f).deadline_met
             tx[i] = gov.buffer[pr.G_LAYER_TX : pr.G_LAYER_TX + layers]
             th[i] = gov.buffer[pr.G_LAYER_TH : pr.G_LAYER_TH + layers]
@@ -48,7 +57,7 @@ def thresholds(ckpt: str, features: np.ndarray, clock_hz: float, budget_s: float
         bx, bh = backend.bundle.theta_x, backend.bundle.theta_h
         floor_us = backend.model.floor_cycles / clock_hz * 1e6
     lines = [
-        f"{clock_hz / 1e6:g} MHz: {len(features)} steps, {late} late, {infeasible} infeasible; trained Θx {bx}, "
+        f"{clock_hz / 1e6:g} MHz: {len(feats)} steps, {late} late, {infeasible} infeasible; trained Θx {bx}, "
         f"Θh {bh}; floor {floor_us:.2f} µs"
     ]
     for layer in range(layers):
@@ -68,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clocks", default="100,125,200", help="accelerator clocks, MHz")
     p.add_argument("--budget-us", type=float, default=21.0)
     args = p.parse_args(argv)
-    feats = _features(args.checkpoint, Path(args.heldout))
+    feats = features(args.checkpoint, Path(args.heldout))
     print(args.checkpoint)
     for clock in (float(c) for c in args.clocks.split(",") if c.strip()):
         print(thresholds(args.checkpoint, feats, clock * 1e6, args.budget_us * 1e-6), flush=True)
