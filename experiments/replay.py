@@ -153,6 +153,9 @@ def replay_log(
     metrics["latency"] = ctrl.latency_stats()
     metrics["latency_histogram"] = ctrl.monitor.histogram(1.0)
     qs = (1, 5, 25, 50, 75, 90, 95, 99, 99.9)
-    pct = np.percentile(ctrl.latencies_s * 1e6, qs)
+    lat = ctrl.latencies_s
+    answered = lat[np.isfinite(lat)]  # a step lost on a link has no latency (inf): counted in link.steps_lost
+    pct = np.percentile(answered * 1e6, qs) if answered.size else np.zeros(len(qs))
     metrics["latency_percentiles_us"] = {f"p{q:g}": round(float(v), 4) for q, v in zip(qs, pct, strict=True)}
+    metrics["latency_percentiles_steps"] = int(answered.size)
     return metrics, pred, target

@@ -9,6 +9,7 @@ whole run: a random network would fall within seconds and leave most of a 60 s r
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 import time
@@ -310,3 +311,19 @@ def test_board_link_and_spec_validate_their_options() -> None:
     d = spec.to_dict()
     assert d["board"]["emulate"] == "python" and d["board"]["faults"]["drop"] == 0.1
     json.dumps(d)  # JSON-ready for metrics and run logs
+
+
+def test_a_replay_with_lost_steps_gives_the_percentiles_of_the_answered_ones(damper: Path, tmp_path: Path) -> None:
+    from experiments.ampro_log import write_csv
+    from experiments.collect import EpisodeTask, collect_episode
+    from experiments.replay import replay_log
+
+    _, columns, _ = collect_episode(EpisodeTask(0, 0, 1.0, 2.0, randomize=False))
+    log = write_csv(tmp_path / "walk.csv", columns)
+    link = BoardLink(emulate="python", faults=FaultConfig(drop=0.05, seed=2), step_timeout_s=0.05)
+    metrics, _, _ = replay_log("board", damper, log, board=link)
+    lost = metrics["link"]["steps_lost"]
+    assert lost > 0  # a lost step has no latency (inf): it must not turn the percentiles into NaN
+    assert metrics["latency_percentiles_steps"] == metrics["rows"] - lost
+    assert all(math.isfinite(v) for v in metrics["latency_percentiles_us"].values())
+    json.dumps(metrics, allow_nan=False)  # what run directories are written with
