@@ -145,8 +145,8 @@ def document(docs: list[tuple[str, list[dict[str, Any]]]], clocks: list[float], 
     intro = (
         "# Governor trade-off per network size and clock\n\n"
         "Written by `benchmarks/governor_sizes.py` from the `benchmarks/governor_tradeoff.py` results below. Every "
-        "network: 2 layers, `ampro` features, trained by `experiments/configs/train_default.toml` with only "
-        "`[model] hidden_size` changed (64: `train_default_h64.toml`, 256: `train_default_h256.toml`; seed 0). "
+        "network: 2 layers, `ampro` features, trained by `experiments/configs/train_default.toml` (2L-64H) with only "
+        "`[model] hidden_size` changed (128: `train_default_h128.toml`, 256: `train_default_h256.toml`; seed 0). "
         "EdgeDRNN model, budget 21 µs per step, deadline policy `hold` (a late step holds the last torque), closed "
         "loop over seeds 0–4 × 0.8 / 1.0 / 1.2 m/s × flat ground × 20 s, domain-randomised (15 episodes, 60,000 "
         "steps when none falls).\n\n"

@@ -202,7 +202,15 @@ def test_default_and_tiny_configs_load() -> None:
     assert (cfg.optim.window, cfg.optim.batch_size, cfg.optim.lr, cfg.optim.loss) == (100, 32, 5e-4, "l1")
     assert cfg.optim.grad_clip == 200.0 and cfg.delta.qat and cfg.delta.theta_x == pytest.approx(6 / 256)
     assert load_config(TINY).model.hidden_size == 16
-    assert load_config(CONFIG_DIR / "train_h64.toml").model.hidden_size == 64
+    assert cfg.model.hidden_size == 64 and cfg.model.num_layers == 2
+
+
+def test_size_configs_are_the_default_but_for_the_hidden_size() -> None:
+    default = load_config().full_dict()
+    for hidden in (128, 256):
+        sized = load_config(CONFIG_DIR / f"train_default_h{hidden}.toml").full_dict()
+        assert sized["model"].pop("hidden_size") == hidden
+        assert sized == default | {"model": {k: v for k, v in default["model"].items() if k != "hidden_size"}}
 
 
 @pytest.mark.parametrize(
