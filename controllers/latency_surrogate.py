@@ -79,11 +79,20 @@ class CycleGeometry:
         return 1 + (self.input_padded if layer == 0 else self.hidden) + self.hidden
 
 
-def soft_count(change: Tensor, theta: float, tau: float) -> Tensor:
-    """Smooth count over the last axis of entries with |change| ≥ theta (a sigmoid of width ``tau``)."""
-    if not tau > 0:
-        raise ValueError(f"tau must be > 0, got {tau}")
-    return torch.sigmoid((change.abs() - theta) / tau).sum(dim=-1)
+def soft_count(change: Tensor, theta: float, tau: float, tau_grad: float = 0.0) -> Tensor:
+    """Smooth count over the last axis of entries with |change| ≥ theta (a sigmoid of width ``tau``).
+
+    With ``tau_grad`` > 0 the value is the same but the gradient is that of a sigmoid of width ``tau_grad``
+    (straight-through): a narrow ``tau`` keeps the count near-exact (a wide one counts sub-threshold changes as
+    fractions of a column), a wide ``tau_grad`` lets the gradient reach changes far above the threshold, which a
+    narrow sigmoid is flat for — a burst's biggest changes."""
+    if not tau > 0 or tau_grad < 0:
+        raise ValueError(f"tau must be > 0 and tau_grad >= 0, got {tau}, {tau_grad}")
+    n = torch.sigmoid((change.abs() - theta) / tau).sum(dim=-1)
+    if tau_grad == 0.0 or tau_grad == tau:
+        return n
+    wide = torch.sigmoid((change.abs() - theta) / tau_grad).sum(dim=-1)
+    return n.detach() + (wide - wide.detach())
 
 
 def layer_cycles(n: Tensor, geometry: CycleGeometry, layer: int, smooth_cycles: float = 8.0) -> Tensor:
@@ -107,6 +116,7 @@ def step_latency(
     *,
     tau: float = 0.01,
     smooth_cycles: float = 8.0,
+    tau_grad: float = 0.0,
 ) -> Tensor:
     """Surrogate latency (s) of every step: per layer the input changes [..., I_l] and the previous step's hidden
     changes [..., H] in the network's (normalised) units, with thresholds in the same units."""
@@ -114,7 +124,7 @@ def step_latency(
         raise ValueError(f"need one input and one hidden change tensor per layer ({geometry.layers})")
     total: Tensor | None = None
     for layer, (dx, dh) in enumerate(zip(input_changes, hidden_changes, strict=True)):
-        n = soft_count(dx, theta_x, tau) + soft_count(dh, theta_h, tau)
+        n = soft_count(dx, theta_x, tau, tau_grad) + soft_count(dh, theta_h, tau, tau_grad)
         c = layer_cycles(n, geometry, layer, smooth_cycles)
         total = c if total is None else total + c
     assert total is not None

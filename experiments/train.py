@@ -310,6 +310,7 @@ def run_training(
             latency_budget_s=dcfg.latency_budget_us * 1e-6,
             latency_clock_hz=dcfg.latency_clock_mhz * 1e6,
             latency_tau=dcfg.latency_tau,
+            latency_tau_grad=dcfg.latency_tau_grad,
         )
     )
     for j in range(1, (0 if sources else dcfg.dagger_rounds) + 1):
@@ -329,6 +330,7 @@ def run_training(
                 latency_budget_s=dcfg.latency_budget_us * 1e-6,
                 latency_clock_hz=dcfg.latency_clock_mhz * 1e6,
                 latency_tau=dcfg.latency_tau,
+                latency_tau_grad=dcfg.latency_tau_grad,
             )
         )
 

@@ -158,6 +158,8 @@ class DeltaConfig:
     latency_budget_us: float = 21.0
     latency_clock_mhz: float = 125.0
     latency_tau: float = 1 / 256
+    # > 0: the gradient of the count is that of a sigmoid this wide (straight-through; the value keeps latency_tau).
+    latency_tau_grad: float = 0.0
 
     def validate(self) -> None:
         _check(self.epochs >= 1, "delta.epochs", ">= 1")
@@ -165,6 +167,7 @@ class DeltaConfig:
         _check(0.0 < self.latency_budget_us <= 1e6, "delta.latency_budget_us", "in (0, 1e6] µs")
         _check(0.0 < self.latency_clock_mhz <= 1000.0, "delta.latency_clock_mhz", "in (0, 1000] MHz")
         _check(0.0 < self.latency_tau <= 1.0, "delta.latency_tau", "in (0, 1] (network units)")
+        _check(0.0 <= self.latency_tau_grad <= 1.0, "delta.latency_tau_grad", "in [0, 1] (0: latency_tau)")
         _check(self.dagger_rounds >= 0, "delta.dagger_rounds", ">= 0")
         _check(self.dagger_epochs >= 1, "delta.dagger_epochs", ">= 1")
         # The accelerator holds Θ as a Q8.8 integer in a 10-bit signed register: at most 511/256.
@@ -270,7 +273,8 @@ class TrainConfig:
 
 
 _LATENCY_DEFAULTS = {
-    k: getattr(DeltaConfig(), k) for k in ("latency_weight", "latency_budget_us", "latency_clock_mhz", "latency_tau")
+    k: getattr(DeltaConfig(), k)
+    for k in ("latency_weight", "latency_budget_us", "latency_clock_mhz", "latency_tau", "latency_tau_grad")
 }
 
 

@@ -46,6 +46,7 @@ class LatencyPricer:
     theta_h: float
     tau: float
     budget_s: float
+    tau_grad: float = 0.0
 
     @classmethod
     def of(cls, model: DeltaGRU, spec: StageSpec) -> LatencyPricer | None:
@@ -53,11 +54,13 @@ class LatencyPricer:
         if not spec.latency_weight > 0.0:
             return None
         geo = CycleGeometry.of(model.num_layers, model.input_size, model.hidden_size, spec.latency_clock_hz)
-        return cls(geo, spec.theta_x, spec.theta_h, spec.latency_tau, spec.latency_budget_s)
+        return cls(geo, spec.theta_x, spec.theta_h, spec.latency_tau, spec.latency_budget_s, spec.latency_tau_grad)
 
     def latency(self, deltas: PreDeltas) -> torch.Tensor:
         """Surrogate latency (s) of every step [B, T]."""
-        return step_latency(deltas.x, deltas.h, self.theta_x, self.theta_h, self.geometry, tau=self.tau)
+        return step_latency(
+            deltas.x, deltas.h, self.theta_x, self.theta_h, self.geometry, tau=self.tau, tau_grad=self.tau_grad
+        )
 
     def hinge(self, deltas: PreDeltas, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The hinge over the steps the loss counts (mask > 0), and those steps' latencies (detached)."""
@@ -168,6 +171,7 @@ def _latency_record(spec: StageSpec, last: dict[str, Any]) -> dict[str, Any]:
         "latency_budget_us": round(spec.latency_budget_s * 1e6, 6),
         "latency_clock_mhz": round(spec.latency_clock_hz / 1e6, 6),
         "latency_tau": spec.latency_tau,
+        "latency_tau_grad": spec.latency_tau_grad,
         "train_latency_mean_us": last.get("train_latency_mean_us"),
         "train_over_budget": last.get("train_over_budget"),
         "val_latency": last.get("val_latency"),
@@ -239,6 +243,7 @@ class StageSpec:
     latency_budget_s: float = 21e-6
     latency_clock_hz: float = 125e6
     latency_tau: float = 1 / 256
+    latency_tau_grad: float = 0.0
 
 
 def train_stage(

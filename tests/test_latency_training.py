@@ -131,6 +131,7 @@ def test_weight_lowers_the_hinge_over_budget(data) -> None:
         ({"latency_budget_us": 0.0}, "delta.latency_budget_us must be in (0, 1e6]"),
         ({"latency_clock_mhz": -125.0}, "delta.latency_clock_mhz must be in (0, 1000]"),
         ({"latency_tau": 0.0}, "delta.latency_tau must be in (0, 1]"),
+        ({"latency_tau_grad": -0.1}, "delta.latency_tau_grad must be in [0, 1]"),
         ({"latency_budget": 21.0}, "delta.latency_budget"),
     ],
 )
@@ -138,3 +139,16 @@ def test_bad_latency_config_names_the_key(raw: dict, needle: str) -> None:
     with pytest.raises(ConfigError) as exc:
         config_from_dict({"delta": raw})
     assert needle in str(exc.value)
+
+
+def test_tau_grad_keeps_the_count_and_reaches_changes_far_above_threshold() -> None:
+    far = torch.tensor([[0.0, 0.001, 0.3, -0.5]], requires_grad=True)  # Θ = 6/256: two fire, far above it
+    narrow = ls.soft_count(far, THETA_X, 1 / 256)
+    (g_narrow,) = torch.autograd.grad(narrow.sum(), far)
+    wide = ls.soft_count(far, THETA_X, 1 / 256, tau_grad=0.125)
+    (g_wide,) = torch.autograd.grad(wide.sum(), far)
+    assert wide.item() == pytest.approx(narrow.item()) and narrow.item() == pytest.approx(2.0, abs=0.01)
+    assert g_narrow[0, 2:].abs().max() < 1e-20 < g_wide[0, 2:].abs().min()
+    assert g_wide[0, 2] > 0 > g_wide[0, 3]  # the gradient shrinks |change|
+    with pytest.raises(ValueError, match="tau_grad"):
+        ls.soft_count(far, THETA_X, 1 / 256, tau_grad=-1.0)
