@@ -52,7 +52,15 @@ def closed_loop(spec: ControllerSpec, seeds: list[int], speeds: list[float], slo
     with spec.factory() as factory:
         made: list[Any] = []
 
+        def keep_last() -> None:
+            # evaluate() runs every seed before it returns, so each episode's latencies are copied when the next
+            # controller is made (and after the last): reading made[-1] after evaluate() returned counted the last
+            # seed's episode once per seed.
+            if made and isinstance(made[-1], LearnedController):
+                latencies.append(np.array(made[-1].latencies_s, dtype=np.float64))
+
         def make(env: Any) -> Any:
+            keep_last()
             c = factory(env)
             made.append(c)
             return c
@@ -63,8 +71,9 @@ def closed_loop(spec: ControllerSpec, seeds: list[int], speeds: list[float], slo
                 for ep in evaluate(make, cfg, pushes=False):
                     ep["slope_deg"] = slope
                     episodes.append(ep)
-                    if isinstance(made[-1], LearnedController):
-                        latencies.append(np.array(made[-1].latencies_s, dtype=np.float64))
+        keep_last()
+        if latencies and len(latencies) != len(episodes):
+            raise RuntimeError(f"{len(latencies)} latency records for {len(episodes)} episodes")
     return episodes, (np.concatenate(latencies) if latencies else np.zeros(0))
 
 

@@ -85,6 +85,17 @@ class DeltaStats:
 
 
 @dataclass
+class PreDeltas:
+    """What each layer's thresholds were compared against in one forward call, before thresholding, with gradient:
+    the input changes x_t − x̂ [B, T, I_l] and the hidden changes h_{t−1} − ĥ [B, T, H] (x̂, ĥ the last fired
+    values). An entry fires (fetches a weight column) where it is ≠ 0 and |·| ≥ Θ, so these price a step's latency
+    exactly (:mod:`controllers.latency_surrogate`)."""
+
+    x: list[Tensor]
+    h: list[Tensor]
+
+
+@dataclass
 class LayerParams:
     """Effective parameters of one layer as the delta equations use them (quantised when ``qat``)."""
 
@@ -254,12 +265,14 @@ class DeltaGRU(nn.Module):
         return_state: bool = False,
         return_stats: bool = False,
         return_hidden: bool = False,
+        return_deltas: bool = False,
     ) -> Tensor | tuple[Any, ...]:
         """Run sequences x [B, T, I] from ``state`` (fresh if None) → y [B, T, O].
 
-        Returns ``y``; with ``return_state`` / ``return_stats`` / ``return_hidden`` a tuple
-        ``(y, state?, stats?, hidden?)`` in that order, ``hidden`` the top layer's h [B, T, H] that the output layer
-        reads (what a training-only auxiliary head reads too).
+        Returns ``y``; with ``return_state`` / ``return_stats`` / ``return_hidden`` / ``return_deltas`` a tuple
+        ``(y, state?, stats?, hidden?, deltas?)`` in that order, ``hidden`` the top layer's h [B, T, H] that the
+        output layer reads (what a training-only auxiliary head reads too), ``deltas`` the per-layer changes before
+        thresholding (:class:`PreDeltas`, what latency-aware training prices; collected only when asked).
         Layers run one after the other over the whole window (like cuDNN), so the input-side products of a layer
         are one batched matmul; only the hidden-side product is in the per-step loop.
         """
@@ -274,6 +287,8 @@ class DeltaGRU(nn.Module):
         dx_list: list[Tensor] = []
         dh_list: list[Tensor] = []
         change_list: list[Tensor] = []
+        pre_x: list[Tensor] = []
+        pre_h: list[Tensor] = []
         for layer in range(self.num_layers):
             p = self.layer_params(layer)
             st = state.layers[layer]
@@ -281,18 +296,25 @@ class DeltaGRU(nn.Module):
             if self.theta_x == 0.0:
                 dx = torch.diff(inp, dim=1, prepend=st.x_hat.unsqueeze(1))
                 x_hat = inp[:, -1]
+                if return_deltas:
+                    pre_x.append(dx)
             else:
                 x_hat = st.x_hat
                 steps = []
+                pre_steps: list[Tensor] = []
                 for t in range(T):
                     x_t = inp[:, t]
                     d = x_t - x_hat
+                    if return_deltas:
+                        pre_steps.append(d)
                     fire = _fire(d, self.theta_x)
                     d = d * fire
                     # Assign (not add) so x̂ equals the fired value exactly, as in hardware and the kernel.
                     x_hat = torch.where(fire, x_t, x_hat)
                     steps.append(d)
                 dx = torch.stack(steps, dim=1)
+                if return_deltas:
+                    pre_x.append(torch.stack(pre_steps, dim=1))
             # Input-side accumulators over the window: M_x(t) = M_x(0) + Σ_{s≤t} W_x Δx_s.
             m = st.m
             mx = torch.cumsum(dx @ p.w_ih.T, dim=1) + m[:, : 3 * H].unsqueeze(1)
@@ -302,8 +324,11 @@ class DeltaGRU(nn.Module):
             w_hh_t = p.w_hh.T
             h, h_hat = st.h, st.h_hat
             hs, dhs = [], []
+            pre_hs: list[Tensor] = []
             for t in range(T):
                 d = h - h_hat
+                if return_deltas:
+                    pre_hs.append(d)
                 if self.theta_h != 0.0:
                     fire = _fire(d, self.theta_h)
                     d = d * fire
@@ -317,6 +342,8 @@ class DeltaGRU(nn.Module):
             m_new = torch.cat([mx_rz[-1] + mh[:, : 2 * H], mx_n[-1], mh[:, 2 * H :]], dim=1)
             new_layers.append(LayerState(x_hat, h_hat, h, m_new))
             seq = torch.stack(hs, dim=1)
+            if return_deltas:
+                pre_h.append(torch.stack(pre_hs, dim=1))
             if return_stats:
                 dx_list.append(dx)
                 dh_list.append(torch.stack(dhs, dim=1))
@@ -331,6 +358,8 @@ class DeltaGRU(nn.Module):
             out += (self._stats(dx_list, dh_list, change_list),)
         if return_hidden:
             out += (inp,)
+        if return_deltas:
+            out += (PreDeltas(pre_x, pre_h),)
         return out[0] if len(out) == 1 else out
 
     def step(self, x: Tensor, state: DeltaGRUState | None = None, *, return_stats: bool = False) -> tuple[Any, ...]:

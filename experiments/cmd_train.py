@@ -120,9 +120,16 @@ def run(args: argparse.Namespace) -> int:
         # A stage of epochs ran all of them; a budgeted one (from logs) says why it ended.
         steps = st["steps"] if "steps" in st else st["epochs"] * st.get("batches_per_epoch", 0)
         stopped = st.get("stopped", "epochs")
+        # Latency-aware stages: the surrogate's mean µs and fraction of steps over budget (validation; training).
+        lat = st.get("val_latency")
+        tail = ""
+        if st.get("latency_weight"):
+            tail = f"  latency: train {st['train_latency_mean_us']:.1f} µs, {st['train_over_budget']:.2%} over"
+            if lat:
+                tail += f"; val {lat['mean_us']:.1f} µs, {lat['over_budget']:.2%} over"
         print(
             f"{st['name']:<14} {sec:>8.1f} {steps:>6} {stopped:<10} {knee:>8.4f} {ankle:>8.4f} "
-            f"{sp if sp is not None else float('nan'):>8.3f}"
+            f"{sp if sp is not None else float('nan'):>8.3f}{tail}"
         )
     print(f"\nwrote {res.controller} ({s['feature_set']} features) in {res.seconds:.0f} s")
     if res.export_error:

@@ -306,6 +306,11 @@ def run_training(
             dcfg.l1_weight,
             steps=delta_steps,
             aux_weight=aux_w,
+            latency_weight=dcfg.latency_weight,
+            latency_budget_s=dcfg.latency_budget_us * 1e-6,
+            latency_clock_hz=dcfg.latency_clock_mhz * 1e6,
+            latency_tau=dcfg.latency_tau,
+            latency_tau_grad=dcfg.latency_tau_grad,
         )
     )
     for j in range(1, (0 if sources else dcfg.dagger_rounds) + 1):
@@ -321,6 +326,11 @@ def run_training(
                 dcfg.l1_weight,
                 dagger_round=rounds + j,
                 aux_weight=aux_w,
+                latency_weight=dcfg.latency_weight,
+                latency_budget_s=dcfg.latency_budget_us * 1e-6,
+                latency_clock_hz=dcfg.latency_clock_mhz * 1e6,
+                latency_tau=dcfg.latency_tau,
+                latency_tau_grad=dcfg.latency_tau_grad,
             )
         )
 

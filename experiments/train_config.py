@@ -150,9 +150,24 @@ class DeltaConfig:
     # dagger.episodes new episodes each, β continuing the decay of the dense rounds, then `dagger_epochs` epochs.
     dagger_rounds: int = 1
     dagger_epochs: int = 2
+    # Latency-aware training (issue #14): latency_weight × the hinge of a differentiable upper-bound surrogate of
+    # EdgeDRNN's per-step latency over the budget (controllers/latency_surrogate.py), priced with this stage's Θx, Θh
+    # at `latency_clock_mhz`, added to the loss of the delta stages. 0 (the default): not computed, the training is
+    # exactly as without these keys. `latency_tau`: the width of the smooth threshold (network units; Θx is ~6/256).
+    latency_weight: float = 0.0
+    latency_budget_us: float = 21.0
+    latency_clock_mhz: float = 125.0
+    latency_tau: float = 1 / 256
+    # > 0: the gradient of the count is that of a sigmoid this wide (straight-through; the value keeps latency_tau).
+    latency_tau_grad: float = 0.0
 
     def validate(self) -> None:
         _check(self.epochs >= 1, "delta.epochs", ">= 1")
+        _check(0.0 <= self.latency_weight <= 1e4, "delta.latency_weight", "in [0, 10000] (0: no latency term)")
+        _check(0.0 < self.latency_budget_us <= 1e6, "delta.latency_budget_us", "in (0, 1e6] µs")
+        _check(0.0 < self.latency_clock_mhz <= 1000.0, "delta.latency_clock_mhz", "in (0, 1000] MHz")
+        _check(0.0 < self.latency_tau <= 1.0, "delta.latency_tau", "in (0, 1] (network units)")
+        _check(0.0 <= self.latency_tau_grad <= 1.0, "delta.latency_tau_grad", "in [0, 1] (0: latency_tau)")
         _check(self.dagger_rounds >= 0, "delta.dagger_rounds", ">= 0")
         _check(self.dagger_epochs >= 1, "delta.dagger_epochs", ">= 1")
         # The accelerator holds Θ as a Q8.8 integer in a 10-bit signed register: at most 511/256.
@@ -237,11 +252,16 @@ class TrainConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """Every key, except an ``[aux]`` table left at its default (off): run directories, checkpoints and sweep
-        task ids made before that table existed describe the same training and still match."""
+        """Every key, except an ``[aux]`` table and the ``delta.latency_*`` keys left at their defaults (off): run
+        directories, checkpoints and sweep task ids made before they existed describe the same training and still
+        match."""
         d = dataclasses.asdict(self)
         if self.aux == AuxConfig():
             del d["aux"]
+        # Likewise the delta stage's latency keys left at their defaults (off).
+        if all(d["delta"][k] == v for k, v in _LATENCY_DEFAULTS.items()):
+            for k in _LATENCY_DEFAULTS:
+                del d["delta"][k]
         return d
 
     def full_dict(self) -> dict[str, Any]:
@@ -250,6 +270,12 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes).validate()
+
+
+_LATENCY_DEFAULTS = {
+    k: getattr(DeltaConfig(), k)
+    for k in ("latency_weight", "latency_budget_us", "latency_clock_mhz", "latency_tau", "latency_tau_grad")
+}
 
 
 def _check(ok: bool, key: str, expected: str) -> None:

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from controllers.deltagru import DeltaGRU
+from controllers.deltagru import DeltaGRU, PreDeltas
 from controllers.fixedpoint import Q17_MAX_VALUE, Q17_MIN_VALUE
+from controllers.latency_surrogate import CycleGeometry, latency_hinge, step_latency
 from experiments.train_config import TrainConfig
 from experiments.train_data import AUX_NAMES, JOINTS, Prepared, Scaling, WindowSampler
 
@@ -36,15 +37,52 @@ def r2_score(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     return 1.0 - ss_res / np.maximum(ss_tot, 1e-12)
 
 
+@dataclass(frozen=True)
+class LatencyPricer:
+    """Prices every step with the latency surrogate (:mod:`controllers.latency_surrogate`) at a stage's Θx, Θh."""
+
+    geometry: CycleGeometry
+    theta_x: float
+    theta_h: float
+    tau: float
+    budget_s: float
+    tau_grad: float = 0.0
+
+    @classmethod
+    def of(cls, model: DeltaGRU, spec: StageSpec) -> LatencyPricer | None:
+        """The stage's pricer, or None when its latency weight is 0 (nothing is computed then)."""
+        if not spec.latency_weight > 0.0:
+            return None
+        geo = CycleGeometry.of(model.num_layers, model.input_size, model.hidden_size, spec.latency_clock_hz)
+        return cls(geo, spec.theta_x, spec.theta_h, spec.latency_tau, spec.latency_budget_s, spec.latency_tau_grad)
+
+    def latency(self, deltas: PreDeltas) -> torch.Tensor:
+        """Surrogate latency (s) of every step [B, T]."""
+        return step_latency(
+            deltas.x, deltas.h, self.theta_x, self.theta_h, self.geometry, tau=self.tau, tau_grad=self.tau_grad
+        )
+
+    def hinge(self, deltas: PreDeltas, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The hinge over the steps the loss counts (mask > 0), and those steps' latencies (detached)."""
+        lat = self.latency(deltas)[mask > 0]
+        return latency_hinge(lat, self.budget_s), lat.detach()
+
+
 @torch.no_grad()
 def validate(
-    model: DeltaGRU, data: Prepared, scaling: Scaling, loss_kind: str, aux_head: torch.nn.Module | None = None
+    model: DeltaGRU,
+    data: Prepared,
+    scaling: Scaling,
+    loss_kind: str,
+    aux_head: torch.nn.Module | None = None,
+    pricer: LatencyPricer | None = None,
 ) -> dict[str, Any]:
     """Open-loop fidelity on whole episodes from a fresh state, as the controller runs: loss, R² per joint (N·m),
     temporal sparsity and MACs per step. Episodes of equal length run as one batch (no padding to skew the
     sparsity counters). With an auxiliary head (and targets in `data`) also how well it reads the gait phase from
     the hidden state: ``aux`` = the fraction of steps whose stance/swing it gets right and the RMSE of τ (None
-    without a head)."""
+    without a head). With a latency `pricer` also the surrogate latency's mean (µs) and the fraction of steps it
+    prices over budget (``latency``; None without)."""
     model.eval()
     with_aux = aux_head is not None and data.aux is not None
     aux_sq = aux_right = 0.0
@@ -54,19 +92,24 @@ def validate(
     preds: dict[int, np.ndarray] = {}
     fired = total = macs = 0.0
     loss_sum = l1_sum = 0.0
+    lat_sum, lat_hinge, lat_over = 0.0, 0.0, 0
     n_steps = 0
     for T, idx in sorted(by_len.items()):
         x = torch.from_numpy(np.stack([data.x[i] for i in idx]))
         y = torch.from_numpy(np.stack([data.y[i] for i in idx]))
+        res = model(x, return_stats=True, return_hidden=with_aux, return_deltas=pricer is not None)
+        out, stats = res[0], res[1]
+        if pricer is not None:
+            lat = pricer.latency(res[-1])
+            lat_sum += float(lat.sum())
+            lat_over += int((lat > pricer.budget_s).sum())
+            lat_hinge += float(torch.relu(lat - pricer.budget_s).sum()) / pricer.budget_s
         if with_aux:
             assert aux_head is not None and data.aux is not None
-            out, stats, hid = model(x, return_stats=True, return_hidden=True)
-            a_pred = aux_head(hid)
+            a_pred = aux_head(res[2])
             a_true = torch.from_numpy(np.stack([data.aux[i] for i in idx]))
             aux_sq += float(((a_pred - a_true) ** 2).sum(dim=(0, 1))[1])
             aux_right += float(((a_pred[..., 0] > 0) == (a_true[..., 0] > 0)).sum())
-        else:
-            out, stats = model(x, return_stats=True)
         loss_sum += float(_loss(out, y, torch.ones(y.shape[:2]), loss_kind)) * len(idx) * T
         w = len(idx) * T
         l1_sum += float(stats.delta_l1) * w
@@ -93,6 +136,45 @@ def validate(
         "sparsity": round(1.0 - fired / total, 5),
         "macs_per_step": round(macs / n_steps, 1),
         "dense_macs_per_step": model.dense_macs_per_step,
+        "latency": (
+            {
+                "mean_us": round(lat_sum / n_steps * 1e6, 3),
+                "over_budget": round(lat_over / n_steps, 5),
+                "hinge": lat_hinge / n_steps,  # latency_hinge over every step
+            }
+            if pricer is not None
+            else None
+        ),
+    }
+
+
+def _log_latency(
+    rec: dict[str, Any], writer: Any, step: int, lat_sum: float, lat_over: int, lat_n: int, v: dict[str, Any] | None
+) -> None:
+    """The latency surrogate over the training steps since the last record (and on validation) into `rec`, TB."""
+    rec["train_latency_mean_us"] = round(lat_sum / max(1, lat_n) * 1e6, 3)
+    rec["train_over_budget"] = round(lat_over / max(1, lat_n), 5)
+    writer.add_scalar("latency/train_mean_us", rec["train_latency_mean_us"], step)
+    writer.add_scalar("latency/train_over_budget", rec["train_over_budget"], step)
+    if v is not None and v["latency"] is not None:
+        rec["val_latency"] = v["latency"]
+        writer.add_scalar("latency/val_mean_us", v["latency"]["mean_us"], step)
+        writer.add_scalar("latency/val_over_budget", v["latency"]["over_budget"], step)
+
+
+def _latency_record(spec: StageSpec, last: dict[str, Any]) -> dict[str, Any]:
+    """The stage record's latency keys (none when the stage had no latency term: records as before)."""
+    if not spec.latency_weight > 0.0:
+        return {}
+    return {
+        "latency_weight": spec.latency_weight,
+        "latency_budget_us": round(spec.latency_budget_s * 1e6, 6),
+        "latency_clock_mhz": round(spec.latency_clock_hz / 1e6, 6),
+        "latency_tau": spec.latency_tau,
+        "latency_tau_grad": spec.latency_tau_grad,
+        "train_latency_mean_us": last.get("train_latency_mean_us"),
+        "train_over_budget": last.get("train_over_budget"),
+        "val_latency": last.get("val_latency"),
     }
 
 
@@ -156,6 +238,12 @@ class StageSpec:
     dagger_round: int = 0  # > 0: collect learner-driven episodes first (round k: β = beta_decay^k)
     steps: int = 0  # > 0: a budget of gradient steps (training from logs, :func:`train_stage_budget`), not epochs
     aux_weight: float = 0.0  # > 0: weight of the auxiliary gait-phase loss (needs an aux head, `[aux]`)
+    # > 0: weight of the latency surrogate's hinge over the budget (delta stages, `delta.latency_*`)
+    latency_weight: float = 0.0
+    latency_budget_s: float = 21e-6
+    latency_clock_hz: float = 125e6
+    latency_tau: float = 1 / 256
+    latency_tau_grad: float = 0.0
 
 
 def train_stage(
@@ -194,6 +282,7 @@ def train_stage(
         aux_head.train()
     opt = torch.optim.Adam(params, lr=spec.lr)
     need_stats = spec.l1_weight > 0.0
+    pricer = LatencyPricer.of(model, spec)
     n_out = model.output_size
     history = []
     bar = tqdm(
@@ -202,11 +291,12 @@ def train_stage(
     model.train()
     for epoch in range(spec.epochs):
         loss_sum, aux_sum, n_batches = 0.0, 0.0, 0
+        lat_sum, lat_over, lat_n = 0.0, 0, 0
         for xb, yb, mb in sampler.epoch(rng):
             if use_aux:
                 assert aux_head is not None
-                res = model(xb, return_stats=need_stats, return_hidden=True)
-                out, hid = res[0], res[-1]
+                res = model(xb, return_stats=need_stats, return_hidden=True, return_deltas=pricer is not None)
+                out, hid = res[0], res[1 + need_stats]
                 fit = _loss(out, yb[..., :n_out], mb, o.loss)
                 aux_loss = _aux_loss(aux_head(hid), yb[..., n_out:], mb)
                 loss = fit + spec.aux_weight * aux_loss
@@ -214,12 +304,20 @@ def train_stage(
                     loss = loss + spec.l1_weight * res[1].delta_l1
                 aux_sum += float(aux_loss.detach())
             elif need_stats:
-                out, stats = model(xb, return_stats=True)
+                res = model(xb, return_stats=True, return_deltas=pricer is not None)
+                out, stats = res[0], res[1]
                 fit = _loss(out, yb, mb, o.loss)
                 loss = fit + spec.l1_weight * stats.delta_l1
             else:
-                out = model(xb)
+                res = model(xb, return_deltas=pricer is not None)
+                out = res[0] if pricer is not None else res
                 loss = fit = _loss(out, yb, mb, o.loss)
+            if pricer is not None:
+                hinge, lat = pricer.hinge(res[-1], mb)
+                loss = loss + spec.latency_weight * hinge
+                lat_sum += float(lat.sum())
+                lat_over += int((lat > pricer.budget_s).sum())
+                lat_n += lat.numel()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, o.grad_clip)
@@ -230,10 +328,12 @@ def train_stage(
             n_batches += 1
             bar.update(1)
             bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / n_batches:.4f}")
-        v = validate(model, val, scaling, o.loss, aux_head if use_aux else None) if val.x else None
+        v = validate(model, val, scaling, o.loss, aux_head if use_aux else None, pricer) if val.x else None
         step = epoch0 + epoch + 1
         rec: dict[str, Any] = {"epoch": epoch + 1, "train_loss": round(loss_sum / max(1, n_batches), 6)}
         writer.add_scalar("loss/train", rec["train_loss"], step)
+        if pricer is not None:
+            _log_latency(rec, writer, step, lat_sum, lat_over, lat_n, v)
         if use_aux:
             rec["train_aux_loss"] = round(aux_sum / max(1, n_batches), 6)
             writer.add_scalar("loss/train_aux", rec["train_aux_loss"], step)
@@ -280,6 +380,7 @@ def train_stage(
         "history": history,
         "seconds": round(time.perf_counter() - t0, 2),
         **aux_rec,
+        **_latency_record(spec, last),
     }
 
 
@@ -332,6 +433,8 @@ def train_stage_budget(
     batches = sampler.stream(rng)
     opt = torch.optim.Adam(model.parameters(), lr=spec.lr)
     need_stats = spec.l1_weight > 0.0
+    pricer = LatencyPricer.of(model, spec)
+    lat_sum, lat_over, lat_n = 0.0, 0, 0
     history: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None  # the best validation record
     best_state: dict[str, torch.Tensor] | None = None
@@ -347,12 +450,20 @@ def train_stage_budget(
             g["lr"] = lr
         xb, yb, mb = next(batches)
         if need_stats:
-            out, stats = model(xb, return_stats=True)
+            res = model(xb, return_stats=True, return_deltas=pricer is not None)
+            out, stats = res[0], res[1]
             fit = _loss(out, yb, mb, o.loss)
             loss = fit + spec.l1_weight * stats.delta_l1
         else:
-            out = model(xb)
+            res = model(xb, return_deltas=pricer is not None)
+            out = res[0] if pricer is not None else res
             loss = fit = _loss(out, yb, mb, o.loss)
+        if pricer is not None:
+            hinge, lat = pricer.hinge(res[-1], mb)
+            loss = loss + spec.latency_weight * hinge
+            lat_sum += float(lat.sum())
+            lat_over += int((lat > pricer.budget_s).sum())
+            lat_n += lat.numel()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
@@ -368,8 +479,12 @@ def train_stage_budget(
         loss_sum, n_batches = 0.0, 0
         writer.add_scalar("loss/train", rec["train_loss"], step0 + step)
         if val.x:
-            v = validate(model, val, scaling, o.loss)
+            v = validate(model, val, scaling, o.loss, pricer=pricer)
             objective = v["loss"] + spec.l1_weight * v["delta_l1"]
+            if pricer is not None:
+                objective += spec.latency_weight * v["latency"]["hinge"]
+                _log_latency(rec, writer, step0 + step, lat_sum, lat_over, lat_n, v)
+                lat_sum, lat_over, lat_n = 0.0, 0, 0
             rec |= {
                 "val_loss": round(v["loss"], 6),
                 "val_objective": round(objective, 6),
@@ -429,4 +544,5 @@ def train_stage_budget(
         "dense_macs_per_step": model.dense_macs_per_step,
         "history": history,
         "seconds": round(time.perf_counter() - t0, 2),
+        **_latency_record(spec, kept),
     }
