@@ -29,6 +29,9 @@ episode_seconds = 2.0
 n_steps = 256
 batch_size = 128
 n_epochs = 1
+
+[select]
+enabled = false
 """
 
 
