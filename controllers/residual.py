@@ -40,6 +40,7 @@ OBS_LAYOUT: tuple[tuple[str, int], ...] = (
 )
 OBS_SIZE = sum(n for _, n in OBS_LAYOUT)
 DEFAULT_RESIDUAL_SCALE = 0.25
+PUSH_PATTERNS = ("random", "train")
 
 
 def layout_to_json(layout: tuple[tuple[str, int], ...] = OBS_LAYOUT) -> list[dict[str, Any]]:
@@ -160,7 +161,12 @@ class RandomPushes:
 
     A curriculum: with ``start_max_n`` set, the upper magnitude grows linearly from ``start_max_n`` (training
     progress 0) to ``max_n`` (progress ``ramp``, a fraction of training, and after); progress is the ``progress``
-    argument of :meth:`draw`. The draws use the generator identically at any progress (same stream)."""
+    argument of :meth:`draw`. The draws use the generator identically at any progress (same stream).
+
+    ``pattern = "train"``: what `legloop eval`'s push trials do instead — ``count`` pushes of one magnitude per
+    episode (uniform in [``min_n``, upper]) alternating forward and backward (the first either way), the first at a
+    uniform time in [``start_s``, ``start_s`` + interval], then every interval (``interval_s`` × U(0.8, 1.2) per
+    episode, so the pushes land at different gait phases), those after ``end_s`` dropped."""
 
     probability: float = 0.5
     count: int = 3
@@ -171,6 +177,8 @@ class RandomPushes:
     duration_s: float = 0.1
     start_max_n: float | None = None
     ramp: float = 0.5
+    pattern: str = "random"  # "random" or "train" (see the class docstring)
+    interval_s: float = 1.13
 
     def validate(self) -> None:
         if not 0.0 <= self.probability <= 1.0:
@@ -185,6 +193,10 @@ class RandomPushes:
             raise ValueError(f"push curriculum needs min_n <= start_max_n <= max_n, got {self.start_max_n}")
         if not 0.0 < self.ramp <= 1.0:
             raise ValueError(f"push curriculum ramp must be in (0, 1] (a fraction of training), got {self.ramp}")
+        if self.pattern not in PUSH_PATTERNS:
+            raise ValueError(f"push pattern must be one of {', '.join(PUSH_PATTERNS)}, got {self.pattern!r}")
+        if not 0.2 <= self.interval_s <= 10.0:
+            raise ValueError(f"push interval must be in [0.2, 10] s, got {self.interval_s}")
 
     def upper(self, progress: float = 1.0) -> float:
         """The largest magnitude drawn at training ``progress`` (0 … 1), N."""
@@ -196,6 +208,15 @@ class RandomPushes:
     def draw(self, rng: np.random.Generator, progress: float = 1.0) -> tuple[Push, ...]:
         if self.count == 0 or rng.random() >= self.probability:
             return ()
+        if self.pattern == "train":
+            interval = self.interval_s * rng.uniform(0.8, 1.2)
+            t0 = rng.uniform(self.start_s, self.start_s + interval)
+            mag = rng.uniform(self.min_n, self.upper(progress)) * rng.choice((-1.0, 1.0))
+            return tuple(
+                Push(float(t0 + i * interval), float(mag if i % 2 == 0 else -mag), self.duration_s)
+                for i in range(self.count)
+                if t0 + i * interval <= self.end_s
+            )
         times = np.sort(rng.uniform(self.start_s, self.end_s, self.count))
         mags = rng.uniform(self.min_n, self.upper(progress), self.count) * rng.choice((-1.0, 1.0), self.count)
         return tuple(Push(float(t), float(f), self.duration_s) for t, f in zip(times, mags, strict=True))

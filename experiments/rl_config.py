@@ -112,6 +112,10 @@ class PushConfig:
     # curriculum_ramp of training (curriculum_start_n = 0: no curriculum, max_n from the start).
     curriculum_start_n: float = 200.0
     curriculum_ramp: float = 0.5
+    # "random": count pushes at random times and magnitudes; "train": count pushes of one magnitude, alternating
+    # direction, every ~interval_s — the shape of `legloop eval`'s push trials (controllers.residual.RandomPushes)
+    pattern: str = "random"
+    interval_s: float = 1.13
 
     def _pushes(self) -> RandomPushes:
         kw = dataclasses.asdict(self)
