@@ -82,10 +82,10 @@ class RewardConfig:
     progress: float = 1.0
     speed_tolerance: float = 0.3
     alive: float = 1.0
-    tracking: float = 5.0
+    tracking: float = 2.5  # room to leave the PD's trajectory while recovering from a push
     torque: float = 0.05
     torque_rate: float = 5.0
-    fall: float = 100.0  # once, on the fall: ≈ 50 walking steps' reward on top of the lost future
+    fall: float = 300.0  # once, on the fall: ≈ 150 walking steps' reward on top of the lost future
     residual: float = 0.1  # ‖action‖²: a full correction on both joints costs 0.2 per step
 
     def validate(self) -> None:
@@ -102,19 +102,19 @@ class PushConfig:
     """Random trunk pushes during training (:class:`controllers.residual.RandomPushes`); probability 0: none."""
 
     probability: float = 0.8
-    count: int = 5
+    count: int = 8
     start_s: float = 2.0
     end_s: float = 9.0
-    min_n: float = 50.0
-    max_n: float = 400.0  # the PD survives 50–300 N in evaluation (seeds 5–9, 1.0 m/s): train past its edge
+    min_n: float = 150.0
+    max_n: float = 450.0  # the PD survives 50–400 N in evaluation (seeds 5–9): train past its edge
     duration_s: float = 0.1
     # Curriculum: the largest magnitude grows linearly from curriculum_start_n to max_n over the first
     # curriculum_ramp of training (curriculum_start_n = 0: no curriculum, max_n from the start).
-    curriculum_start_n: float = 200.0
+    curriculum_start_n: float = 300.0
     curriculum_ramp: float = 0.5
     # "random": count pushes at random times and magnitudes; "train": count pushes of one magnitude, alternating
     # direction, every ~interval_s — the shape of `legloop eval`'s push trials (controllers.residual.RandomPushes)
-    pattern: str = "random"
+    pattern: str = "train"
     interval_s: float = 1.13
 
     def _pushes(self) -> RandomPushes:
@@ -222,10 +222,10 @@ class RLConfig:
     """Everything `legloop rl train` needs besides the output directory."""
 
     seed: int = 0
-    total_timesteps: int = 1_200_000
+    total_timesteps: int = 800_000
     n_envs: int = 2
     vec_env: str = "dummy"
-    checkpoint_every: int = 200_000  # env steps between checkpoints in DIR/checkpoints (0: none)
+    checkpoint_every: int = 160_000  # env steps between checkpoints in DIR/checkpoints (0: none)
     torch_threads: int = 1
     env: EnvConfig = field(default_factory=EnvConfig)
     residual: ResidualConfig = field(default_factory=ResidualConfig)
