@@ -4,9 +4,9 @@
 
 Each argument is a folder of `legloop eval` output directories, one per condition, with the same names on both sides
 (``v1.0_s0`` …: speed and slope, as ``runs/eval_grid.sh``-style loops make them), run with run logs (the default) and
-push trials. Per condition and controller: falls, mean knee / ankle tracking RMSE and the worst episode's ratio to the
-PD on the same seed, peak |torque| and peak |torque rate| (from the run logs, N·m and N·m/s), and the median largest
-push survived.
+push trials (the PD's episodes are restricted to the other side's seeds: a screen may run fewer). Per condition and
+controller: falls, mean knee / ankle tracking RMSE and the worst episode's ratio to the PD on the same seed, peak
+|torque| and peak |torque rate| (from the run logs, N·m and N·m/s), and the median largest push survived.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ def _episode_torques(run: Path, seed: int) -> tuple[float, float, float, float]:
     return float(np.abs(tk).max()), float(np.abs(ta).max()), rate(tk), rate(ta)
 
 
-def condition(run: Path) -> dict[str, Any]:
+def condition(run: Path, seeds: list[int] | None = None) -> dict[str, Any]:
     m = json.loads((run / "metrics.json").read_text())
-    eps = m["episodes"]
+    eps = [e for e in m["episodes"] if seeds is None or e["seed"] in seeds]
     torques = np.array([_episode_torques(run, e["seed"]) for e in eps])
     pushes = [e["max_push_survived_n"] for e in eps if e.get("max_push_survived_n") is not None]
     return {
@@ -61,7 +61,10 @@ def main() -> None:
     for cond in sorted(p.name for p in args.pd.iterdir() if (p / "metrics.json").exists()):
         if not (args.rl / cond / "metrics.json").exists():
             continue
-        pd, rl = condition(args.pd / cond), condition(args.rl / cond)
+        rl = condition(args.rl / cond)
+        pd = condition(args.pd / cond, rl["seeds"])  # a screen on fewer seeds compares with the PD's same seeds
+        if pd["seeds"] != rl["seeds"]:
+            sys.exit(f"{cond}: the PD run has seeds {pd['seeds']}, the other {rl['seeds']}")
         for name, c in (("pd", pd), (args.rl.name[:6], rl)):
             kr = max(a / b for a, b in zip(c["knee_rmse"], pd["knee_rmse"], strict=True))
             ar = max(a / b for a, b in zip(c["ankle_rmse"], pd["ankle_rmse"], strict=True))

@@ -40,6 +40,7 @@ OBS_LAYOUT: tuple[tuple[str, int], ...] = (
 )
 OBS_SIZE = sum(n for _, n in OBS_LAYOUT)
 DEFAULT_RESIDUAL_SCALE = 0.25
+PUSH_PATTERNS = ("random", "train")
 
 
 def layout_to_json(layout: tuple[tuple[str, int], ...] = OBS_LAYOUT) -> list[dict[str, Any]]:
@@ -56,6 +57,15 @@ def describe_layout(layout: Any) -> str:
     return ", ".join(f"{n}:{s}" for n, s in items) + f" ({sum(s for _, s in items)} values)"
 
 
+def check_max_delta(max_delta: float | None) -> float | None:
+    """The residual's slew limit (action units per control step, in (0, 2]; 2 or None: no limit) or ValueError."""
+    if max_delta is None:
+        return None
+    if not 0.0 < max_delta <= 2.0:
+        raise ValueError(f"max_delta must be in (0, 2] (action units per control step) or None, got {max_delta}")
+    return None if max_delta >= 2.0 else float(max_delta)
+
+
 class ResidualCore:
     """The PD, the previous action and the observation buffer of one residual controller (one episode at a time).
 
@@ -63,9 +73,17 @@ class ResidualCore:
     (the policy's action → motor torques, N·m). Both return arrays owned by the core, overwritten next step.
     """
 
-    def __init__(self, pd: AmproPD, peak_torque: np.ndarray, residual_scale: float = DEFAULT_RESIDUAL_SCALE) -> None:
+    def __init__(
+        self,
+        pd: AmproPD,
+        peak_torque: np.ndarray,
+        residual_scale: float = DEFAULT_RESIDUAL_SCALE,
+        max_delta: float | None = None,
+    ) -> None:
         if not 0.0 < residual_scale <= 1.0:
             raise ValueError(f"residual_scale must be in (0, 1] (a fraction of the peak torque), got {residual_scale}")
+        # The residual's slew limit: the applied action moves at most this far from the previous one per step.
+        self.max_delta = check_max_delta(max_delta)
         self.pd = pd
         self.peak = np.asarray(peak_torque, dtype=np.float64).copy()
         self.residual_scale = float(residual_scale)
@@ -99,13 +117,19 @@ class ResidualCore:
         return o
 
     def torque(self, action: np.ndarray) -> np.ndarray:
-        """PD torque of the last :meth:`observe` + the bounded residual of ``action`` (clipped to [-1, 1]), N·m,
-        saturated at the motor peaks. A non-finite action raises ``ValueError``."""
+        """PD torque of the last :meth:`observe` + the bounded residual of ``action`` (clipped to [-1, 1], then to
+        within ``max_delta`` of the previous applied action), N·m, saturated at the motor peaks. A non-finite action
+        raises ``ValueError``."""
         a0, a1 = action.tolist() if isinstance(action, np.ndarray) else (float(action[0]), float(action[1]))
         if not (math.isfinite(a0) and math.isfinite(a1)):
             raise ValueError(f"residual action must be finite, got [{a0}, {a1}]")
         a0 = -1.0 if a0 < -1.0 else (1.0 if a0 > 1.0 else a0)
         a1 = -1.0 if a1 < -1.0 else (1.0 if a1 > 1.0 else a1)
+        md = self.max_delta
+        if md is not None:
+            p0, p1 = self.prev_action[0], self.prev_action[1]
+            a0 = p0 - md if a0 < p0 - md else (p0 + md if a0 > p0 + md else a0)
+            a1 = p1 - md if a1 < p1 - md else (p1 + md if a1 > p1 + md else a1)
         self.prev_action[0], self.prev_action[1] = a0, a1
         tpk, tpa = self.pd.last_torque.tolist()
         pk, pa = self._pk, self._pa
@@ -126,12 +150,23 @@ class RewardWeights:
     tracking: float = 5.0
     torque: float = 0.05
     torque_rate: float = 5.0
+    fall: float = 0.0  # once, on the step the walker falls
+    residual: float = 0.0  # ‖action‖²: the PD unless a correction pays
 
 
 @dataclass(frozen=True)
 class RandomPushes:
     """Random trunk pushes per episode: with probability ``probability`` an episode gets ``count`` pushes at
-    uniform times in [``start_s``, ``end_s``], magnitudes uniform in [``min_n``, ``max_n``] N, either direction."""
+    uniform times in [``start_s``, ``end_s``], magnitudes uniform in [``min_n``, ``max_n``] N, either direction.
+
+    A curriculum: with ``start_max_n`` set, the upper magnitude grows linearly from ``start_max_n`` (training
+    progress 0) to ``max_n`` (progress ``ramp``, a fraction of training, and after); progress is the ``progress``
+    argument of :meth:`draw`. The draws use the generator identically at any progress (same stream).
+
+    ``pattern = "train"``: what `legloop eval`'s push trials do instead — ``count`` pushes of one magnitude per
+    episode (uniform in [``min_n``, upper]) alternating forward and backward (the first either way), the first at a
+    uniform time in [``start_s``, ``start_s`` + interval], then every interval (``interval_s`` × U(0.8, 1.2) per
+    episode, so the pushes land at different gait phases), those after ``end_s`` dropped."""
 
     probability: float = 0.5
     count: int = 3
@@ -140,6 +175,10 @@ class RandomPushes:
     min_n: float = 50.0
     max_n: float = 300.0
     duration_s: float = 0.1
+    start_max_n: float | None = None
+    ramp: float = 0.5
+    pattern: str = "random"  # "random" or "train" (see the class docstring)
+    interval_s: float = 1.13
 
     def validate(self) -> None:
         if not 0.0 <= self.probability <= 1.0:
@@ -150,12 +189,36 @@ class RandomPushes:
             raise ValueError(f"push magnitudes need 0 <= min_n <= max_n, got {self.min_n}, {self.max_n}")
         if not 0.0 < self.duration_s <= 1.0:
             raise ValueError(f"push duration must be in (0, 1] s, got {self.duration_s}")
+        if self.start_max_n is not None and not self.min_n <= self.start_max_n <= self.max_n:
+            raise ValueError(f"push curriculum needs min_n <= start_max_n <= max_n, got {self.start_max_n}")
+        if not 0.0 < self.ramp <= 1.0:
+            raise ValueError(f"push curriculum ramp must be in (0, 1] (a fraction of training), got {self.ramp}")
+        if self.pattern not in PUSH_PATTERNS:
+            raise ValueError(f"push pattern must be one of {', '.join(PUSH_PATTERNS)}, got {self.pattern!r}")
+        if not 0.2 <= self.interval_s <= 10.0:
+            raise ValueError(f"push interval must be in [0.2, 10] s, got {self.interval_s}")
 
-    def draw(self, rng: np.random.Generator) -> tuple[Push, ...]:
+    def upper(self, progress: float = 1.0) -> float:
+        """The largest magnitude drawn at training ``progress`` (0 … 1), N."""
+        if self.start_max_n is None:
+            return self.max_n
+        f = min(1.0, max(0.0, progress) / self.ramp)
+        return self.start_max_n + (self.max_n - self.start_max_n) * f
+
+    def draw(self, rng: np.random.Generator, progress: float = 1.0) -> tuple[Push, ...]:
         if self.count == 0 or rng.random() >= self.probability:
             return ()
+        if self.pattern == "train":
+            interval = self.interval_s * rng.uniform(0.8, 1.2)
+            t0 = rng.uniform(self.start_s, self.start_s + interval)
+            mag = rng.uniform(self.min_n, self.upper(progress)) * rng.choice((-1.0, 1.0))
+            return tuple(
+                Push(float(t0 + i * interval), float(mag if i % 2 == 0 else -mag), self.duration_s)
+                for i in range(self.count)
+                if t0 + i * interval <= self.end_s
+            )
         times = np.sort(rng.uniform(self.start_s, self.end_s, self.count))
-        mags = rng.uniform(self.min_n, self.max_n, self.count) * rng.choice((-1.0, 1.0), self.count)
+        mags = rng.uniform(self.min_n, self.upper(progress), self.count) * rng.choice((-1.0, 1.0), self.count)
         return tuple(Push(float(t), float(f), self.duration_s) for t, f in zip(times, mags, strict=True))
 
 
@@ -187,8 +250,15 @@ class ResidualPDEnv(gym.Wrapper):
     | tracking | ``−w · ((q_k − q_k,des)² + (q_a − q_a,des)²)``, the PD's desired trajectory, rad² | 5.0 |
     | torque | ``−w · ‖τ / τ_peak‖²`` of the applied torque (PD + residual) | 0.05 |
     | torque rate | ``−w · ‖(τ_k − τ_{k−1}) / τ_peak‖²`` | 5.0 |
+    | fall | ``−w`` once, on the step the walker falls (terminal) | 0 |
+    | residual | ``−w · ‖a‖²`` of the applied residual action: the PD unless a correction pays for itself | 0 |
 
     v_x is the trunk's forward velocity, v_cmd the commanded speed of the episode, tol ``speed_tolerance`` (0.3 m/s).
+    The defaults here are the neutral ones; ``experiments/configs/rl.toml`` sets the trained ones. Scale: a walking
+    step earns ≈ 2 (progress + alive), so with γ = 0.995 (≈ 200 steps, 1 s) a fall already forfeits ≈ 400 of
+    discounted return; the explicit ``fall`` term makes it cost more than the tracking and progress a riskier gait
+    buys back. Peak torque and torque-rate in unperturbed walking are held near the PD's by ``residual`` and by the
+    residual's slew limit (``max_delta``) rather than by the quadratic rate term, which weighs one large jump little.
 
     ## Episode end
     As the env: terminated on a fall, truncated by the ``TimeLimit`` of the registration (10 s at 200 Hz).
@@ -200,6 +270,9 @@ class ResidualPDEnv(gym.Wrapper):
     | residual_scale | 0.25 | the action's bound, a fraction of the motor peak torque |
     | weights | :class:`RewardWeights` () | the reward weights |
     | pushes | None | :class:`RandomPushes`: random trunk pushes drawn per episode from the wrapper's seeded generator |
+    | max_delta | None | the residual's slew limit: the applied action moves ≤ this per control step (None: none) |
+
+    :meth:`set_progress` (0 … 1; ``legloop rl train`` calls it through ``env_method``) drives the push curriculum.
     """
 
     def __init__(
@@ -208,6 +281,7 @@ class ResidualPDEnv(gym.Wrapper):
         residual_scale: float = DEFAULT_RESIDUAL_SCALE,
         weights: RewardWeights | None = None,
         pushes: RandomPushes | None = None,
+        max_delta: float | None = None,
     ) -> None:
         super().__init__(env)
         walker = env.unwrapped
@@ -219,6 +293,9 @@ class ResidualPDEnv(gym.Wrapper):
                 raise ValueError("make the env without pushes: ResidualPDEnv(pushes=RandomPushes()) draws them")
         self.walker = walker
         self.residual_scale = float(residual_scale)
+        self.max_delta = max_delta
+        check_max_delta(max_delta)
+        self.progress = 1.0  # training progress for the push curriculum (set_progress)
         self.weights = weights or RewardWeights()
         self.random_pushes = pushes
         self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
@@ -236,16 +313,22 @@ class ResidualPDEnv(gym.Wrapper):
             self._push_rng = np.random.default_rng([seed, 0x9E5])
         w = self.walker
         if self.random_pushes is not None:
-            w.pushes = self.random_pushes.draw(self._push_rng)  # a plain attribute the env reads from its reset on
+            drawn = self.random_pushes.draw(self._push_rng, self.progress)
+            options = {"pushes": drawn} | dict(options or {})  # the caller's own pushes option wins
         sensors, info = self.env.reset(seed=seed, options=options)
         # A randomised reset builds a new body: the PD needs its geometry and weight, the core its motor peaks.
         if self.core is None or w.walker is not self._body:
-            self.core = ResidualCore(AmproPD(w.dt, walker=w.walker), w.peak_torque, self.residual_scale)
+            pd = AmproPD(w.dt, walker=w.walker)
+            self.core = ResidualCore(pd, w.peak_torque, self.residual_scale, self.max_delta)
             self._body = w.walker
         self.core.reset()
         self._prev_torque[:] = 0.0
         self._v_cmd = w.episode_speed
         return self.core.observe(sensors).copy(), info
+
+    def set_progress(self, progress: float) -> None:
+        """Training progress, 0 … 1: the push curriculum's magnitudes follow it from the next reset on."""
+        self.progress = float(progress)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         core = self.core
@@ -268,12 +351,17 @@ class ResidualPDEnv(gym.Wrapper):
         r_tracking = -w.tracking * (ek * ek + ea * ea)
         r_torque = -w.torque * (nk * nk + na * na)
         r_rate = -w.torque_rate * (dk * dk + da * da)
-        reward = r_progress + r_alive + r_tracking + r_torque + r_rate
+        r_fall = -w.fall if terminated else 0.0
+        ak, aa = core.prev_action[0], core.prev_action[1]  # the applied (clipped, slew-limited) action
+        r_residual = -w.residual * (ak * ak + aa * aa)
+        reward = r_progress + r_alive + r_tracking + r_torque + r_rate + r_fall + r_residual
         info["reward_progress"] = r_progress
         info["reward_alive"] = r_alive
         info["reward_tracking"] = r_tracking
         info["reward_torque"] = r_torque
         info["reward_torque_rate"] = r_rate
+        info["reward_fall"] = r_fall
+        info["reward_residual"] = r_residual
         # A copy: callers keep observations (rollout and replay buffers), and the core overwrites its buffer.
         return obs.copy(), reward, terminated, truncated, info
 
@@ -284,9 +372,10 @@ def make_residual_env(
     weights: RewardWeights | None = None,
     pushes: RandomPushes | None = None,
     max_episode_steps: int = 2000,
+    max_delta: float | None = None,
 ) -> gym.Env:
     """``gymnasium.make("legloop/ProstheticWalker-v0", **env_options)`` wrapped in :class:`ResidualPDEnv`."""
     import envs  # registers the id
 
     env = gym.make(envs.ENV_ID, max_episode_steps=max_episode_steps, **(env_options or {}))
-    return ResidualPDEnv(env, residual_scale, weights, pushes)
+    return ResidualPDEnv(env, residual_scale, weights, pushes, max_delta)

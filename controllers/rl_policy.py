@@ -8,7 +8,9 @@ file                  what it holds
 ``policy.zip``        the SB3 model (``model.save``; ``PPO.load`` reads it)
 ``vecnormalize.pkl``  the ``VecNormalize`` statistics the policy was trained with (``VecNormalize.load`` reads it)
 ``rl.json``           ``format`` (``legloop-rl/1``), ``algo``, ``observation`` (the layout: names and sizes, see
-                      :data:`controllers.residual.OBS_LAYOUT`), ``residual_scale``, ``control_dt``, training info
+                      :data:`controllers.residual.OBS_LAYOUT`), ``residual_scale``, ``residual_max_delta`` (the
+                      slew limit; absent or null: none), ``control_dt``, training info, ``selection`` (which
+                      checkpoint held-out push trials chose, :mod:`experiments.rl_select`)
 ====================  =========================================================================================
 
 The controller builds the observation with :class:`controllers.residual.ResidualCore` — the code the training
@@ -29,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from controllers.pd import AmproPD
-from controllers.residual import OBS_SIZE, ResidualCore, describe_layout, layout_to_json
+from controllers.residual import OBS_SIZE, ResidualCore, check_max_delta, describe_layout, layout_to_json
 
 FORMAT = "legloop-rl/1"
 POLICY_FILE = "policy.zip"
@@ -134,6 +136,7 @@ class RLPolicy:
     meta: dict[str, Any]
     path: Path
     actor: MlpActor | None = None  # the policy's mean in numpy; None: SB3's predict
+    max_delta: float | None = None  # the residual's slew limit per control step (None: none)
 
     def action(self, obs_norm: np.ndarray) -> np.ndarray:
         """The deterministic action for one normalised observation (clipped to the action space)."""
@@ -190,6 +193,13 @@ def load_rl_checkpoint(path: str | os.PathLike) -> RLPolicy:
         raise RLCheckpointError(f"{d / META_FILE}: residual_scale must be a number in (0, 1], got {scale!r}")
     if not isinstance(dt, (int, float)) or not 0.0 < dt <= 0.02:
         raise RLCheckpointError(f"{d / META_FILE}: control_dt must be a number in (0, 0.02] s, got {dt!r}")
+    md = meta.get("residual_max_delta")  # absent in checkpoints from before the slew limit: none
+    try:
+        if md is not None and not isinstance(md, (int, float)):
+            raise ValueError(f"not a number: {md!r}")
+        md = check_max_delta(md)
+    except ValueError as exc:
+        raise RLCheckpointError(f"{d / META_FILE}: residual_max_delta: {exc}") from None
     import torch
     from stable_baselines3 import PPO
 
@@ -218,7 +228,7 @@ def load_rl_checkpoint(path: str | os.PathLike) -> RLPolicy:
         actor: MlpActor | None = MlpActor(model.policy)
     except TypeError:
         actor = None  # another architecture: SB3's own predict, slower but general
-    return RLPolicy(model.policy, normalizer, float(scale), float(dt), meta, d, actor)
+    return RLPolicy(model.policy, normalizer, float(scale), float(dt), meta, d, actor, md)
 
 
 class RLController:
@@ -231,7 +241,7 @@ class RLController:
     def __init__(self, loaded: RLPolicy, pd: AmproPD, peak_torque: np.ndarray, name: str = "rl") -> None:
         self.name = name
         self.loaded = loaded
-        self.core = ResidualCore(pd, peak_torque, loaded.residual_scale)
+        self.core = ResidualCore(pd, peak_torque, loaded.residual_scale, loaded.max_delta)
         self._obs_n = np.zeros(OBS_SIZE, dtype=np.float32)
 
     @property

@@ -55,6 +55,14 @@ class Push:
     duration_s: float = 0.1
 
 
+def _check_pushes(pushes: Sequence[Push]) -> tuple[Push, ...]:
+    out = tuple(pushes)
+    for p in out:
+        if not isinstance(p, Push):
+            raise TypeError(f"pushes must be a sequence of envs.Push, got {type(p).__name__}")
+    return out
+
+
 @dataclass(frozen=True)
 class EnvSnapshot:
     """The plant's closed-loop state, from :meth:`ProstheticWalkerEnv.snapshot` (opaque; pass it to ``restore``)."""
@@ -159,7 +167,7 @@ class ProstheticWalkerEnv(gym.Env):
     | slope_ramp_s | 3 | the slope fades in linearly from level over this time, s (0: sloped from the start) |
     | sensor_noise | False | False, True or a float scale of the default noise of :class:`envs.sensors.SensorNoise` |
     | quantise_sensors | False | round encoder angles and load to the device's resolution |
-    | pushes | () | sequence of :class:`Push` on the trunk |
+    | pushes | () | sequence of :class:`Push` on the trunk (``reset(options={"pushes": ...})``: one episode's) |
     | randomize | False | domain randomisation at every reset (True for the default :class:`Randomization`) |
     | randomization | None | a :class:`Randomization` with custom ranges (implies randomize) |
     | friction | 1.0 | foot-floor friction coefficient |
@@ -231,10 +239,8 @@ class ProstheticWalkerEnv(gym.Env):
         noise = sensor_noise
         self.noise_scale = float(noise) if not isinstance(noise, bool) else (1.0 if noise else 0.0)
         self.quantise_sensors = bool(quantise_sensors)
-        self.pushes: tuple[Push, ...] = tuple(pushes)
-        for p in self.pushes:
-            if not isinstance(p, Push):
-                raise TypeError(f"pushes must be a sequence of envs.Push, got {type(p).__name__}")
+        self.pushes: tuple[Push, ...] = _check_pushes(pushes)
+        self._default_pushes = self.pushes  # the constructor's; a reset's ``options={"pushes": ...}`` overrides them
         rnd = randomization
         if rnd is not None and not isinstance(rnd, Randomization):
             raise TypeError(f"randomization must be an envs.Randomization, got {type(rnd).__name__}")
@@ -305,8 +311,11 @@ class ProstheticWalkerEnv(gym.Env):
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
+        options = dict(options or {})
+        # This episode's pushes: the option's, else the constructor's (an option holds for one episode only).
+        self.pushes = _check_pushes(options.pop("pushes")) if "pushes" in options else self._default_pushes
         if options:
-            raise ValueError(f"ProstheticWalker.reset takes no options, got {sorted(options)}")
+            raise ValueError(f"ProstheticWalker.reset takes only the option 'pushes', got {sorted(options)}")
         speed, slope, noise = self.speed, self.slope_deg, self.noise_scale
         r = self.randomization
         if r is not None:

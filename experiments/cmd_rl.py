@@ -1,12 +1,17 @@
 """`legloop rl`: reinforcement learning of a residual controller on top of the PD, with Stable-Baselines3.
 
     legloop rl train [--config RL.toml] --out DIR [--force] [--quiet] [--set KEY=VALUE ...]
+    legloop rl select DIR [--set select.KEY=VALUE ...]
 
 PPO on the PD + bounded-residual walker (``controllers/residual.py``: the observation, action and reward tables),
 vectorised envs, ``VecNormalize``, gSDE exploration, domain randomisation and random pushes; TensorBoard logs in
 ``DIR/tb``, checkpoints in ``DIR/checkpoints/step_N``, the policy in ``DIR`` (``policy.zip``, ``vecnormalize.pkl``,
 ``rl.json``), a summary with the wall time and env steps/s in ``DIR/rl_train.json``. Default config:
 ``experiments/configs/rl.toml``. Evaluate with ``legloop eval --controller rl --checkpoint DIR``.
+
+At the end of training (``[select]``) and with ``legloop rl select DIR`` (again, or on a run trained without it):
+every checkpoint runs push trials on held-out seeds and the best becomes ``DIR``'s policy
+(``experiments/rl_select.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +42,13 @@ def register(sub: Subparsers) -> None:
         help="override a config key (TOML value, dotted key), e.g. --set total_timesteps=50000 --set ppo.n_steps=256",
     )
     t.set_defaults(func=run_train)
+    s = rl_sub.add_parser("select", help="make the checkpoint of DIR that survives the largest pushes its policy",
+                          description=__doc__)  # fmt: skip
+    s.add_argument("run", metavar="DIR", help="a `legloop rl train` run directory")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of the run's config, e.g. --set select.seeds=[100,101,102]")  # fmt: skip
+    s.add_argument("--quiet", action="store_true", help="no per-checkpoint lines")
+    s.set_defaults(func=run_select)
 
 
 def _apply_overrides(raw: dict[str, Any], sets: list[str]) -> None:
@@ -90,5 +102,37 @@ def run_train(args: argparse.Namespace) -> int:
     print(
         f"trained {s['timesteps']:,} steps in {s['wall_s']:.0f} s ({s['steps_per_s']:.0f} env steps/s); "
         f"{s['falls']}/{s['episodes']} training episodes fell; wrote {res.out}"
+    )
+    return 0
+
+
+def run_select(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from experiments.rl_config import rl_config_from_dict
+    from experiments.rl_select import select_checkpoint
+    from experiments.train_config import ConfigError
+
+    run = Path(args.run)
+    try:
+        raw = json.loads((run / "rl_config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise CliError(f"{run} is not a `legloop rl train` run directory (rl_config.json: {exc})") from None
+    _apply_overrides(raw, args.set)
+    try:
+        cfg = rl_config_from_dict(raw)
+    except ConfigError as exc:
+        raise CliError(f"bad --set or {run / 'rl_config.json'}: {exc}") from None
+    log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr))
+    try:
+        sel = select_checkpoint(run, cfg.select, cfg.env.control_hz, progress=log)
+    except FileNotFoundError as exc:
+        raise CliError(str(exc)) from None
+    base = sel["baseline_pd"]
+    print(
+        f"selected step {sel['step']}: mean largest push survived {sel['score_n']:.0f} N"
+        + (f" (the PD alone: {base['score_n']:.0f} N)" if base else "")
+        + f"; {sel['wall_s']:.0f} s; wrote {run}"
     )
     return 0

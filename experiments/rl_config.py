@@ -1,9 +1,10 @@
 """Configuration of `legloop rl train`: a typed dataclass tree loaded from TOML, validated like `legloop train`'s.
 
 Top-level keys (``seed``, ``total_timesteps``, ``n_envs``, ``vec_env``, ``checkpoint_every``) and the tables
-``[env]``, ``[residual]``, ``[reward]``, ``[pushes]``, ``[ppo]``, ``[normalize]``. Unknown keys are rejected by their
-full dotted name, values are type- and range-checked, and every error names the key and the file. Keys a file leaves
-out take the defaults below (those of ``experiments/configs/rl.toml``), so a small override file is enough.
+``[env]``, ``[residual]``, ``[reward]``, ``[pushes]``, ``[ppo]``, ``[normalize]``, ``[select]``. Unknown keys are
+rejected by their full dotted name, values are type- and range-checked, and every error names the key and the file.
+Keys a file leaves out take the defaults below (those of ``experiments/configs/rl.toml``), so a small override
+file is enough.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from experiments.train_config import CONFIG_DIR, ConfigError, dataclass_from_dic
 
 DEFAULT_RL_CONFIG = CONFIG_DIR / "rl.toml"
 VEC_ENVS = ("dummy", "subproc")
+LR_SCHEDULES = ("constant", "linear")
 
 
 def _check(ok: bool, key: str, expected: str) -> None:
@@ -60,9 +62,17 @@ class EnvConfig:
 @dataclass
 class ResidualConfig:
     scale: float = 0.25  # the residual's bound, a fraction of the motor peak torque
+    # Slew limit: the applied action moves at most this far per control step (0: none). 0.1 → ≤ 710 N·m/s of knee
+    # torque rate from the residual (the PD's own peaks are 16–19 k N·m/s); 0 → full range takes 10 steps, 50 ms.
+    max_delta: float = 0.1
 
     def validate(self) -> None:
         _check(0.0 < self.scale <= 1.0, "residual.scale", "in (0, 1] (a fraction of the peak torque)")
+        _check(0.0 <= self.max_delta <= 2.0, "residual.max_delta", "in [0, 2] action units per step (0: no limit)")
+
+    @property
+    def max_delta_or_none(self) -> float | None:
+        return self.max_delta if 0.0 < self.max_delta < 2.0 else None
 
 
 @dataclass
@@ -72,9 +82,11 @@ class RewardConfig:
     progress: float = 1.0
     speed_tolerance: float = 0.3
     alive: float = 1.0
-    tracking: float = 5.0
+    tracking: float = 2.5  # room to leave the PD's trajectory while recovering from a push
     torque: float = 0.05
     torque_rate: float = 5.0
+    fall: float = 300.0  # once, on the fall: ≈ 150 walking steps' reward on top of the lost future
+    residual: float = 0.1  # ‖action‖²: a full correction on both joints costs 0.2 per step
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):
@@ -89,22 +101,35 @@ class RewardConfig:
 class PushConfig:
     """Random trunk pushes during training (:class:`controllers.residual.RandomPushes`); probability 0: none."""
 
-    probability: float = 0.6
-    count: int = 4
+    probability: float = 0.8
+    count: int = 8
     start_s: float = 2.0
     end_s: float = 9.0
-    min_n: float = 50.0
-    max_n: float = 400.0  # the PD survives 50–300 N in evaluation (seeds 5–9, 1.0 m/s): train past its edge
+    min_n: float = 150.0
+    max_n: float = 450.0  # the PD survives 50–400 N in evaluation (seeds 5–9): train past its edge
     duration_s: float = 0.1
+    # Curriculum: the largest magnitude grows linearly from curriculum_start_n to max_n over the first
+    # curriculum_ramp of training (curriculum_start_n = 0: no curriculum, max_n from the start).
+    curriculum_start_n: float = 300.0
+    curriculum_ramp: float = 0.5
+    # "random": count pushes at random times and magnitudes; "train": count pushes of one magnitude, alternating
+    # direction, every ~interval_s — the shape of `legloop eval`'s push trials (controllers.residual.RandomPushes)
+    pattern: str = "train"
+    interval_s: float = 1.13
+
+    def _pushes(self) -> RandomPushes:
+        kw = dataclasses.asdict(self)
+        start, ramp = kw.pop("curriculum_start_n"), kw.pop("curriculum_ramp")
+        return RandomPushes(**kw, start_max_n=start if start > 0 else None, ramp=ramp)
 
     def validate(self) -> None:
         try:
-            RandomPushes(**dataclasses.asdict(self)).validate()
+            self._pushes().validate()
         except ValueError as exc:
             raise ConfigError(f"[pushes]: {exc}") from None
 
     def random_pushes(self) -> RandomPushes | None:
-        return RandomPushes(**dataclasses.asdict(self)) if self.probability > 0 and self.count > 0 else None
+        return self._pushes() if self.probability > 0 and self.count > 0 else None
 
 
 @dataclass
@@ -112,6 +137,7 @@ class PPOConfig:
     """PPO (SB3) hyperparameters. gamma 0.995 looks ~1 s ahead at 200 Hz (a stride); gSDE explores smoothly."""
 
     learning_rate: float = 3e-4
+    lr_schedule: str = "linear"  # "constant", or "linear": learning_rate decays to 0 at the end of training
     n_steps: int = 1024  # per env per update
     batch_size: int = 256
     n_epochs: int = 5
@@ -121,7 +147,7 @@ class PPOConfig:
     ent_coef: float = 0.0
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
-    target_kl: float = 0.0  # stop an update's epochs early past this approx-KL (0: no limit)
+    target_kl: float = 0.02  # stop an update's epochs early past this approx-KL (0: no limit)
     use_sde: bool = True
     sde_sample_freq: int = 8
     log_std_init: float = -2.0
@@ -129,6 +155,7 @@ class PPOConfig:
 
     def validate(self) -> None:
         _check(0.0 < self.learning_rate <= 1.0, "ppo.learning_rate", "in (0, 1]")
+        _check(self.lr_schedule in LR_SCHEDULES, "ppo.lr_schedule", f"one of {', '.join(LR_SCHEDULES)}")
         _check(self.n_steps >= 2, "ppo.n_steps", ">= 2")
         _check(self.batch_size >= 2, "ppo.batch_size", ">= 2")
         _check(self.n_epochs >= 1, "ppo.n_epochs", ">= 1")
@@ -161,14 +188,44 @@ class NormalizeConfig:
 
 
 @dataclass
+class SelectConfig:
+    """Checkpoint selection on held-out push trials (:mod:`experiments.rl_select`) at the end of training.
+
+    Every saved checkpoint (and the final policy) runs `legloop eval`'s push trials — 8 alternating trunk pushes of
+    one magnitude, magnitudes growing until the first fall — on ``seeds`` (never the evaluation's 5–9) at each of
+    ``speeds``, ``seconds``-free (a push trial lasts ~14 s); the score is the mean largest push survived, N. The best
+    becomes the run's policy; ``rl.json`` names its step and score. ``enabled = false``: the final policy is kept.
+    """
+
+    enabled: bool = True
+    seeds: list[int] = field(default_factory=lambda: [100, 101, 102])
+    speeds: list[float] = field(default_factory=lambda: [0.8, 1.2])
+    magnitudes: list[float] = field(default_factory=lambda: [50.0, 100.0, 150.0, 200.0, 250.0, 300.0, 400.0, 500.0])
+    baseline: bool = True  # also score the PD alone (residual 0) on the same trials, for reference
+
+    def validate(self) -> None:
+        _check(1 <= len(self.seeds) <= 32 and all(s >= 0 for s in self.seeds), "select.seeds", "1–32 seeds >= 0")
+        _check(
+            1 <= len(self.speeds) <= 8 and all(0.6 <= v <= 1.5 for v in self.speeds), "select.speeds",
+            "1–8 speeds in [0.6, 1.5] m/s",
+        )  # fmt: skip
+        m = self.magnitudes
+        _check(
+            1 <= len(m) <= 16 and all(x > 0 for x in m) and list(m) == sorted(set(m)),
+            "select.magnitudes",
+            "1–16 increasing magnitudes > 0 N",
+        )
+
+
+@dataclass
 class RLConfig:
     """Everything `legloop rl train` needs besides the output directory."""
 
     seed: int = 0
-    total_timesteps: int = 1_500_000
+    total_timesteps: int = 800_000
     n_envs: int = 2
     vec_env: str = "dummy"
-    checkpoint_every: int = 250_000  # env steps between checkpoints in DIR/checkpoints (0: none)
+    checkpoint_every: int = 160_000  # env steps between checkpoints in DIR/checkpoints (0: none)
     torch_threads: int = 1
     env: EnvConfig = field(default_factory=EnvConfig)
     residual: ResidualConfig = field(default_factory=ResidualConfig)
@@ -176,6 +233,7 @@ class RLConfig:
     pushes: PushConfig = field(default_factory=PushConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
+    select: SelectConfig = field(default_factory=SelectConfig)
 
     def validate(self) -> RLConfig:
         _check(self.seed >= 0, "seed", ">= 0")
@@ -184,7 +242,7 @@ class RLConfig:
         _check(self.vec_env in VEC_ENVS, "vec_env", f"one of {', '.join(VEC_ENVS)}")
         _check(self.checkpoint_every >= 0, "checkpoint_every", ">= 0 (0: no checkpoints)")
         _check(1 <= self.torch_threads <= 64, "torch_threads", "in 1 … 64")
-        for part in (self.env, self.residual, self.reward, self.pushes, self.ppo, self.normalize):
+        for part in (self.env, self.residual, self.reward, self.pushes, self.ppo, self.normalize, self.select):
             part.validate()
         rollout = self.ppo.n_steps * self.n_envs
         _check(self.ppo.batch_size <= rollout, "ppo.batch_size", f"<= ppo.n_steps × n_envs ({rollout})")

@@ -7,12 +7,14 @@ random pushes, ``n_envs`` copies in a ``DummyVecEnv`` (one process) or ``Subproc
 =========================  ====================================================================================
 path                       what it holds
 =========================  ====================================================================================
-``policy.zip``             the final SB3 model
+``policy.zip``             the SB3 model: the final one, or with ``[select]`` the checkpoint held-out push
+                           trials chose (:mod:`experiments.rl_select`; ``rl.json``'s ``selection`` names it)
 ``vecnormalize.pkl``       its ``VecNormalize`` statistics (frozen at evaluation: ``training=False``)
 ``rl.json``                the checkpoint's metadata (:mod:`controllers.rl_policy`): observation layout, residual
-``checkpoints/step_N/``    the same three files every ``checkpoint_every`` env steps
+``checkpoints/step_N/``    the same three files every ``checkpoint_every`` env steps, and of the final policy
 ``rl_config.toml``         the config file as given (``rl_config.json``: as resolved, every default filled in)
-``rl_train.json``          summary: steps, wall time, env steps/s, episodes, falls, mean return of the last ones
+``rl_train.json``          summary: steps, wall time, env steps/s, episodes, falls, mean return of the last ones;
+                           with ``[select]``: the selected step, its score, the PD's, the selection's wall time
 ``tb/``                    TensorBoard logs (SB3's rollout/train scalars)
 =========================  ====================================================================================
 
@@ -64,6 +66,7 @@ def make_env(cfg: RLConfig, rank: int) -> Any:
         cfg.reward.weights(),
         cfg.pushes.random_pushes(),
         max_episode_steps=cfg.env.max_episode_steps,
+        max_delta=cfg.residual.max_delta_or_none,
     )
 
 
@@ -77,6 +80,7 @@ def checkpoint_meta(cfg: RLConfig, steps: int, extra: dict[str, Any] | None = No
         "algo": "ppo",
         "observation": layout_to_json(),
         "residual_scale": cfg.residual.scale,
+        "residual_max_delta": cfg.residual.max_delta_or_none,
         "control_dt": 1.0 / cfg.env.control_hz,
         "timesteps": int(steps),
         "seed": cfg.seed,
@@ -135,6 +139,15 @@ def _callbacks(cfg: RLConfig, out: Path, progress: bool, stats: dict[str, Any]) 
                 self.next_at += cfg.checkpoint_every
             return True
 
+    class Curriculum(BaseCallback):
+        """Training progress to every env at each rollout: the push curriculum's magnitudes follow it."""
+
+        def _on_rollout_start(self) -> None:
+            self.training_env.env_method("set_progress", self.num_timesteps / cfg.total_timesteps)
+
+        def _on_step(self) -> bool:
+            return True
+
     class Episodes(BaseCallback):
         """Counts finished episodes and falls (terminated, not truncated) for the summary."""
 
@@ -145,7 +158,7 @@ def _callbacks(cfg: RLConfig, out: Path, progress: bool, stats: dict[str, Any]) 
                     stats["falls"] += not info.get("TimeLimit.truncated", False)
             return True
 
-    return CallbackList([Progress(), Checkpoints(), Episodes()])
+    return CallbackList([Progress(), Checkpoints(), Curriculum(), Episodes()])
 
 
 def train_rl(
@@ -181,11 +194,15 @@ def train_rl(
     vec = VecNormalize(
         VecMonitor(venv), norm_obs=n.norm_obs, norm_reward=n.norm_reward, clip_obs=n.clip_obs, gamma=cfg.ppo.gamma
     )
+    vec.env_method("set_progress", 0.0)  # the push curriculum starts at its start (learn's first reset included)
     p = cfg.ppo
+    lr0 = p.learning_rate
+    # SB3 calls a schedule with the remaining progress, 1 → 0: "linear" decays to 0 at the end of training.
+    learning_rate: float | Callable[[float], float] = (lambda left: lr0 * left) if p.lr_schedule == "linear" else lr0
     model = PPO(
         "MlpPolicy",
         vec,
-        learning_rate=p.learning_rate,
+        learning_rate=learning_rate,
         n_steps=p.n_steps,
         batch_size=p.batch_size,
         n_epochs=p.n_epochs,
@@ -228,11 +245,27 @@ def train_rl(
             "provenance": provenance(),
         }
         save_checkpoint_dir(model, vec, out, checkpoint_meta(cfg, steps, {"training": summary}))
+        final = out / "checkpoints" / f"step_{steps}"
+        if not (final / META_FILE).is_file():  # the final policy is a candidate of the selection too
+            save_checkpoint_dir(model, vec, final, checkpoint_meta(cfg, steps))
         write_json(out / "rl_train.json", summary)
     finally:
         vec.close()
+    if cfg.select.enabled:
+        from experiments.rl_select import select_checkpoint
+
+        log = (lambda msg: print(msg, file=sys.stderr)) if progress else None
+        sel = select_checkpoint(out, cfg.select, cfg.env.control_hz, progress=log)
+        summary["selected_step"] = sel["step"]
+        summary["selected_score_n"] = sel["score_n"]
+        summary["baseline_pd_score_n"] = (sel["baseline_pd"] or {}).get("score_n")
+        summary["select_wall_s"] = sel["wall_s"]
+        summary["total_wall_s"] = round(summary["wall_s"] + sel["wall_s"], 1)
+        write_json(out / "rl_train.json", summary)
     return RLResult(out, summary)
 
 
 def summary_line(summary: dict[str, Any]) -> str:
-    return json.dumps({k: summary[k] for k in ("timesteps", "wall_s", "steps_per_s", "episodes", "falls")})
+    keys = ("timesteps", "wall_s", "steps_per_s", "episodes", "falls", "selected_step", "selected_score_n",
+            "baseline_pd_score_n", "total_wall_s")  # fmt: skip
+    return json.dumps({k: summary[k] for k in keys if k in summary})

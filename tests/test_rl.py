@@ -6,6 +6,7 @@ well under a minute on one core.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -29,6 +30,9 @@ episode_seconds = 2.0
 n_steps = 256
 batch_size = 128
 n_epochs = 1
+
+[select]
+enabled = false
 """
 
 
@@ -116,11 +120,16 @@ def test_policy_loads_and_acts_as_sb3_would(trained: Path) -> None:
     shadow = AmproPD(env.dt, walker=env.walker)
     ctrl.reset()
     residual_seen = 0.0
+    md = loaded.max_delta
+    assert md == 0.1 == loaded.meta["residual_max_delta"]  # the default slew limit, stored and applied
+    prev = np.zeros(2)
     for _ in range(100):
         torque = ctrl.act(sensors)
         expected, _ = model.predict(vn.normalize_obs(ctrl.core.obs), deterministic=True)  # the observation it used
+        expected = np.clip(expected, prev - md, prev + md)  # the slew limit the training wrapper applied too
         # The numpy actor is SB3's arithmetic in float32; only the matrix products' summation order may differ.
         np.testing.assert_allclose(ctrl.core.prev_action, expected, rtol=0, atol=2e-6)
+        prev = ctrl.core.prev_action.copy()
         pd_t = shadow.act(sensors)
         np.testing.assert_allclose(
             torque, np.clip(pd_t + 0.25 * env.peak_torque * ctrl.core.prev_action, -env.peak_torque, env.peak_torque)
@@ -245,6 +254,165 @@ def test_default_config_file_matches_the_defaults() -> None:
     from experiments.rl_config import RLConfig, load_rl_config
 
     assert load_rl_config() == RLConfig().validate()
+
+
+def test_reset_option_sets_one_episodes_pushes() -> None:
+    """The env takes an episode's pushes as a reset option (what ResidualPDEnv uses); the next reset without it
+    returns to the constructor's; any other option is refused."""
+    from envs.walker_env import ProstheticWalkerEnv, Push
+
+    own = (Push(1.0, 100.0),)
+    env = ProstheticWalkerEnv(pushes=own)
+    env.reset(seed=0, options={"pushes": [Push(0.05, 5000.0)]})
+    assert env.pushes == (Push(0.05, 5000.0),)
+    fell = False
+    for _ in range(400):  # a 5 kN shove falls the walker within 2 s
+        _, _, fell, _, _ = env.step(np.zeros(2))
+        if fell:
+            break
+    assert fell
+    env.reset(seed=0)
+    assert env.pushes == own
+    with pytest.raises(ValueError, match="only the option 'pushes'"):
+        env.reset(seed=0, options={"speed": 1.2})
+    with pytest.raises(TypeError, match=r"envs\.Push"):
+        env.reset(seed=0, options={"pushes": [(0.1, 50.0)]})
+
+
+def test_fall_and_residual_reward_terms() -> None:
+    from controllers.residual import RewardWeights
+    from envs.walker_env import Push
+
+    env = make_residual_env(weights=RewardWeights(fall=123.0, residual=0.5))
+    env.reset(seed=1, options={"pushes": (Push(0.05, 5000.0),)})  # the caller's pushes reach the walker
+    a = np.array([0.4, -0.2], np.float32)
+    _, reward, terminated, _, info = env.step(a)
+    assert info["reward_residual"] == pytest.approx(-0.5 * (0.16 + 0.04)) and info["reward_fall"] == 0.0
+    for _ in range(400):
+        _, reward, terminated, truncated, info = env.step(a)
+        if terminated or truncated:
+            break
+    assert terminated and info["reward_fall"] == -123.0 and info["reward_alive"] == 0.0
+    parts = [
+        info[f"reward_{k}"] for k in ("progress", "alive", "tracking", "torque", "torque_rate", "fall", "residual")
+    ]
+    assert reward == pytest.approx(sum(parts))
+
+
+def test_residual_slew_limit() -> None:
+    """max_delta: the applied action moves at most max_delta per step, so the residual adds at most
+    max_delta × scale × peak of torque change per step; a zero action from rest is still the PD."""
+    env = make_residual_env(max_delta=0.1)
+    env.reset(seed=0)
+    assert isinstance(env, ResidualPDEnv) and env.core is not None and env.core.max_delta == 0.1
+    applied = []
+    for a in ([1.0, -1.0], [1.0, -1.0], [-1.0, 1.0], [0.05, 0.0]):
+        env.step(np.array(a, np.float32))
+        applied.append(env.core.prev_action.tolist())
+    np.testing.assert_allclose(applied, [[0.1, -0.1], [0.2, -0.2], [0.1, -0.1], [0.05, 0.0]], atol=1e-12)
+    with pytest.raises(ValueError, match="max_delta"):
+        make_residual_env(max_delta=2.5)
+    whole = make_residual_env(max_delta=2.0)  # 2 (the whole range): no limit, accepted
+    assert isinstance(whole, ResidualPDEnv) and whole.max_delta == 2.0
+
+
+def test_push_curriculum() -> None:
+    """The upper push magnitude grows from start_max_n to max_n over the ramp; the draws keep one stream."""
+    from controllers.residual import RandomPushes
+
+    rp = RandomPushes(probability=1.0, count=50, min_n=50.0, max_n=400.0, start_max_n=150.0, ramp=0.5)
+    rp.validate()
+    assert (rp.upper(0.0), rp.upper(0.25), rp.upper(0.5), rp.upper(1.0)) == (150.0, 275.0, 400.0, 400.0)
+    early = rp.draw(np.random.default_rng(0), progress=0.0)
+    late = rp.draw(np.random.default_rng(0), progress=1.0)
+    assert max(abs(p.force_n) for p in early) <= 150.0 < max(abs(p.force_n) for p in late)
+    assert [p.time_s for p in early] == [p.time_s for p in late]
+    with pytest.raises(ValueError, match="start_max_n"):
+        RandomPushes(max_n=300.0, start_max_n=350.0).validate()
+    # The wrapper draws with its training progress (set_progress, as legloop rl train calls it through env_method).
+    env = make_residual_env(pushes=rp)
+    assert isinstance(env, ResidualPDEnv)
+    env.set_progress(0.0)
+    env.reset(seed=0)
+    assert max(abs(p.force_n) for p in env.walker.pushes) <= 150.0
+
+
+def test_new_config_options_are_validated() -> None:
+    from experiments.rl_config import rl_config_from_dict
+    from experiments.train_config import ConfigError
+
+    for raw, msg in (
+        ({"residual": {"max_delta": 3.0}}, r"residual\.max_delta must be in \[0, 2\]"),
+        ({"ppo": {"lr_schedule": "cosine"}}, r"ppo\.lr_schedule must be one of constant, linear"),
+        ({"pushes": {"curriculum_start_n": 500.0}}, r"\[pushes\]: push curriculum needs min_n <= start_max_n"),
+        ({"pushes": {"curriculum_ramp": 0.0}}, r"curriculum ramp must be in \(0, 1\]"),
+        ({"reward": {"fall": -1.0}}, r"reward\.fall must be >= 0"),
+        ({"select": {"magnitudes": [300.0, 200.0]}}, r"select\.magnitudes must be 1–16 increasing"),
+        ({"select": {"speeds": [2.0]}}, r"select\.speeds must be"),
+    ):
+        with pytest.raises(ConfigError, match=msg):
+            rl_config_from_dict(raw)
+    cfg = rl_config_from_dict({"residual": {"max_delta": 0.0}, "pushes": {"curriculum_start_n": 0.0}})
+    assert cfg.residual.max_delta_or_none is None and cfg.pushes.random_pushes().start_max_n is None  # type: ignore[union-attr]
+
+
+def test_learning_rate_decays_linearly(trained: Path) -> None:
+    from stable_baselines3 import PPO
+
+    model = PPO.load(trained / "policy.zip", device="cpu")
+    assert model.lr_schedule(1.0) == pytest.approx(3e-4) and model.lr_schedule(0.25) == pytest.approx(7.5e-5)
+    assert model.target_kl == 0.02
+
+
+def test_select_picks_the_best_checkpoint(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The highest held-out push score wins (ties: the later step); its files become the run's policy and rl.json
+    says which step and score."""
+    import experiments.rl_select as sel_mod
+    from experiments.rl_config import SelectConfig
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run, ignore=shutil.ignore_patterns("tb"))
+    fake = {"step_512": 300.0, "step_1024": 150.0, None: 250.0}
+    monkeypatch.setattr(sel_mod, "push_score", lambda d, sel, hz: (fake[d.name if d else None], [1.0]))
+    sel = sel_mod.select_checkpoint(run, SelectConfig())
+    assert sel["step"] == 512 and sel["score_n"] == 300.0 and sel["baseline_pd"]["score_n"] == 250.0
+    assert (run / "policy.zip").read_bytes() == (run / "checkpoints" / "step_512" / "policy.zip").read_bytes()
+    meta = json.loads((run / "rl.json").read_text())
+    assert meta["selection"]["step"] == 512 and meta["timesteps"] == 512 and "training" in meta
+    fake["step_1024"] = 300.0  # a tie: the later, longer-trained checkpoint
+    assert sel_mod.select_checkpoint(run, SelectConfig(baseline=False))["step"] == 1024
+
+
+def test_select_command_runs_push_trials(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(trained, run, ignore=shutil.ignore_patterns("tb"))
+    code = main(["rl", "select", str(run), "--quiet", "--set", "select.seeds=[100]", "--set", "select.speeds=[1.0]",
+                 "--set", "select.magnitudes=[50.0, 5000.0]"])  # fmt: skip
+    assert code == 0
+    sel = json.loads((run / "rl.json").read_text())["selection"]
+    # 50 N is walked through, 5 kN is not: every candidate and the PD survive exactly 50 N; the tie goes to 1024.
+    assert sel["scores"] == {s: {"score_n": 50.0, "pushes_n": [50.0]} for s in ("512", "1024")}
+    assert sel["baseline_pd"]["score_n"] == 50.0 and sel["step"] == 1024
+    assert "selected step 1024" in capsys.readouterr().out
+    assert main(["rl", "select", str(tmp_path)]) == 2
+
+
+def test_push_train_pattern() -> None:
+    """pattern "train": one magnitude per episode, alternating direction, evenly spaced, none after end_s."""
+    from controllers.residual import RandomPushes
+
+    rp = RandomPushes(probability=1.0, count=8, start_s=2.0, end_s=9.0, min_n=100.0, max_n=400.0, pattern="train")
+    rp.validate()
+    for seed in range(5):
+        pushes = rp.draw(np.random.default_rng(seed))
+        forces = [p.force_n for p in pushes]
+        assert 1 <= len(pushes) <= 8 and all(2.0 <= p.time_s <= 9.0 for p in pushes)
+        assert len({abs(f) for f in forces}) == 1 and 100.0 <= abs(forces[0]) <= 400.0
+        assert all(a == -b for a, b in itertools.pairwise(forces))
+        gaps = np.diff([p.time_s for p in pushes])
+        assert np.allclose(gaps, gaps[0]) and 0.8 * 1.13 <= gaps[0] <= 1.2 * 1.13
+    with pytest.raises(ValueError, match="pattern"):
+        RandomPushes(pattern="burst").validate()
 
 
 def test_a_sweep_runs_the_rl_policy_beside_the_pd(trained: Path, tmp_path: Path) -> None:
