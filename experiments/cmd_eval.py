@@ -144,7 +144,8 @@ def register(sub: Subparsers) -> None:
         "'predictive-worst' (the same, counting every column that can fire: never late when a Θ fits), "
         "'predictive-split' (a host that runs the step layer by layer: each layer priced exactly, never late when a Θ "
         "fits), 'predictive-oracle' (priced by trial steps on the model's whole state: a ceiling no real host "
-        "reaches). board: 'predictive-split' only, run on the board itself (protocol 1.1 SET_GOVERNOR)",
+        "reaches). board: 'predictive-worst' or 'predictive-split', run on the board itself (protocol 1.1 "
+        "SET_GOVERNOR)",
     )
     p.add_argument(
         "--clock-mhz", type=float, default=125.0, help="edgedrnn, board --emulate python: accelerator clock, MHz"
@@ -298,7 +299,8 @@ def _check_learned_args(args: argparse.Namespace) -> None:
                 raise CliError(f"{flag} applies to learned controllers ({', '.join(LEARNED)}), not {args.controller!r}")
     elif args.controller != "edgedrnn":
         if args.governor and args.controller != "board":
-            raise CliError("--governor applies to --controller edgedrnn only (board: predictive-split, on the board)")
+            raise CliError("--governor applies to --controller edgedrnn only (board: predictive-worst or "
+                           "predictive-split, on the board)")  # fmt: skip
         if args.governor and args.controller == "board":
             try:
                 check_board_governor(args.governor)

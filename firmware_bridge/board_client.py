@@ -423,8 +423,8 @@ class BoardClient:
     def set_governor(self, policy: str | int, budget_cycles: int = 0, *, report_theta: bool = False) -> SetGovernorAck:
         """Ask the board to govern each step's thresholds (protocol 1.1, ``docs/protocol.md`` §5.12).
 
-        ``policy``: ``"split"`` (or :class:`GovernorPolicy`), ``"off"`` to stop; ``budget_cycles``: accelerator cycles
-        a step may take; ``report_theta``: every RESULT then carries the (Θx, Θh) of each layer
+        ``policy``: ``"worst"`` or ``"split"`` (or :class:`GovernorPolicy`), ``"off"`` to stop; ``budget_cycles``:
+        accelerator cycles a step may take; ``report_theta``: every RESULT then carries the (Θx, Θh) of each layer
         (:attr:`StepReply.thetas`). Raises :class:`GovernorUnsupported` for a board that cannot (protocol 1.0
         firmware: no GOVERNOR capability, ERROR unknown_type; or a policy it does not know).
         """

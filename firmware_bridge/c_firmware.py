@@ -461,10 +461,10 @@ def fuzz_seed_corpus(folder: str | os.PathLike, seed: int = 0) -> list[Path]:
     cap = FUZZ_CAPACITY
     AUTO_LOAD = None  # a record of length 0: the harness uploads an image of the configured size
 
-    def session(L: int, I: int, H: int, O: int, *, upload: bool, governed: bool = False) -> list:
+    def session(L: int, I: int, H: int, O: int, *, upload: bool, governed: int = 0) -> list:
         out: list = [(P.MsgType.HELLO, b""), (P.MsgType.CONFIGURE, P.Configure(L, 0, I, H, O, 0, 2, 3).encode())]
-        if governed:  # the split governor on a tight budget (protocol 1.1): Θ goes up on most steps
-            out.append((P.MsgType.SET_GOVERNOR, P.SetGovernor(1, 1, 0, 60 * L + 40).encode()))
+        if governed:  # the split (1) or worst (2) governor on a tight budget (protocol 1.1): Θ goes up on most steps
+            out.append((P.MsgType.SET_GOVERNOR, P.SetGovernor(governed, 1, 0, 60 * L + 40).encode()))
         if upload:  # the real chunks (raw wire mode has no auto-load)
             image = rng.integers(-48, 48, P.model_image_size(L, I, H, O)).astype(np.int8).tobytes()
             out.append((P.MsgType.LOAD_BEGIN, P.LoadBegin(len(image), P.crc32(image)).encode()))
@@ -506,8 +506,10 @@ def fuzz_seed_corpus(folder: str | os.PathLike, seed: int = 0) -> list[Path]:
         "session-1l8h": (session(1, 1, 8, 1, upload=True), True),
         "session-2l16h": (session(2, 5, 16, 2, upload=False), False),
         "session-4l16h": (session(4, 8, 16, 4, upload=False), False),
-        "session-2l16h-governed": (session(2, 5, 16, 2, upload=False, governed=True), False),
-        "session-1l8h-governed": (session(1, 1, 8, 1, upload=True, governed=True), True),
+        "session-2l16h-governed": (session(2, 5, 16, 2, upload=False, governed=1), False),
+        "session-1l8h-governed": (session(1, 1, 8, 1, upload=True, governed=1), True),
+        "session-2l16h-worst": (session(2, 5, 16, 2, upload=False, governed=2), False),
+        "session-1l8h-worst": (session(1, 1, 8, 1, upload=True, governed=2), True),
         "refusals": (refusals, True),
     }
     for t in P.REQUEST_TYPES:  # one frame of each type alone

@@ -119,7 +119,7 @@ class Capability(enum.IntFlag):
     COMPUTE_TIMER = 0x0002  # RESULT.compute_ticks is measured with a timer of INFO.timer_hz
     FAULT_INJECTION = 0x0004  # an emulator that injects faults; STATS fault counters are meaningful
     WIRE_TIME_EMULATION = 0x0008  # an emulator that holds responses back to honour a baud rate
-    GOVERNOR = 0x0010  # protocol 1.1: SET_GOVERNOR is implemented (policy SPLIT: the board governs its thresholds)
+    GOVERNOR = 0x0010  # protocol 1.1: SET_GOVERNOR is implemented (the board governs its thresholds)
 
 
 class BoardStatus(enum.IntFlag):
@@ -145,6 +145,7 @@ class GovernorPolicy(enum.IntEnum):
 
     OFF = 0  # the thresholds in force, every step (protocol 1.0 behaviour)
     SPLIT = 1  # hil.edgedrnn.predictive's split bound: layer by layer, each priced exactly against the budget
+    WORST = 2  # its worst bound: the whole step priced by an upper bound before it runs, in one invocation
 
 
 class GovernorOptions(enum.IntFlag):

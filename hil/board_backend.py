@@ -57,9 +57,11 @@ episode started and, from a board that injects faults (the Python emulator, or a
 which adds its injections to the board's STATS counters and sets INFO's FAULT_INJECTION bit), ``link.injected``
 {drop, corrupt, truncate, duplicate, delayed, resets} from its STATS counters over the same span.
 
-Governor (``governor="predictive-split"``, protocol 1.1): the board itself chooses every step's thresholds layer by
-layer against the budget in cycles (SET_GOVERNOR, ``docs/protocol.md`` §5.12: the largest cycle count whose
-cycles / clock fits ``budget_s``) — the split governor of :mod:`hil.edgedrnn.predictive`, where the layers' h are.
+Governor (``governor="predictive-worst"`` or ``"predictive-split"``, protocol 1.1): the board itself chooses every
+step's thresholds against the budget in cycles (SET_GOVERNOR, ``docs/protocol.md`` §5.12: the largest cycle count whose
+cycles / clock fits ``budget_s``) — the worst governor of :mod:`hil.edgedrnn.predictive` (policy WORST: the step
+priced by an upper bound, run in one invocation) or its split governor (policy SPLIT: layer by layer), where the
+layers' h are.
 Sent after CONFIGURE (and again by a resync), with REPORT_THETA so that :meth:`SerialBoardBackend.episode_stats`
 gives ``governor_actions`` (steps whose per-layer thresholds differ from the previous step's),
 ``governor_raised_steps`` (RESULT flag THETA_RAISED) and ``governor_over_budget_steps`` (OVER_BUDGET), as the
@@ -297,8 +299,8 @@ class SerialBoardBackend:
         The accelerator clock an emulated Python board models; a real board reports its own (INFO.clock_hz), and
         that is the clock latencies are computed with.
     governor
-        ``"predictive-split"``: the board governs its thresholds against ``budget_s`` (module docstring); None:
-        the bundle's thresholds every step.
+        ``"predictive-worst"`` / ``"predictive-split"``: the board governs its thresholds against ``budget_s`` (module
+        docstring); None: the bundle's thresholds every step.
 
     Raises (before any step) ``firmware_bridge.transport.LinkError`` (no such port, port in use),
     ``firmware_bridge.board_client.VersionMismatch`` / ``ModelMismatch`` (another protocol version; a model that

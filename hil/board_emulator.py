@@ -353,7 +353,7 @@ class EmulatedBoard:
         Extra :class:`Capability` bits (fault injection, wire-time emulation) of the serving loop.
     """
 
-    _gov: _SplitGovernor | None  # SET_GOVERNOR: the split governor around the model (None: off)
+    _gov: _BoardGovernor | None  # SET_GOVERNOR: the split or worst governor around the model (None: off)
     _gov_policy: GovernorPolicy
     _gov_options: int
     _gov_budget: int
@@ -582,7 +582,7 @@ class EmulatedBoard:
         self.model_hash = h
         self._first = True
         if self._gov_policy != GovernorPolicy.OFF:
-            self._gov = _SplitGovernor(model, self._w_out, self._gov_budget)
+            self._gov = _BoardGovernor(model, self._w_out, self._gov_budget, self._gov_policy)
         # What exists now lives until the next load: keep the collector from walking it (numba's and numpy's heap
         # too) in the middle of a STEP.
         gc.collect()
@@ -659,12 +659,15 @@ class EmulatedBoard:
                 f"a RESULT with thresholds needs {RESULT_HEAD.size + 4 * (c.outputs + c.layers)} bytes > max_payload",
             )
         if not on:
-            if self.model is not None:  # the split step leaves the last layer's thresholds in the model
+            if self.model is not None:  # a governed step leaves its (last layer's) thresholds in the model
                 self.model.theta_x, self.model.theta_h = c.theta_x, c.theta_h
             self._governor_off()
         else:
-            if self._gov is None and self.model is not None:
-                self._gov = _SplitGovernor(self.model, self._w_out, m.budget_cycles, from_state=True)
+            if self.model is not None and (self._gov is None or m.policy != self._gov_policy):
+                # on from off, or another policy: a fresh governor from the model's state (as the C firmware), its
+                # floor the thresholds in force (a governed step left its own in the model)
+                self.model.theta_x, self.model.theta_h = c.theta_x, c.theta_h
+                self._gov = _BoardGovernor(self.model, self._w_out, m.budget_cycles, m.policy, from_state=True)
             elif self._gov is not None:
                 self._gov.budget_cycles = m.budget_cycles
             self._gov_policy = GovernorPolicy(m.policy)
@@ -684,23 +687,31 @@ class EmulatedBoard:
         return MsgType.PONG, bytes(payload)
 
 
-class _SplitGovernor:
-    """The board's SET_GOVERNOR policy SPLIT: :class:`hil.edgedrnn.predictive.PredictiveGovernor` (``bound="split"``)
-    around the emulator's model, fed the Q8.8 input through its compiled split kernel (an identity z-score).
+class _BoardGovernor:
+    """The board's SET_GOVERNOR policy SPLIT or WORST: :class:`hil.edgedrnn.predictive.PredictiveGovernor`
+    (``bound="split"`` / ``"worst"``) around the emulator's model, fed the Q8.8 input through its compiled kernel
+    (``governed_split_kernel`` / ``governed_backend_kernel``; an identity z-score).
 
     ``from_state``: switched on mid-session, the governor's mirrors are taken from the model's state and the
     estimate's history is flat (h_{t-2} = h_{t-1}), as the C firmware's ``edgedrnn_governor_start``.
     """
 
-    def __init__(self, model: Any, w_out: np.ndarray, budget_cycles: int, *, from_state: bool = False) -> None:
+    def __init__(
+        self, model: Any, w_out: np.ndarray, budget_cycles: int, policy: int, *, from_state: bool = False
+    ) -> None:
         from hil.edgedrnn import kernel as kn
-        from hil.edgedrnn.predictive import PredictiveGovernor, governed_split_kernel
+        from hil.edgedrnn.predictive import PredictiveGovernor, governed_backend_kernel, governed_split_kernel
 
         self.model = model
-        self._kernel = governed_split_kernel
+        self.split = policy == GovernorPolicy.SPLIT
+        self._kernel = governed_split_kernel if self.split else governed_backend_kernel
         self._kn = kn
         self.pg = PredictiveGovernor(
-            model, max(budget_cycles, 1) / model.clock_hz, model.theta_x, model.theta_h, bound="split"
+            model,
+            max(budget_cycles, 1) / model.clock_hz,
+            model.theta_x,
+            model.theta_h,
+            bound="split" if self.split else "worst",
         )
         self.budget_cycles = budget_cycles
         width = max(model.input_size, w_out.shape[0])
@@ -708,7 +719,9 @@ class _SplitGovernor:
         fp[kn.FP_STD] = 1.0  # features = x / 256 quantize back to x exactly
         self._f = np.zeros(model.input_size, dtype=np.float64)
         image, state, h_out = model.kernel_buffers()
-        self._args = (fp, image, w_out, state, h_out, self.pg.buffer)
+        self._args: tuple[Any, ...] = (fp, image, w_out, state, h_out, self.pg.buffer)
+        if not self.split:  # the fused kernel's oracle buffers (1-element dummies for the worst bound)
+            self._args = (*self._args, self.pg.trial, self.pg.h_trial)
         self._h = h_out
         self.flags = 0
         if from_state:
@@ -769,13 +782,17 @@ class _SplitGovernor:
 
     def thetas(self) -> bytes:
         """(u16 Θx, u16 Θh) per layer, as RESULT carries them with REPORT_THETA."""
-        from hil.edgedrnn.predictive import G_LAYER_TH, G_LAYER_TX
+        from hil.edgedrnn.predictive import G_LAYER_TH, G_LAYER_TX, G_THETA_H, G_THETA_X
 
         g = self.pg.buffer
         L = self.model.layers
         out = np.empty((L, 2), dtype="<u2")
-        out[:, 0] = g[G_LAYER_TX : G_LAYER_TX + L]
-        out[:, 1] = g[G_LAYER_TH : G_LAYER_TH + L]
+        if self.split:
+            out[:, 0] = g[G_LAYER_TX : G_LAYER_TX + L]
+            out[:, 1] = g[G_LAYER_TH : G_LAYER_TH + L]
+        else:  # one pair for the whole step
+            out[:, 0] = g[G_THETA_X]
+            out[:, 1] = g[G_THETA_H]
         return out.tobytes()
 
 
@@ -974,7 +991,8 @@ def warm_up() -> None:
     model = EdgeDRNNModel(bytes(weight_image_size(1, 1, 8)), 1, 1, 8)
     h = model.step(np.zeros(1, dtype=np.int16))
     output_layer(np.zeros((1, 8), np.int8), h, np.zeros(1, np.int64), np.zeros(1, np.int32))  # the types STEP uses
-    _SplitGovernor(model, np.zeros((1, 8), np.int8), 1000).step(np.zeros(1, dtype=np.int16))  # SET_GOVERNOR's kernel
+    for policy in (GovernorPolicy.SPLIT, GovernorPolicy.WORST):  # SET_GOVERNOR's kernels
+        _BoardGovernor(model, np.zeros((1, 8), np.int8), 1000, policy).step(np.zeros(1, dtype=np.int16))
 
 
 def open_pty() -> tuple[int, int, str]:

@@ -38,7 +38,8 @@ from typing import ClassVar
 
 from .board_emulator import DEVICE_PREFIX, EmulatorOptions
 
-# A cold numba cache compiles the EdgeDRNN and split-governor kernels at the first start (> 60 s seen at load 4).
+# A cold numba cache compiles the EdgeDRNN and governor (split, worst) kernels at the first start (> 60 s seen at
+# load 4).
 DEFAULT_STARTUP_TIMEOUT_S = 120.0
 _ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 GOVERNORS = ("reactive", "predictive", "predictive-worst", "predictive-oracle", "predictive-split")
 # Governors a board runs itself (protocol 1.1 SET_GOVERNOR, hil.board_backend): name → the request's policy.
-BOARD_GOVERNORS = {"predictive-split": "split"}
+BOARD_GOVERNORS = {"predictive-split": "split", "predictive-worst": "worst"}
 
 
 def governor_name(governor: bool | str | None) -> str | None:
@@ -38,12 +38,13 @@ def governor_name(governor: bool | str | None) -> str | None:
 
 def check_board_governor(governor: str | None) -> str | None:
     """The SET_GOVERNOR policy of a (normalised) governor name for a board, None for none; ``ValueError`` naming the
-    one a board runs for any governor that runs in process only."""
+    ones a board runs for any governor that runs in process only."""
     if governor is None:
         return None
     if governor not in BOARD_GOVERNORS:
         raise ValueError(
             f"governor {governor!r} runs in process only (--controller edgedrnn); a board governs its own "
-            f"thresholds with {', '.join(BOARD_GOVERNORS)}"
+            f"thresholds with predictive-worst (the step in one accelerator invocation) or predictive-split (an "
+            f"accelerator that stops between layers)"
         )
     return BOARD_GOVERNORS[governor]

@@ -112,7 +112,7 @@ class ControllerSpec:
     governor
         ``edgedrnn``: the run-time threshold governor, a name of :data:`hil.governors.GOVERNORS` (``reactive``,
         ``predictive``, ``predictive-worst``, ...) or None; True means ``reactive`` (stored as the name). ``board``:
-        ``predictive-split`` only, run by the board itself (:data:`hil.governors.BOARD_GOVERNORS`).
+        ``predictive-worst`` or ``predictive-split``, run by the board itself (:data:`hil.governors.BOARD_GOVERNORS`).
     clock_hz
         ``edgedrnn`` and an emulated Python ``board``: the accelerator clock, Hz (a real board reports its own).
     board

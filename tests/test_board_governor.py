@@ -1,8 +1,8 @@
-"""The split threshold governor run ON the board (protocol 1.1 SET_GOVERNOR, ``docs/protocol.md`` §5.12).
+"""The split and worst threshold governors run ON the board (protocol 1.1 SET_GOVERNOR, ``docs/protocol.md`` §5.12).
 
 Real board processes on real pseudo-terminals — the C firmware (host build, AddressSanitizer + UBSan for the
 session test; the Cortex-M3 image under QEMU for one short case) and the Python emulator — against the in-process
-``PredictiveGovernor(bound="split")`` inside ``EdgeDRNNBackend``:
+``PredictiveGovernor(bound="split")`` / ``PredictiveGovernor(bound="worst")`` inside ``EdgeDRNNBackend``:
   - over a few hundred steps of a real walk's features (an in-process closed-loop episode's), the boards' outputs,
     cycles and per-layer Θ are bit-identical to the in-process governor's, every step fits the budget and the
     governor did raise Θ on some steps (not all);
@@ -10,7 +10,8 @@ session test; the Cortex-M3 image under QEMU for one short case) and the Python 
     RESULT bytes on the C firmware and on the Python emulator, and the same ERRORs for bad SET_GOVERNORs;
   - an old-style session (no SET_GOVERNOR) is unchanged: no governor flags, no Θ tail, the 1.0 RESULT length;
   - a board without the governor (a 1.0 board) and a governor a board does not run are clear errors;
-  - ``legloop eval --controller board --emulate c --governor predictive-split`` runs closed loop within budget.
+  - ``legloop eval --controller board --emulate c --governor predictive-split`` (and ``predictive-worst``) runs
+    closed loop within budget.
 Tests skip with the reason when a compiler or QEMU is missing.
 """
 
@@ -29,14 +30,24 @@ from firmware_bridge.board_client import BoardClient, GovernorUnsupported
 from firmware_bridge.bundle import Bundle
 from firmware_bridge.export import bundle_from_model
 from hil.board_backend import BoardLink, SerialBoardBackend, budget_cycles
-from hil.board_emulator import InProcessBoard
+from hil.board_emulator import InProcessBoard, _Refuse
 from hil.board_process import start_board
 from hil.edgedrnn import EdgeDRNNBackend
-from hil.edgedrnn.predictive import G_LAYER_TH, G_LAYER_TX, PredictiveGovernor, max_cycles_within
+from hil.edgedrnn.predictive import (
+    G_LAYER_TH,
+    G_LAYER_TX,
+    G_THETA_H,
+    G_THETA_X,
+    PredictiveGovernor,
+    max_cycles_within,
+)
 from hil.firmware_process import CFirmwareLauncher, QemuLauncher, start_firmware
 
 GOVERNOR_FLAGS = P.ResultFlags.GOVERNED | P.ResultFlags.THETA_RAISED | P.ResultFlags.OVER_BUDGET
 STEPS = 400
+# The board governors: governor name → SET_GOVERNOR policy name.
+BOARD = {"predictive-split": "split", "predictive-worst": "worst"}
+WORST_BUDGET_S = 21e-6  # worst: the documented hard deadline (the walk's budget below also fits, raising Θ on all)
 
 
 def _need(what: str) -> None:
@@ -83,10 +94,16 @@ def walk(tmp_path_factory) -> dict:
     return {"X": X, "bundle": bundle, "budget_s": budget_s, "plain_cycles": cycles}
 
 
-def _in_process(bundle: Bundle, X: np.ndarray, budget_s: float) -> dict[str, np.ndarray]:
-    be = EdgeDRNNBackend(bundle, budget_s=budget_s, governor="predictive-split")
+def _budget_s(walk: dict, governor: str) -> float:
+    return walk["budget_s"] if governor == "predictive-split" else WORST_BUDGET_S
+
+
+def _in_process(
+    bundle: Bundle, X: np.ndarray, budget_s: float, governor: str = "predictive-split"
+) -> dict[str, np.ndarray]:
+    be = EdgeDRNNBackend(bundle, budget_s=budget_s, governor=governor)
     pg = be.governor
-    assert isinstance(pg, PredictiveGovernor)
+    assert isinstance(pg, PredictiveGovernor) and pg.name == governor
     L = bundle.layers
     rows: dict[str, list] = {"out": [], "cycles": [], "thetas": [], "raised": []}
     raised0 = pg.counters()["raised_steps"]
@@ -95,7 +112,10 @@ def _in_process(bundle: Bundle, X: np.ndarray, budget_s: float) -> dict[str, np.
         rows["out"].append(r.outputs.copy())
         rows["cycles"].append(r.cycles)
         g = pg.buffer
-        rows["thetas"].append(np.stack([g[G_LAYER_TX : G_LAYER_TX + L], g[G_LAYER_TH : G_LAYER_TH + L]], axis=1))
+        if governor == "predictive-split":  # a pair per layer
+            rows["thetas"].append(np.stack([g[G_LAYER_TX : G_LAYER_TX + L], g[G_LAYER_TH : G_LAYER_TH + L]], axis=1))
+        else:  # one pair for the whole step (one accelerator invocation)
+            rows["thetas"].append(np.tile([g[G_THETA_X], g[G_THETA_H]], (L, 1)))
         raised = pg.counters()["raised_steps"]
         rows["raised"].append(raised != raised0)
         raised0 = raised
@@ -104,17 +124,18 @@ def _in_process(bundle: Bundle, X: np.ndarray, budget_s: float) -> dict[str, np.
     return out
 
 
+@pytest.mark.parametrize("governor", list(BOARD))
 @pytest.mark.parametrize("kind", ["c", "python"])
-def test_the_board_governs_bit_identically_to_the_in_process_split_governor(walk: dict, kind: str) -> None:
+def test_the_board_governs_bit_identically_to_the_in_process_governor(walk: dict, kind: str, governor: str) -> None:
     if kind == "c":
         _need("host")
-    b, X, budget_s = walk["bundle"], walk["X"], walk["budget_s"]
-    ref = _in_process(b, X, budget_s)
+    b, X, budget_s = walk["bundle"], walk["X"], _budget_s(walk, governor)
+    ref = _in_process(b, X, budget_s, governor)
     link = BoardLink(emulate=kind, step_timeout_s=2.0)
-    be = SerialBoardBackend(b, link, budget_s=budget_s, governor="predictive-split")
+    be = SerialBoardBackend(b, link, budget_s=budget_s, governor=governor)
     try:
         assert be.governor_budget_cycles == int(ref["max_cycles"]) == budget_cycles(budget_s, 125e6)
-        assert be.describe()["governor"] == "predictive-split" and be.info.capabilities & P.Capability.GOVERNOR
+        assert be.describe()["governor"] == governor and be.info.capabilities & P.Capability.GOVERNOR
         rows: dict[str, list] = {"out": [], "cycles": [], "thetas": []}
         for x in X:
             r = be.step(x)
@@ -129,10 +150,10 @@ def test_the_board_governs_bit_identically_to_the_in_process_split_governor(walk
     np.testing.assert_array_equal(np.array(rows["cycles"]), ref["cycles"])
     np.testing.assert_array_equal(np.array(rows["thetas"]), ref["thetas"])  # every layer's Θ decision
     assert (ref["cycles"] <= ref["max_cycles"]).all()  # every step within the budget
-    assert (walk["plain_cycles"] > ref["max_cycles"]).sum() > STEPS // 4  # … which the trained Θ miss often
+    assert (walk["plain_cycles"] > ref["max_cycles"]).sum() > STEPS // 10  # … which the trained Θ miss often
     n_raised = int(ref["raised"].sum())
     assert 0 < n_raised < STEPS
-    assert stats["governor"] == "predictive-split"
+    assert stats["governor"] == governor
     assert stats["governor_raised_steps"] == n_raised and stats["governor_over_budget_steps"] == 0
     assert stats["governor_actions"] > 0 and stats["link"]["steps_lost"] == 0
 
@@ -175,6 +196,8 @@ def _session(path: str, b: Bundle, X: np.ndarray, budget: int) -> list[tuple[int
                 c.set_thresholds(b.theta_x + 3, b.theta_h // 2)
             if t == 90:
                 c.reset_state()
+            if t == 105:  # another policy while on: worst, from the board's state
+                ask(P.MsgType.SET_GOVERNOR, _set_gov(2, budget))
             if t == 120:  # a tighter budget, no Θ tail
                 ask(P.MsgType.SET_GOVERNOR, _set_gov(1, budget - 40, 0))
             if t == 150:  # off: the floor in force again, every step
@@ -268,8 +291,27 @@ def test_a_board_without_the_governor_is_a_clear_error(walk: dict) -> None:
             c.info.capabilities |= P.Capability.GOVERNOR  # a host that asks anyway: the board's unknown_type
             with pytest.raises(GovernorUnsupported, match=r"does not support SET_GOVERNOR.*unknown request type"):
                 c.set_governor("split", 2624)
-            with pytest.raises(GovernorUnsupported, match="unknown governor policy 'worst'"):
+            with pytest.raises(GovernorUnsupported, match="unknown governor policy 'estimate'"):
+                c.set_governor("estimate", 2624)
+    # A 1.1 board that governs with split only (the firmware before policy WORST): bad_value, named clearly.
+    with InProcessBoard() as board:
+        emu = board.board
+        set_governor = emu._handlers[P.MsgType.SET_GOVERNOR]
+
+        def split_only(payload: bytes) -> tuple[int, bytes]:
+            if payload[0] > P.GovernorPolicy.SPLIT:
+                raise _Refuse(
+                    P.ErrorCode.BAD_VALUE, f"governor policy {payload[0]} unsupported: this board has 0 off, 1 split"
+                )
+            return set_governor(payload)
+
+        emu._handlers[P.MsgType.SET_GOVERNOR] = split_only
+        with BoardClient.open(board.url, control_timeout_s=5.0) as c:
+            c.hello()
+            c.configure(b.layers, b.input_size, b.hidden, b.n_outputs, b.theta_x, b.theta_h)
+            with pytest.raises(GovernorUnsupported, match=r"does not support governor policy 2: .*1 split$"):
                 c.set_governor("worst", 2624)
+            assert c.governor is None and c.set_governor("split", 2624).policy == P.GovernorPolicy.SPLIT
     # A policy this host does not know is refused before anything is sent (a 1.1 board answers bad_value: the
     # governed-session test above sends one raw).
     with InProcessBoard() as board, BoardClient.open(board.url, control_timeout_s=5.0) as c:
@@ -280,17 +322,18 @@ def test_a_board_without_the_governor_is_a_clear_error(walk: dict) -> None:
         assert c.set_governor("split", 2624).policy == P.GovernorPolicy.SPLIT and c.governor is not None
 
 
-def test_qemu_m3_governs_like_the_in_process_governor(walk: dict) -> None:
+@pytest.mark.parametrize("governor", list(BOARD))
+def test_qemu_m3_governs_like_the_in_process_governor(walk: dict, governor: str) -> None:
     _need("qemu")
-    b, X, budget_s = walk["bundle"], walk["X"][:60], walk["budget_s"]
-    ref = _in_process(b, X, budget_s)
+    b, X, budget_s = walk["bundle"], walk["X"][:60], _budget_s(walk, governor)
+    ref = _in_process(b, X, budget_s, governor)
     image = P.build_model_image(b.image, b.out_weight, b.out_bias)
     board = start_firmware(QemuLauncher(cpu="m3", preload=image))
     try:
         with BoardClient.open(board.path, margin_s=0.5, control_timeout_s=5.0) as c:
             c.hello()
             c.configure(b.layers, b.input_size, b.hidden, b.n_outputs, b.theta_x, b.theta_h)
-            c.set_governor("split", int(ref["max_cycles"]), report_theta=True)
+            c.set_governor(BOARD[governor], int(ref["max_cycles"]), report_theta=True)
             c.load_model(image, preloaded=True)
             c.reset_state()
             q = np.clip(np.rint((X - b.input_mean) / b.input_std * 256.0), -32768, 32767).astype(np.int16)
@@ -304,7 +347,8 @@ def test_qemu_m3_governs_like_the_in_process_governor(walk: dict) -> None:
         board.stop()
 
 
-def test_eval_with_the_board_governor_closed_loop(tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize("governor", list(BOARD))
+def test_eval_with_the_board_governor_closed_loop(tmp_path: Path, capsys, governor: str) -> None:
     _need("host")
     from conftest import CheckpointFactory
 
@@ -312,10 +356,10 @@ def test_eval_with_the_board_governor_closed_loop(tmp_path: Path, capsys) -> Non
     # The damper's 2L-16H costs ~120 cycles untouched: a 0.9 µs budget (112 cycles) makes the governor work.
     args = ["eval", "--no-pushes", "--seeds", "0", "--controller", "board", "--emulate", "c", "--checkpoint"]
     args += [str(damper), "--seconds", "3", "--budget-us", "0.9", "--step-timeout-ms", "2000", "--deadline-policy"]
-    args += ["none", "--governor", "predictive-split", "--out", str(tmp_path / "run")]
+    args += ["none", "--governor", governor, "--out", str(tmp_path / "run")]
     assert cli_main(args) == 0
     ep = json.loads((tmp_path / "run" / "metrics.json").read_text())["episodes"][0]
-    assert ep["governor"] == "predictive-split" and ep["governor_raised_steps"] > 0
+    assert ep["governor"] == governor and ep["governor_raised_steps"] > 0
     # (deadline_misses also counts round trips longer than the period: this machine's load, not the board's cycles)
     assert ep["governor_over_budget_steps"] == 0 and ep["lost_steps"] == 0
     assert ep["latency_us"]["max"] <= 0.9
@@ -324,7 +368,7 @@ def test_eval_with_the_board_governor_closed_loop(tmp_path: Path, capsys) -> Non
     bad = [*args[:-4], "--governor", "predictive", "--out", str(tmp_path / "bad")]
     assert cli_main(bad) != 0
     err = capsys.readouterr().err
-    assert "'predictive' runs in process only" in err and "predictive-split" in err
+    assert "'predictive' runs in process only" in err and "predictive-worst" in err and "predictive-split" in err
     assert not (tmp_path / "bad").exists()
 
 
@@ -332,6 +376,8 @@ def test_the_spec_example_and_the_budget_arithmetic() -> None:
     doc = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text()
     assert "payload `01 01 00 00 40 0A 00 00`" in doc
     assert P.SetGovernor(1, 1, 0, 2624).encode() == bytes.fromhex("0101000040 0A0000".replace(" ", ""))
+    assert "WORST with\nthe same: `02 01 00 00 40 0A 00 00`" in doc
+    assert P.SetGovernor(P.GovernorPolicy.WORST, 1, 0, 2624).encode() == bytes.fromhex("02010000400A0000")
     # The host's budget in cycles is the in-process governor's (T_sys = 0), e.g. 2624 for 21 µs at 125 MHz.
     assert budget_cycles(21e-6, 125e6) == max_cycles_within(21e-6, 125e6, 0.0) == 2624
     for us in (0.9, 5.0, 21.0, 33.3):

@@ -608,6 +608,93 @@ edgedrnn_status edgedrnn_step_governed(edgedrnn_t *net, edgedrnn_governor *gov, 
     return EDGEDRNN_OK;
 }
 
+/* ------------------------------------------------------------------------------------ worst governor */
+
+/* Cycles of the whole step if every layer's priced |Δ| row fires at (th_x, th_h) (predictive.py `_price`). */
+static uint32_t price_step(const edgedrnn_t *net, const edgedrnn_governor *gov, int first, int32_t th_x,
+                           int32_t th_h)
+{
+    uint32_t total = 0;
+    uint16_t l;
+    for (l = 0; l < net->layers; l++)
+        total += price_layer(net, gov, l, first, th_x, th_h);
+    return total;
+}
+
+edgedrnn_status edgedrnn_step_governed_worst(edgedrnn_t *net, edgedrnn_governor *gov, const int16_t *x, uint16_t n)
+{
+    const uint32_t H = net->hidden;
+    const int sat = net->saturate;
+    const int first = net->first;
+    const int32_t bx = net->theta_x, bh = net->theta_h;
+    const int32_t lo = bx < bh ? bx : bh;
+    uint32_t priced, used = 0;
+    uint8_t infeasible = 0;
+    int32_t r = lo, tx, th;
+    uint16_t l;
+    uint32_t i;
+    if (net->image == NULL || x == NULL || gov == NULL)
+        return EDGEDRNN_E_NULL;
+    if (n != net->input_size && n != net->input_padded)
+        return EDGEDRNN_E_INPUT;
+    /* Priced |Δ| rows before the step (predictive.py `_fill_rows`, bound "worst"): layer 1 and every hidden part
+     * exact; input i of a later layer as 256 + |x̂_l[i]| (≤ 33024: fits the row), i.e. it fires iff some h with
+     * |h| ≤ 256 can be ≥ Θx away from x̂ — the input part's worst case. */
+    for (l = 0; l < net->layers; l++) {
+        uint16_t *row = gov->row[l];
+        const uint32_t I = l == 0 ? net->input_padded : H;
+        for (i = 0; i < I; i++) {
+            if (l == 0) {
+                int32_t v = i < n ? (int32_t)x[i] : 0;
+                row[i] = (uint16_t)abs32(fit16(v - (int32_t)net->x_hat[0][i], sat));
+            } else {
+                row[i] = (uint16_t)(GOV_H_MAX + abs32(net->x_hat[l][i]));
+            }
+        }
+        for (i = 0; i < H; i++)
+            row[I + i] = (uint16_t)abs32(fit16((int32_t)net->h[l][i] - (int32_t)net->h_hat[l][i], sat));
+    }
+    /* The smallest rung whose bound fits (the bound is non-increasing in r; predictive.py `choose`): the floor, or
+     * none if not even the top fits (then the top), or a bisection between (≤ 10 pricings). */
+    priced = price_step(net, gov, first, bx, bh);
+    if (priced > gov->budget) {
+        uint32_t top = price_step(net, gov, first, EDGEDRNN_THETA_MAX, EDGEDRNN_THETA_MAX);
+        if (top > gov->budget) {
+            r = GOV_R_TOP;
+            infeasible = 1;
+        } else {
+            int32_t a = lo, b = GOV_R_TOP;
+            while (b - a > 1) { /* price(a) > budget ≥ price(b) */
+                int32_t mid = (a + b) / 2;
+                if (price_step(net, gov, first, rung_x(net, mid), rung_h(net, mid)) <= gov->budget)
+                    b = mid;
+                else
+                    a = mid;
+            }
+            r = b;
+        }
+        priced = price_step(net, gov, first, rung_x(net, r), rung_h(net, r));
+    }
+    tx = rung_x(net, r);
+    th = rung_h(net, r);
+    /* The whole step in one invocation at (tx, th): no stop between the layers. */
+    for (l = 0; l < net->layers; l++) {
+        gov->theta_x[l] = (uint16_t)tx;
+        gov->theta_h[l] = (uint16_t)th;
+        for (i = 0; i < H; i++) /* kept so that the split policy's history stays meaningful */
+            gov->h_prev[l][i] = net->h[l][i];
+        if (l == 0)
+            used += run_layer(net, 0, x, n, tx, th, first);
+        else
+            used += run_layer(net, l, net->h[l - 1u], H, tx, th, first);
+    }
+    finish_step(net, used, first);
+    gov->priced = priced;
+    gov->raised = (uint8_t)(tx != bx || th != bh);
+    gov->infeasible = infeasible;
+    return EDGEDRNN_OK;
+}
+
 /* ------------------------------------------------------------------------------------------ output layer */
 
 edgedrnn_status edgedrnn_output(const edgedrnn_t *net, int32_t *out)

@@ -102,17 +102,19 @@ typedef struct {
     edgedrnn_stats stats;
 } edgedrnn_t;
 
-/* The split threshold governor (hil/edgedrnn/predictive.py, bound "split"), run on the board: the step runs one
- * layer at a time and, before each layer, the cheapest thresholds are priced with the cycle model so that the step
- * fits `budget` cycles. Integer only, no allocation, ≤ 2 + 10 + 1 pricings per layer (layer 1: each also prices
- * the later layers' estimate). */
+/* The threshold governors of hil/edgedrnn/predictive.py run on the board. "split": the step runs one layer at a
+ * time and, before each layer, the cheapest thresholds are priced with the cycle model so that the step fits
+ * `budget` cycles (≤ 2 + 10 + 1 pricings per layer; layer 1: each also prices the later layers' estimate). "worst":
+ * the whole step is priced before it runs with an upper bound and runs in one invocation (≤ 2 + 10 + 1 pricings of
+ * the step). Integer only, no allocation; one state for both (edgedrnn_governor_start when the policy changes). */
 typedef struct {
     uint32_t budget; /* cycles a step may take */
     /* what the last governed step did */
     uint16_t theta_x[LEGLOOP_MAX_LAYERS], theta_h[LEGLOOP_MAX_LAYERS]; /* per layer: the thresholds it ran with */
-    uint32_t priced;    /* Σ of the layers' priced cycles (= the step's cycles: every layer is priced exactly) */
+    uint32_t priced;    /* Σ of the layers' priced cycles (split: = the step's cycles; worst: ≥ them) */
     uint8_t raised;     /* some layer ran above the thresholds in force (net->theta_x/h, the floor) */
-    uint8_t infeasible; /* some layer did not fit even at Θx = Θh = 511 (with the later layers' reserve) */
+    uint8_t infeasible; /* split: some layer did not fit even at Θx = Θh = 511 (with the later layers' reserve);
+                         * worst: the step's bound did not fit even at 511 */
     /* h of every layer one step before net->h (h_{t-2} while the step is priced): the estimate's slope */
     int16_t h_prev[LEGLOOP_MAX_LAYERS][LEGLOOP_MAX_HIDDEN];
     /* |Δ| per scan position (inputs, then hidden; the bias aside) of each layer, as priced */
@@ -158,6 +160,14 @@ void edgedrnn_governor_start(edgedrnn_governor *gov, const edgedrnn_t *net, uint
  * layers' linear estimate within the budget. net->theta_x/h are the floor and are not changed. Bit-identical to
  * PredictiveGovernor(bound="split") through EdgeDRNNBackend (gain 1, slack 0, λ and saturation of the net). */
 edgedrnn_status edgedrnn_step_governed(edgedrnn_t *net, edgedrnn_governor *gov, const int16_t *x, uint16_t n);
+
+/* edgedrnn_step under the worst governor: the whole step priced before it runs with an upper bound (an input column
+ * of layer l ≥ 2 counts as fired iff 256 + |x̂_l[i]| ≥ Θx: some |h| ≤ 256 could fire it; everything else exact),
+ * then run in one invocation — no stop between layers — at the smallest rung (Θh first, then Θx) whose bound fits
+ * gov->budget (bisection, ≤ 2 + 10 + 1 pricings of the step). RESULT.cycles ≤ budget unless gov->infeasible.
+ * gov->theta_x/h[l] hold the same pair for every layer. Bit-identical to PredictiveGovernor(bound="worst") (fused
+ * backend kernel; λ and saturation of the net). */
+edgedrnn_status edgedrnn_step_governed_worst(edgedrnn_t *net, edgedrnn_governor *gov, const int16_t *x, uint16_t n);
 
 /* The last layer's h (int16 [hidden], Q8.8) after the last step. */
 const int16_t *edgedrnn_h(const edgedrnn_t *net);

@@ -424,13 +424,15 @@ static void on_step(proto_board *b, resp *r, const uint8_t *q, uint32_t len)
     /* the geometry was checked at LOAD_END */
     if (b->governor == GOVERNOR_SPLIT)
         (void)edgedrnn_step_governed(&b->net, &b->gov, b->x, b->input_size);
+    else if (b->governor == GOVERNOR_WORST)
+        (void)edgedrnn_step_governed_worst(&b->net, &b->gov, b->x, b->input_size);
     else
         (void)edgedrnn_step(&b->net, b->x, b->input_size);
     (void)edgedrnn_output_checked(&b->net, b->out, &wrapped);
     dt = hal_ticks() - t0;
     if (wrapped)
         flags |= RESULT_OUTPUT_WRAPPED;
-    if (b->governor == GOVERNOR_SPLIT) {
+    if (b->governor != GOVERNOR_OFF) {
         flags |= RESULT_GOVERNED;
         if (b->gov.raised)
             flags |= RESULT_THETA_RAISED;
@@ -449,7 +451,7 @@ static void on_step(proto_board *b, resp *r, const uint8_t *q, uint32_t len)
     for (i = 0; i < b->outputs; i++)
         proto_put32(p + 14u + 4u * i, (uint32_t)b->out[i]);
     r->n = 14u + 4u * b->outputs;
-    if (b->governor == GOVERNOR_SPLIT && (b->governor_options & GOVERNOR_REPORT_THETA)) {
+    if (b->governor != GOVERNOR_OFF && (b->governor_options & GOVERNOR_REPORT_THETA)) {
         for (i = 0; i < b->layers; i++) {
             proto_put16(p + r->n, b->gov.theta_x[i]);
             proto_put16(p + r->n + 2u, b->gov.theta_h[i]);
@@ -486,8 +488,8 @@ static void on_set_thresholds(proto_board *b, resp *r, const uint8_t *q, uint32_
 }
 
 /* SET_GOVERNOR (§5.12): u8 policy, u8 options, u16 reserved, u32 budget (cycles). Needs a configuration; from the
- * next STEP on. Switched on from off, the governor starts from the current state (a flat estimate history); a
- * repeat with the governor already on (its ACK was lost) changes nothing but the budget and options. */
+ * next STEP on. Switched on from off (or to another policy), the governor starts from the current state (a flat
+ * estimate history); a repeat of the policy in force (its ACK was lost) changes nothing but the budget and options. */
 static void on_set_governor(proto_board *b, resp *r, const uint8_t *q, uint32_t len)
 {
     uint8_t policy, options;
@@ -501,8 +503,8 @@ static void on_set_governor(proto_board *b, resp *r, const uint8_t *q, uint32_t 
     policy = q[0];
     options = q[1];
     budget = proto_get32(q + 4);
-    if (policy > GOVERNOR_SPLIT) {
-        errv(b, r, ERR_BAD_VALUE, "governor policy ", policy, " unsupported: this board has 0 off, 1 split");
+    if (policy > GOVERNOR_WORST) {
+        errv(b, r, ERR_BAD_VALUE, "governor policy ", policy, " unsupported: board has 0 off 1 split 2 worst");
         return;
     }
     if ((options & ~GOVERNOR_REPORT_THETA) != 0) {
@@ -523,8 +525,8 @@ static void on_set_governor(proto_board *b, resp *r, const uint8_t *q, uint32_t 
              " bytes > max_payload");
         return;
     }
-    if (policy != GOVERNOR_OFF && b->governor == GOVERNOR_OFF && b->load == LOAD_DONE)
-        edgedrnn_governor_start(&b->gov, &b->net, budget);
+    if (policy != GOVERNOR_OFF && b->governor != policy && b->load == LOAD_DONE)
+        edgedrnn_governor_start(&b->gov, &b->net, budget); /* on from off, or another policy: a fresh state */
     b->gov.budget = budget;
     b->governor = policy;
     b->governor_options = policy != GOVERNOR_OFF ? options : 0u;

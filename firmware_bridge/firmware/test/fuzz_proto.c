@@ -17,6 +17,7 @@
  *     payload ≤ max_payload) that echoes the sequence number, of type request | 0x80 or ERROR (2..66 bytes,
  *     request_type = the request's), PONG = the PING's bytes, and whose COBS encoding (proto_cobs_write, what app.c sends) decodes back to it;
  *   - a governed RESULT (SET_GOVERNOR) fits the budget unless flagged OVER_BUDGET, and its Θ tail is ≥ the floor;
+ *     under WORST its cycles are ≤ the priced bound on every step and every layer ran at the same (Θx, Θh);
  *   - every byte moves the STATS counters exactly as the harness's own receiver judges it (a textbook reading of
  *     §4, with its own resync), and the board answers exactly the frames that receiver calls good.
  */
@@ -129,12 +130,16 @@ static void check_response(const uint8_t *req_frame, size_t req_n, const uint8_t
         CHECK(((flags & RESULT_GOVERNED) != 0) == (board.governor != GOVERNOR_OFF));
         if ((flags & RESULT_GOVERNED) && !(flags & RESULT_OVER_BUDGET))
             CHECK(proto_get32(r + PROTO_HEADER) <= board.gov.budget);
+        if (board.governor == GOVERNOR_WORST) /* the worst bound bounds every step's cycles, over budget or not */
+            CHECK(proto_get32(r + PROTO_HEADER) <= board.gov.priced);
         if ((flags & RESULT_GOVERNED) && (board.governor_options & GOVERNOR_REPORT_THETA)) {
             CHECK(len == base + 4u * board.layers);
             for (k = 0; k < board.layers; k++) {
                 CHECK(proto_get16(r + PROTO_HEADER + base + 4u * k) >= board.net.theta_x);
                 CHECK(proto_get16(r + PROTO_HEADER + base + 4u * k + 2u) >= board.net.theta_h);
                 CHECK(proto_get16(r + PROTO_HEADER + base + 4u * k + 2u) <= EDGEDRNN_THETA_MAX);
+                if (board.governor == GOVERNOR_WORST) /* one invocation: one (Θx, Θh) for every layer */
+                    CHECK(proto_get32(r + PROTO_HEADER + base + 4u * k) == proto_get32(r + PROTO_HEADER + base));
             }
         } else {
             CHECK(len == base);
