@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,8 @@ def _within(row: dict[str, Any]) -> str:
     frac = row["within_frac"]
     if frac is None:
         return "–"
-    pct = "100 %" if row["within"] == row["steps"] else f"{100 * frac:.2f} %"
+    # Rounded down: 59,998 of 60,000 is "99.99 %", never a "100.00 %" that reads as every step.
+    pct = "100 %" if row["within"] == row["steps"] else f"{math.floor(10000 * frac) / 100:.2f} %"
     return f"{pct} ({row['within']:,}/{row['steps']:,})"
 
 
