@@ -38,7 +38,7 @@ class ConfigError(ValueError):
 class ModelConfig:
     """The network: a DeltaGRU with a Linear output layer (sizes as the EdgeDRNN accelerator allows)."""
 
-    hidden_size: int = 128
+    hidden_size: int = 64  # as train_default.toml: 2L-64H meets 21 µs on every step (docs/governor.md)
     num_layers: int = 2
 
     def validate(self) -> None:
