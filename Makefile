@@ -40,6 +40,9 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	@# Compile the EdgeDRNN, output-layer and governor kernels once (numba caches them on disk): on a fresh clone a
+	@# board process started by a test would otherwise compile them (~50 s, more under the parallel tests' load).
+	$(BIN)/python -c "from hil.board_emulator import warm_up; warm_up()"
 	LEGLOOP_CONFORMANCE_DIR=$${LEGLOOP_CONFORMANCE_DIR:-$(CONFORMANCE)} $(BIN)/pytest -q -n 2 --dist loadfile
 
 bench: setup

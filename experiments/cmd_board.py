@@ -13,6 +13,7 @@ import argparse
 import time
 
 from experiments.cli import CliError, Subparsers
+from hil.board_process import DEFAULT_STARTUP_TIMEOUT_S
 
 
 def register(subparsers: Subparsers) -> None:
@@ -30,7 +31,10 @@ def register(subparsers: Subparsers) -> None:
     )
     add_emulator_arguments(emu)
     emu.add_argument(
-        "--startup-timeout", type=float, default=60.0, help="seconds to wait for the board process to start"
+        "--startup-timeout",
+        type=float,
+        default=DEFAULT_STARTUP_TIMEOUT_S,
+        help="seconds to wait for the board process to start (a cold numba cache compiles its kernels first)",
     )
     emu.set_defaults(func=_emulate)
 

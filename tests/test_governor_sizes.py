@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from pathlib import Path
 
-from benchmarks.governor_sizes import Bar, document, load, main, merge
+# benchmarks/ is a folder of scripts, not an installed package: load the script by its path.
+_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "governor_sizes.py"
+_spec = importlib.util.spec_from_file_location("governor_sizes", _PATH)
+assert _spec is not None and _spec.loader is not None
+governor_sizes = importlib.util.module_from_spec(_spec)
+sys.modules["governor_sizes"] = governor_sizes  # its dataclasses resolve their annotations through it
+_spec.loader.exec_module(governor_sizes)
+Bar, document, load, main, merge = (
+    governor_sizes.Bar,
+    governor_sizes.document,
+    governor_sizes.load,
+    governor_sizes.main,
+    governor_sizes.merge,
+)
 
 
 def _row(clock: float, gov: str, **kw: object) -> dict[str, object]:
