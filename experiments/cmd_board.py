@@ -10,6 +10,7 @@ starts empty: the host configures it and uploads the model over the wire (``docs
 from __future__ import annotations
 
 import argparse
+import signal
 import time
 
 from experiments.cli import CliError, Subparsers
@@ -53,6 +54,9 @@ def _emulate(args: argparse.Namespace) -> int:
         board = start_board("python", options, startup_timeout_s=args.startup_timeout)
     except BoardStartError as exc:
         raise CliError(str(exc)) from None
+    # "Ctrl-C here" must stop it even when this process was started with SIGINT ignored (inherited from a parent that
+    # ignores it: nohup, a background job, a test runner's worker), where Python keeps SIG_IGN.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     baud = f"{options.baud:g} baud emulated" if options.baud else "full speed"
     faults = " ".join(options.faults.argv()) or "no faults"
     try:  # from the first line on: a Ctrl-C may come as soon as the device path is out

@@ -315,12 +315,15 @@ def test_baud_115200_costs_at_least_the_wire_time(net: Net) -> None:
 
 def test_cli_emulate_prints_the_device_and_stops_on_ctrl_c() -> None:
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    # Started with SIGINT ignored, as under nohup, in a background job or in some test runners' workers (Python then
+    # keeps SIG_IGN): Ctrl-C must still stop it (it hung here under pytest-xdist before the CLI set its handler).
     proc = subprocess.Popen(
         [sys.executable, "-m", "experiments.cli", "board", "emulate", "--fault-seed", "3"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
         text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
         line = proc.stdout.readline()
