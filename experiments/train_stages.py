@@ -148,18 +148,60 @@ def validate(
     }
 
 
-def _log_latency(
-    rec: dict[str, Any], writer: Any, step: int, lat_sum: float, lat_over: int, lat_n: int, v: dict[str, Any] | None
-) -> None:
-    """The latency surrogate over the training steps since the last record (and on validation) into `rec`, TB."""
-    rec["train_latency_mean_us"] = round(lat_sum / max(1, lat_n) * 1e6, 3)
-    rec["train_over_budget"] = round(lat_over / max(1, lat_n), 5)
-    writer.add_scalar("latency/train_mean_us", rec["train_latency_mean_us"], step)
-    writer.add_scalar("latency/train_over_budget", rec["train_over_budget"], step)
-    if v is not None and v["latency"] is not None:
-        rec["val_latency"] = v["latency"]
-        writer.add_scalar("latency/val_mean_us", v["latency"]["mean_us"], step)
-        writer.add_scalar("latency/val_over_budget", v["latency"]["over_budget"], step)
+@dataclass
+class LatencyTally:
+    """The surrogate latency of the training steps since the last record: sum (s), steps over budget, steps."""
+
+    total: float = 0.0
+    over: int = 0
+    n: int = 0
+
+    def add(self, lat: torch.Tensor, budget_s: float) -> None:
+        self.total += float(lat.sum())
+        self.over += int((lat > budget_s).sum())
+        self.n += lat.numel()
+
+    def log(self, rec: dict[str, Any], writer: Any, step: int, v: dict[str, Any] | None) -> None:
+        """Into `rec` and TensorBoard (with the validation's latency when `v` has one), then start over."""
+        rec["train_latency_mean_us"] = round(self.total / max(1, self.n) * 1e6, 3)
+        rec["train_over_budget"] = round(self.over / max(1, self.n), 5)
+        writer.add_scalar("latency/train_mean_us", rec["train_latency_mean_us"], step)
+        writer.add_scalar("latency/train_over_budget", rec["train_over_budget"], step)
+        if v is not None and v["latency"] is not None:
+            rec["val_latency"] = v["latency"]
+            writer.add_scalar("latency/val_mean_us", v["latency"]["mean_us"], step)
+            writer.add_scalar("latency/val_over_budget", v["latency"]["over_budget"], step)
+        self.total, self.over, self.n = 0.0, 0, 0
+
+
+def _delta_loss(
+    model: DeltaGRU,
+    xb: torch.Tensor,
+    yb: torch.Tensor,
+    mb: torch.Tensor,
+    loss_kind: str,
+    l1_weight: float,
+    need_stats: bool,
+    with_deltas: bool,
+) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    """(the model's result, the objective, its fit term): the torque fit, plus ``l1_weight`` × mean |Δh| when
+    ``need_stats``. With ``with_deltas`` the result is a tuple whose last item is the pre-threshold deltas."""
+    if need_stats:
+        res = model(xb, return_stats=True, return_deltas=with_deltas)
+        fit = _loss(res[0], yb, mb, loss_kind)
+        return res, fit + l1_weight * res[1].delta_l1, fit
+    res = model(xb, return_deltas=with_deltas)
+    fit = _loss(res[0] if with_deltas else res, yb, mb, loss_kind)
+    return res, fit, fit
+
+
+def _latency_term(
+    pricer: LatencyPricer, deltas: PreDeltas, mask: torch.Tensor, weight: float, tally: LatencyTally
+) -> torch.Tensor:
+    """``weight`` × the latency hinge of a batch; its steps' latencies go into `tally`."""
+    hinge, lat = pricer.hinge(deltas, mask)
+    tally.add(lat, pricer.budget_s)
+    return weight * hinge
 
 
 def _latency_record(spec: StageSpec, last: dict[str, Any]) -> dict[str, Any]:
@@ -291,7 +333,7 @@ def train_stage(
     model.train()
     for epoch in range(spec.epochs):
         loss_sum, aux_sum, n_batches = 0.0, 0.0, 0
-        lat_sum, lat_over, lat_n = 0.0, 0, 0
+        tally = LatencyTally()
         for xb, yb, mb in sampler.epoch(rng):
             if use_aux:
                 assert aux_head is not None
@@ -303,21 +345,10 @@ def train_stage(
                 if need_stats:
                     loss = loss + spec.l1_weight * res[1].delta_l1
                 aux_sum += float(aux_loss.detach())
-            elif need_stats:
-                res = model(xb, return_stats=True, return_deltas=pricer is not None)
-                out, stats = res[0], res[1]
-                fit = _loss(out, yb, mb, o.loss)
-                loss = fit + spec.l1_weight * stats.delta_l1
             else:
-                res = model(xb, return_deltas=pricer is not None)
-                out = res[0] if pricer is not None else res
-                loss = fit = _loss(out, yb, mb, o.loss)
+                res, loss, fit = _delta_loss(model, xb, yb, mb, o.loss, spec.l1_weight, need_stats, pricer is not None)
             if pricer is not None:
-                hinge, lat = pricer.hinge(res[-1], mb)
-                loss = loss + spec.latency_weight * hinge
-                lat_sum += float(lat.sum())
-                lat_over += int((lat > pricer.budget_s).sum())
-                lat_n += lat.numel()
+                loss = loss + _latency_term(pricer, res[-1], mb, spec.latency_weight, tally)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, o.grad_clip)
@@ -333,7 +364,7 @@ def train_stage(
         rec: dict[str, Any] = {"epoch": epoch + 1, "train_loss": round(loss_sum / max(1, n_batches), 6)}
         writer.add_scalar("loss/train", rec["train_loss"], step)
         if pricer is not None:
-            _log_latency(rec, writer, step, lat_sum, lat_over, lat_n, v)
+            tally.log(rec, writer, step, v)
         if use_aux:
             rec["train_aux_loss"] = round(aux_sum / max(1, n_batches), 6)
             writer.add_scalar("loss/train_aux", rec["train_aux_loss"], step)
@@ -434,7 +465,7 @@ def train_stage_budget(
     opt = torch.optim.Adam(model.parameters(), lr=spec.lr)
     need_stats = spec.l1_weight > 0.0
     pricer = LatencyPricer.of(model, spec)
-    lat_sum, lat_over, lat_n = 0.0, 0, 0
+    tally = LatencyTally()
     history: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None  # the best validation record
     best_state: dict[str, torch.Tensor] | None = None
@@ -449,21 +480,9 @@ def train_stage_budget(
         for g in opt.param_groups:
             g["lr"] = lr
         xb, yb, mb = next(batches)
-        if need_stats:
-            res = model(xb, return_stats=True, return_deltas=pricer is not None)
-            out, stats = res[0], res[1]
-            fit = _loss(out, yb, mb, o.loss)
-            loss = fit + spec.l1_weight * stats.delta_l1
-        else:
-            res = model(xb, return_deltas=pricer is not None)
-            out = res[0] if pricer is not None else res
-            loss = fit = _loss(out, yb, mb, o.loss)
+        res, loss, fit = _delta_loss(model, xb, yb, mb, o.loss, spec.l1_weight, need_stats, pricer is not None)
         if pricer is not None:
-            hinge, lat = pricer.hinge(res[-1], mb)
-            loss = loss + spec.latency_weight * hinge
-            lat_sum += float(lat.sum())
-            lat_over += int((lat > pricer.budget_s).sum())
-            lat_n += lat.numel()
+            loss = loss + _latency_term(pricer, res[-1], mb, spec.latency_weight, tally)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
@@ -483,8 +502,7 @@ def train_stage_budget(
             objective = v["loss"] + spec.l1_weight * v["delta_l1"]
             if pricer is not None:
                 objective += spec.latency_weight * v["latency"]["hinge"]
-                _log_latency(rec, writer, step0 + step, lat_sum, lat_over, lat_n, v)
-                lat_sum, lat_over, lat_n = 0.0, 0, 0
+                tally.log(rec, writer, step0 + step, v)
             rec |= {
                 "val_loss": round(v["loss"], 6),
                 "val_objective": round(objective, 6),
