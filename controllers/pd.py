@@ -28,6 +28,16 @@ a loaded leg every other stride at 1.0 m/s (the period-2 gait) and fell on downh
 taking scuffs for heel strikes put the knee into stance in the air and made the next step overreach (with the knee
 gate: the worst episode's knee RMSE 0.24 → 0.17 rad, 1.2 m/s seed 1's 0.21 → 0.12 rad).
 
+The swing ends on a knee flexed to `swing_end` = 0.30 rad (17°), not nearly straight: a straight leg reaches for
+ground that is lower on a downhill, the swing overruns its profile (τ to 1.3), the foot lands late and far forward,
+and the step lengths alternate long/short until the walker falls. Measured with the PD alone, 60 s episodes with the
+evaluation's randomisation (`benchmarks/pd_swing_end.py` → `benchmarks/results/pd_swing_end.md`): at 0.15 rad it fell
+on 1/150 episodes of the README's baseline grid, 2/45 of the hard-deadline acceptance grid (0.8/1.0/1.2 m/s ×
+−3/0/+3° ± 5° × seeds 0–4) and 9/60 downhill starts on other seeds (1.0/1.2 m/s, −3 ± 5°, seeds 5–34); at 0.30 rad
+0/150, 0/45 and 1/60, and the mean knee RMSE on the baseline grid fell 0.113 → 0.084 rad. Of the values tried, 0.25
+fell once on the 45 and 0.35 / 0.40 three times on the downhill starts. (AMPRO3's own log holds its stance knee at
+0.35–0.38 rad.)
+
 The controller exposes its internals (`domain`, `phase`, `knee_des`, `knee_vel_des`, `ankle_des`) after every `act`,
 so it can label any trajectory (DAgger expert, run in shadow) and produce the AMPRO error features.
 
@@ -87,7 +97,7 @@ class PDParams:
     # Swing: raised cosine up to `swing_peak` at `t_peak`, down to `swing_end` at `t_end` (s).
     swing_peak: float = 1.0
     t_peak: float = 0.17
-    swing_end: float = 0.15
+    swing_end: float = 0.30  # rad: the knee lands flexed (see the module docstring)
     t_end: float = 0.40
     # Domain switching (load cell, N; body weight fraction; thigh angle rad; times s).
     min_stance_s: float = 0.20

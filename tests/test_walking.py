@@ -109,3 +109,29 @@ def test_short_ppo_run() -> None:
     obs, _ = env.reset(seed=1)
     action, _ = model.predict(obs, deterministic=True)
     assert action.shape == (2,) and np.all(np.abs(action) <= 1.0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 3])
+def test_pd_lands_on_a_flexed_knee_and_walks_steep_downhill_starts(seed: int) -> None:
+    """1.2 m/s on −3° ± 5° (seed 1: −4.9°, seed 3: −7.1°): the default landing knee (0.30 rad) walks 40 s; the
+    nearly straight landing it replaced (0.15 rad) overran its swing and fell (controllers/pd.py)."""
+    from dataclasses import replace
+
+    from controllers.pd import AmproPD, PDParams
+
+    cfg = EvalConfig(speed=1.2, slope_deg=-3.0)
+
+    def pd_with(swing_end: float):
+        def make(env):
+            w = env.walker
+            p = PDParams(knee_limit=w.prosthesis.knee_peak_torque, ankle_limit=w.prosthesis.ankle_peak_torque)
+            return AmproPD(env.dt, params=replace(p, swing_end=swing_end), walker=w)
+
+        return make
+
+    assert PDParams().swing_end == 0.30
+    fell, walked, _ = run_episode(pd_with(0.30), seed, 40.0, cfg.env_kwargs(), record=False)
+    assert not fell, f"the default PD fell after {walked:.1f} s"
+    fell_straight, walked, _ = run_episode(pd_with(0.15), seed, 40.0, cfg.env_kwargs(), record=False)
+    assert fell_straight, "the 0.15 rad landing walked: the test no longer shows what the flexed landing fixes"

@@ -8,8 +8,9 @@ What the host knows (and uses; nothing else is read from the accelerator)
 --------------------------------------------------------------------------
 - the Q8.8 input ``x_t`` it is about to send, the thresholds it wrote, the weight-image geometry and clock;
 - **every layer's hidden state h^l after each step** (a read-back of L·H int16 — on the seed's Zynq board the ARM
-  core that drives the accelerator reads it from shared memory; today's serial RESULT frame does *not* carry it, so a
-  host behind :mod:`firmware_bridge.protocol` would need a RESULT extension or must run this governor on the board).
+  core that drives the accelerator reads it from shared memory; the serial RESULT frame does *not* carry it, so
+  behind :mod:`firmware_bridge.protocol` this governor runs on the board: ``SET_GOVERNOR``, protocol 1.1,
+  docs/protocol.md §5.12).
 
 From these it mirrors the delta encoder's memories exactly (x̂¹, and for every layer ĥ^l and the input memory x̂^l
 of layers ≥ 2: a memory takes the new value when its delta fires, and the host knows every delta and threshold).
