@@ -68,8 +68,15 @@ def dependency_modules(module_name: str) -> list[str]:
         if mod is None or getattr(mod, "__file__", None) is None:
             continue
         seen.add(name)
+        package = getattr(mod, "__path__", None) is not None
         for value in list(vars(mod).values()):
             dep = _module_of(value)
+            # A package's submodules are among its attributes only once something has imported them, which differs
+            # from process to process: following them made the key depend on import order (hil.edgedrnn.kernel: 24
+            # modules in a board process, 38 in a test worker), so processes kept overwriting each other's cache
+            # entries and recompiling. A module that uses a submodule binds it by its own import and is followed.
+            if package and isinstance(value, types.ModuleType) and dep is not None and dep.startswith(name + "."):
+                continue
             if dep is not None and dep not in seen:
                 todo.append(dep)
         # Parent packages run code on import (e.g. constants in __init__): count them too.

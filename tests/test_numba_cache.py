@@ -77,3 +77,33 @@ print(round(float(io[2, 0]), 3))
     assert marker in text, "the output layer's line changed: update this test's edit"
     src.write_text(text.replace(marker, "out[o] = b[o] + 1000.0 + ("))
     assert float(_run(code, tmp_path)) == pytest.approx(before + 1000.0, abs=1e-3)
+
+
+KERNEL_MODULES = (
+    "envs.plant_kernel",
+    "hil.edgedrnn.predictive",
+    "hil.edgedrnn.kernel",
+    "hil.cpu_backend",
+    "controllers.gru_kernel",
+    "controllers.pd",
+)
+
+
+def _keys(prefix_imports: str) -> str:
+    code = (
+        f"{prefix_imports}\nimport importlib\nfrom envs.jit import dependency_digest\n"
+        f"for m in {KERNEL_MODULES!r}:\n    importlib.import_module(m)\n    print(m, dependency_digest(m))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def test_a_kernels_cache_key_does_not_depend_on_what_else_the_process_imported() -> None:
+    """A board process (few imports) and a test worker or the CLI (many) must find each other's cached kernels: a key
+    that followed whatever submodules happened to be imported made them recompile (~50 s) and overwrite each other."""
+    alone = _keys("")
+    everything = _keys("import experiments.cli, experiments.train, hil.board_emulator, hil.learned, hil.rollout")
+    assert alone.count("\n") == len(KERNEL_MODULES)
+    assert alone == everything
