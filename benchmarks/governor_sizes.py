@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from experiments.tables import percent_floor
 
 RESULTS = Path("benchmarks/results")  # relative to the repository root, where the script is run from
 DEFAULT_INPUTS = (
@@ -92,8 +93,7 @@ def _within(row: dict[str, Any]) -> str:
     frac = row["within_frac"]
     if frac is None:
         return "–"
-    # Rounded down: 59,998 of 60,000 is "99.99 %", never a "100.00 %" that reads as every step.
-    pct = "100 %" if row["within"] == row["steps"] else f"{math.floor(10000 * frac) / 100:.2f} %"
+    pct = "100 %" if row["within"] == row["steps"] else percent_floor(row["within"], row["steps"])
     return f"{pct} ({row['within']:,}/{row['steps']:,})"
 
 

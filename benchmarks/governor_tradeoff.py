@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from controllers.features import FEATURE_COLUMNS, TARGET_COLUMNS, features_from_
 from experiments.evaluate import EvalConfig, evaluate
 from experiments.replay import read_log, replay_log
 from experiments.rundir import provenance
+from experiments.tables import percent_floor
 from hil.governors import GOVERNORS
 from hil.learned import LearnedController
 from hil.spec import ControllerSpec
@@ -156,13 +156,6 @@ def _episode_rows(episodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def percent(within: int, steps: int) -> str:
-    """Steps within budget as a percentage, rounded down: "100.00 %" only when every step was within."""
-    if within == steps:
-        return "100.00 %"
-    return f"{math.floor(10000 * within / steps) / 100:.2f} %"
-
-
 def table(rows: list[dict[str, Any]], header: str) -> str:
     cols = [
         ("clock_mhz", "MHz", "{:g}"),
@@ -185,7 +178,7 @@ def table(rows: list[dict[str, Any]], header: str) -> str:
         for key, _, fmt in cols:
             if key == "within":
                 ok = r["within_frac"] is not None
-                cells.append(f"{r['within']}/{r['steps']} ({percent(r['within'], r['steps'])})" if ok else "–")
+                cells.append(f"{r['within']}/{r['steps']} ({percent_floor(r['within'], r['steps'])})" if ok else "–")
             elif key == "falls":
                 cells.append(f"{r['falls']}/{r['episodes']}")
             elif key == "host_us_per_step":
@@ -258,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row_of(clock, g, eps, lat, pd_knee, rep, budget_s, cost, plain))
             r = rows[-1]
             print(
-                f"{clock:g} MHz {gov}: within {percent(r['within'], r['steps']) if r['steps'] else '–'}, "
+                f"{clock:g} MHz {gov}: within {percent_floor(r['within'], r['steps']) if r['steps'] else '–'}, "
                 f"max {r['max_us']:.1f} µs, "
                 f"knee/PD {r['knee_ratio']:.2f}, R² {r['r2_knee']:.3f}/{r['r2_ankle']:.3f}, falls {r['falls']}/"
                 f"{r['episodes']} ({time.perf_counter() - t1:.0f} s)",

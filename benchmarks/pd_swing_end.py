@@ -32,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from controllers.pd import AmproPD, PDParams
+from controllers.pd import AmproPD
 from envs.walker_env import ProstheticWalkerEnv, Randomization
 from experiments.evaluate import EVAL_RANDOMIZATION, run_episode
 
@@ -54,9 +54,8 @@ class _PDFactory:
         self.swing_end = swing_end
 
     def __call__(self, env: ProstheticWalkerEnv) -> AmproPD:
-        w = env.walker
-        p = PDParams(knee_limit=w.prosthesis.knee_peak_torque, ankle_limit=w.prosthesis.ankle_peak_torque)
-        return AmproPD(env.dt, params=replace(p, swing_end=self.swing_end), walker=w)
+        default = AmproPD(env.dt, walker=env.walker).p  # the defaults with this walker's torque limits
+        return AmproPD(env.dt, params=replace(default, swing_end=self.swing_end), walker=env.walker)
 
 
 def _episode(task: tuple[float, float, float, bool, int, float]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ Floquet needs ≥ 30 strides). Counts of events print with their denominator (:f
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,12 @@ def count_of(n: int | None, total: int | None, pct: bool = True) -> str | None:
     if not pct or total == 0:
         return f"{n}/{total}"
     return f"{n}/{total} ({100.0 * n / total:.1f} %)"
+
+
+def percent_floor(n: int, total: int) -> str:
+    """``n / total`` in percent to 0.01, rounded down: "100.00 %" only when every one of them counts (59,998 of
+    60,000 is "99.99 %", not a "100.00 %" that reads as all)."""
+    return f"{math.floor(10000 * n / total) / 100:.2f} %"
 
 
 def table(

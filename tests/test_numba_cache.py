@@ -94,10 +94,7 @@ def _keys(prefix_imports: str) -> str:
         f"{prefix_imports}\nimport importlib\nfrom envs.jit import dependency_digest\n"
         f"for m in {KERNEL_MODULES!r}:\n    importlib.import_module(m)\n    print(m, dependency_digest(m))\n"
     )
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return out.stdout
+    return _run(code, ROOT)
 
 
 def test_a_kernels_cache_key_does_not_depend_on_what_else_the_process_imported() -> None:
@@ -105,5 +102,5 @@ def test_a_kernels_cache_key_does_not_depend_on_what_else_the_process_imported()
     that followed whatever submodules happened to be imported made them recompile (~50 s) and overwrite each other."""
     alone = _keys("")
     everything = _keys("import experiments.cli, experiments.train, hil.board_emulator, hil.learned, hil.rollout")
-    assert alone.count("\n") == len(KERNEL_MODULES)
+    assert len(alone.splitlines()) == len(KERNEL_MODULES)
     assert alone == everything

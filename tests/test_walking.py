@@ -124,9 +124,8 @@ def test_pd_lands_on_a_flexed_knee_and_walks_steep_downhill_starts(seed: int) ->
 
     def pd_with(swing_end: float):
         def make(env):
-            w = env.walker
-            p = PDParams(knee_limit=w.prosthesis.knee_peak_torque, ankle_limit=w.prosthesis.ankle_peak_torque)
-            return AmproPD(env.dt, params=replace(p, swing_end=swing_end), walker=w)
+            default = AmproPD(env.dt, walker=env.walker).p  # the defaults with this walker's torque limits
+            return AmproPD(env.dt, params=replace(default, swing_end=swing_end), walker=env.walker)
 
         return make
 
