@@ -66,11 +66,26 @@ def check_max_delta(max_delta: float | None) -> float | None:
     return None if max_delta >= 2.0 else float(max_delta)
 
 
+def check_envelope(envelope: float | None) -> float | None:
+    """The residual's torque envelope (a fraction of the motor peak in (0, 1]; 1 or None: none) or ValueError."""
+    if envelope is None:
+        return None
+    if not 0.0 < envelope <= 1.0:
+        raise ValueError(f"envelope must be in (0, 1] (a fraction of the motor peak torque) or None, got {envelope}")
+    return None if envelope >= 1.0 else float(envelope)
+
+
 class ResidualCore:
     """The PD, the previous action and the observation buffer of one residual controller (one episode at a time).
 
     Per control step: :meth:`observe` (sensors → the policy's observation; runs the PD) then :meth:`torque`
     (the policy's action → motor torques, N·m). Both return arrays owned by the core, overwritten next step.
+
+    ``envelope`` (a fraction of the motor peak, None: none) bounds what the residual may add to the torque's size:
+    per joint ``|τ| ≤ max(|τ_PD|, envelope · τ_peak)``. The residual may shape the torque freely below that level and
+    push against the PD's torque, but above it the command is never larger than the PD's own — so the controller's
+    peak torque is the PD's (on the trajectory it walks) or the envelope, whichever is higher. A safety bound of the
+    kind a prosthesis firmware would enforce on a learned correction.
     """
 
     def __init__(
@@ -79,16 +94,20 @@ class ResidualCore:
         peak_torque: np.ndarray,
         residual_scale: float = DEFAULT_RESIDUAL_SCALE,
         max_delta: float | None = None,
+        envelope: float | None = None,
     ) -> None:
         if not 0.0 < residual_scale <= 1.0:
             raise ValueError(f"residual_scale must be in (0, 1] (a fraction of the peak torque), got {residual_scale}")
         # The residual's slew limit: the applied action moves at most this far from the previous one per step.
         self.max_delta = check_max_delta(max_delta)
+        self.envelope = check_envelope(envelope)
         self.pd = pd
         self.peak = np.asarray(peak_torque, dtype=np.float64).copy()
         self.residual_scale = float(residual_scale)
         self._pk, self._pa = float(self.peak[0]), float(self.peak[1])
         self._rk, self._ra = self._pk * self.residual_scale, self._pa * self.residual_scale
+        e = self.envelope if self.envelope is not None else 1.0
+        self._ek, self._ea = self._pk * e, self._pa * e
         self.obs = np.zeros(OBS_SIZE, dtype=np.float32)
         self.prev_action = np.zeros(2)
         self.out = np.zeros(2)  # the torque of the last step, N·m
@@ -118,8 +137,8 @@ class ResidualCore:
 
     def torque(self, action: np.ndarray) -> np.ndarray:
         """PD torque of the last :meth:`observe` + the bounded residual of ``action`` (clipped to [-1, 1], then to
-        within ``max_delta`` of the previous applied action), N·m, saturated at the motor peaks. A non-finite action
-        raises ``ValueError``."""
+        within ``max_delta`` of the previous applied action), N·m, bounded by the envelope and saturated at the motor
+        peaks. A non-finite action raises ``ValueError``."""
         a0, a1 = action.tolist() if isinstance(action, np.ndarray) else (float(action[0]), float(action[1]))
         if not (math.isfinite(a0) and math.isfinite(a1)):
             raise ValueError(f"residual action must be finite, got [{a0}, {a1}]")
@@ -134,6 +153,11 @@ class ResidualCore:
         tpk, tpa = self.pd.last_torque.tolist()
         pk, pa = self._pk, self._pa
         tk, ta = tpk + self._rk * a0, tpa + self._ra * a1
+        if self.envelope is not None:
+            ck = max(abs(tpk), self._ek)
+            ca = max(abs(tpa), self._ea)
+            tk = -ck if tk < -ck else (ck if tk > ck else tk)
+            ta = -ca if ta < -ca else (ca if ta > ca else ta)
         out = self.out
         out[0] = -pk if tk < -pk else (pk if tk > pk else tk)
         out[1] = -pa if ta < -pa else (pa if ta > pa else ta)
@@ -152,6 +176,8 @@ class RewardWeights:
     torque_rate: float = 5.0
     fall: float = 0.0  # once, on the step the walker falls
     residual: float = 0.0  # ‖action‖²: the PD unless a correction pays
+    tracking_pushed: float | None = None  # the tracking weight within recovery_s of a push's start (None: tracking)
+    recovery_s: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -247,7 +273,8 @@ class ResidualPDEnv(gym.Wrapper):
     |------|------------------|----------------|
     | progress | ``w · exp(−((v_x − v_cmd) / tol)²)``: trunk velocity at the episode's commanded speed | 1.0 |
     | alive | ``w`` while the walker has not fallen | 1.0 |
-    | tracking | ``−w · ((q_k − q_k,des)² + (q_a − q_a,des)²)``, the PD's desired trajectory, rad² | 5.0 |
+    | tracking | ``−w · ((q_k − q_k,des)² + (q_a − q_a,des)²)``, the PD's desired trajectory, rad²; ``w`` is
+      ``tracking_pushed`` within ``recovery_s`` of a push's start, else ``tracking`` | 5.0 (pushed: the same), 1 s |
     | torque | ``−w · ‖τ / τ_peak‖²`` of the applied torque (PD + residual) | 0.05 |
     | torque rate | ``−w · ‖(τ_k − τ_{k−1}) / τ_peak‖²`` | 5.0 |
     | fall | ``−w`` once, on the step the walker falls (terminal) | 0 |
@@ -259,6 +286,9 @@ class ResidualPDEnv(gym.Wrapper):
     discounted return; the explicit ``fall`` term makes it cost more than the tracking and progress a riskier gait
     buys back. Peak torque and torque-rate in unperturbed walking are held near the PD's by ``residual`` and by the
     residual's slew limit (``max_delta``) rather than by the quadratic rate term, which weighs one large jump little.
+    Two tracking weights separate the two jobs of the policy: walk the PD's reference while nothing disturbs it
+    (``tracking``, high), and recover however it must after a push (``tracking_pushed``, low). The policy does not
+    observe the pushes; it learns to tell them from the sensors.
 
     ## Episode end
     As the env: terminated on a fall, truncated by the ``TimeLimit`` of the registration (10 s at 200 Hz).
@@ -271,6 +301,7 @@ class ResidualPDEnv(gym.Wrapper):
     | weights | :class:`RewardWeights` () | the reward weights |
     | pushes | None | :class:`RandomPushes`: random trunk pushes drawn per episode from the wrapper's seeded generator |
     | max_delta | None | the residual's slew limit: the applied action moves ≤ this per control step (None: none) |
+    | envelope | None | above this fraction of the motor peak the torque is never larger than the PD's (None: none) |
 
     :meth:`set_progress` (0 … 1; ``legloop rl train`` calls it through ``env_method``) drives the push curriculum.
     """
@@ -282,6 +313,7 @@ class ResidualPDEnv(gym.Wrapper):
         weights: RewardWeights | None = None,
         pushes: RandomPushes | None = None,
         max_delta: float | None = None,
+        envelope: float | None = None,
     ) -> None:
         super().__init__(env)
         walker = env.unwrapped
@@ -295,6 +327,7 @@ class ResidualPDEnv(gym.Wrapper):
         self.residual_scale = float(residual_scale)
         self.max_delta = max_delta
         check_max_delta(max_delta)
+        self.envelope = check_envelope(envelope)
         self.progress = 1.0  # training progress for the push curriculum (set_progress)
         self.weights = weights or RewardWeights()
         self.random_pushes = pushes
@@ -306,6 +339,8 @@ class ResidualPDEnv(gym.Wrapper):
         self._norm_action = np.zeros(2)
         self._prev_torque = np.zeros(2)
         self._v_cmd = 1.0
+        self._push_starts: tuple[float, ...] = ()  # this episode's push start times, s
+        self._push_next = 0  # index of the next push to start
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         if seed is not None:
@@ -316,10 +351,12 @@ class ResidualPDEnv(gym.Wrapper):
             drawn = self.random_pushes.draw(self._push_rng, self.progress)
             options = {"pushes": drawn} | dict(options or {})  # the caller's own pushes option wins
         sensors, info = self.env.reset(seed=seed, options=options)
+        self._push_starts = tuple(sorted(p.time_s for p in w.pushes))
+        self._push_next = 0
         # A randomised reset builds a new body: the PD needs its geometry and weight, the core its motor peaks.
         if self.core is None or w.walker is not self._body:
             pd = AmproPD(w.dt, walker=w.walker)
-            self.core = ResidualCore(pd, w.peak_torque, self.residual_scale, self.max_delta)
+            self.core = ResidualCore(pd, w.peak_torque, self.residual_scale, self.max_delta, self.envelope)
             self._body = w.walker
         self.core.reset()
         self._prev_torque[:] = 0.0
@@ -348,7 +385,14 @@ class ResidualPDEnv(gym.Wrapper):
         dv = (info["x_velocity"] - self._v_cmd) / w.speed_tolerance
         r_progress = w.progress * math.exp(-dv * dv)
         r_alive = 0.0 if terminated else w.alive
-        r_tracking = -w.tracking * (ek * ek + ea * ea)
+        tw = w.tracking
+        if w.tracking_pushed is not None and self._push_starts:
+            t, starts = self.walker.time, self._push_starts
+            while self._push_next < len(starts) and starts[self._push_next] <= t:
+                self._push_next += 1
+            if self._push_next and t < starts[self._push_next - 1] + w.recovery_s:
+                tw = w.tracking_pushed
+        r_tracking = -tw * (ek * ek + ea * ea)
         r_torque = -w.torque * (nk * nk + na * na)
         r_rate = -w.torque_rate * (dk * dk + da * da)
         r_fall = -w.fall if terminated else 0.0
@@ -373,9 +417,10 @@ def make_residual_env(
     pushes: RandomPushes | None = None,
     max_episode_steps: int = 2000,
     max_delta: float | None = None,
+    envelope: float | None = None,
 ) -> gym.Env:
     """``gymnasium.make("legloop/ProstheticWalker-v0", **env_options)`` wrapped in :class:`ResidualPDEnv`."""
     import envs  # registers the id
 
     env = gym.make(envs.ENV_ID, max_episode_steps=max_episode_steps, **(env_options or {}))
-    return ResidualPDEnv(env, residual_scale, weights, pushes, max_delta)
+    return ResidualPDEnv(env, residual_scale, weights, pushes, max_delta, envelope)

@@ -9,7 +9,8 @@ file                  what it holds
 ``vecnormalize.pkl``  the ``VecNormalize`` statistics the policy was trained with (``VecNormalize.load`` reads it)
 ``rl.json``           ``format`` (``legloop-rl/1``), ``algo``, ``observation`` (the layout: names and sizes, see
                       :data:`controllers.residual.OBS_LAYOUT`), ``residual_scale``, ``residual_max_delta`` (the
-                      slew limit; absent or null: none), ``control_dt``, training info, ``selection`` (which
+                      slew limit; absent or null: none), ``residual_envelope`` (the torque envelope, a fraction
+                      of the peak; absent or null: none), ``control_dt``, training info, ``selection`` (which
                       checkpoint held-out push trials chose, :mod:`experiments.rl_select`)
 ====================  =========================================================================================
 
@@ -31,7 +32,14 @@ from typing import Any
 import numpy as np
 
 from controllers.pd import AmproPD
-from controllers.residual import OBS_SIZE, ResidualCore, check_max_delta, describe_layout, layout_to_json
+from controllers.residual import (
+    OBS_SIZE,
+    ResidualCore,
+    check_envelope,
+    check_max_delta,
+    describe_layout,
+    layout_to_json,
+)
 
 FORMAT = "legloop-rl/1"
 POLICY_FILE = "policy.zip"
@@ -137,6 +145,7 @@ class RLPolicy:
     path: Path
     actor: MlpActor | None = None  # the policy's mean in numpy; None: SB3's predict
     max_delta: float | None = None  # the residual's slew limit per control step (None: none)
+    envelope: float | None = None  # the residual's torque envelope, a fraction of the peak (None: none)
 
     def action(self, obs_norm: np.ndarray) -> np.ndarray:
         """The deterministic action for one normalised observation (clipped to the action space)."""
@@ -200,6 +209,13 @@ def load_rl_checkpoint(path: str | os.PathLike) -> RLPolicy:
         md = check_max_delta(md)
     except ValueError as exc:
         raise RLCheckpointError(f"{d / META_FILE}: residual_max_delta: {exc}") from None
+    env = meta.get("residual_envelope")  # absent in checkpoints from before the envelope: none
+    try:
+        if env is not None and not isinstance(env, (int, float)):
+            raise ValueError(f"not a number: {env!r}")
+        env = check_envelope(env)
+    except ValueError as exc:
+        raise RLCheckpointError(f"{d / META_FILE}: residual_envelope: {exc}") from None
     import torch
     from stable_baselines3 import PPO
 
@@ -228,7 +244,7 @@ def load_rl_checkpoint(path: str | os.PathLike) -> RLPolicy:
         actor: MlpActor | None = MlpActor(model.policy)
     except TypeError:
         actor = None  # another architecture: SB3's own predict, slower but general
-    return RLPolicy(model.policy, normalizer, float(scale), float(dt), meta, d, actor, md)
+    return RLPolicy(model.policy, normalizer, float(scale), float(dt), meta, d, actor, md, env)
 
 
 class RLController:
@@ -241,7 +257,7 @@ class RLController:
     def __init__(self, loaded: RLPolicy, pd: AmproPD, peak_torque: np.ndarray, name: str = "rl") -> None:
         self.name = name
         self.loaded = loaded
-        self.core = ResidualCore(pd, peak_torque, loaded.residual_scale, loaded.max_delta)
+        self.core = ResidualCore(pd, peak_torque, loaded.residual_scale, loaded.max_delta, loaded.envelope)
         self._obs_n = np.zeros(OBS_SIZE, dtype=np.float32)
 
     @property

@@ -10,7 +10,8 @@ vectorised envs, ``VecNormalize``, gSDE exploration, domain randomisation and ra
 ``experiments/configs/rl.toml``. Evaluate with ``legloop eval --controller rl --checkpoint DIR``.
 
 At the end of training (``[select]``) and with ``legloop rl select DIR`` (again, or on a run trained without it):
-every checkpoint runs push trials on held-out seeds and the best becomes ``DIR``'s policy
+every checkpoint runs push trials and unpushed walks on held-out seeds, and the one that survives the largest pushes
+while tracking within 1.25× the PD's and staying under the PD's peak torque and torque rate becomes ``DIR``'s policy
 (``experiments/rl_select.py``).
 """
 
@@ -42,8 +43,11 @@ def register(sub: Subparsers) -> None:
         help="override a config key (TOML value, dotted key), e.g. --set total_timesteps=50000 --set ppo.n_steps=256",
     )
     t.set_defaults(func=run_train)
-    s = rl_sub.add_parser("select", help="make the checkpoint of DIR that survives the largest pushes its policy",
-                          description=__doc__)  # fmt: skip
+    s = rl_sub.add_parser(
+        "select",
+        help="make DIR's policy the checkpoint that survives the largest pushes within the PD's limits",
+        description=__doc__,
+    )
     s.add_argument("run", metavar="DIR", help="a `legloop rl train` run directory")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key of the run's config, e.g. --set select.seeds=[100,101,102]")  # fmt: skip
@@ -133,6 +137,7 @@ def run_select(args: argparse.Namespace) -> int:
     print(
         f"selected step {sel['step']}: mean largest push survived {sel['score_n']:.0f} N"
         + (f" (the PD alone: {base['score_n']:.0f} N)" if base else "")
+        + ("" if sel["within_limits"] else "; NO checkpoint was within the tracking and torque limits")
         + f"; {sel['wall_s']:.0f} s; wrote {run}"
     )
     return 0

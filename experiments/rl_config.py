@@ -65,14 +65,22 @@ class ResidualConfig:
     # Slew limit: the applied action moves at most this far per control step (0: none). 0.1 → ≤ 710 N·m/s of knee
     # torque rate from the residual (the PD's own peaks are 16–19 k N·m/s); 0 → full range takes 10 steps, 50 ms.
     max_delta: float = 0.1
+    # Torque envelope: above this fraction of the motor peak the residual may not make the torque larger than the
+    # PD's own (controllers.residual.ResidualCore; 0: none) — the controller's peak torque stays the PD's.
+    envelope: float = 0.4  # 57 / 67 N·m: below the PD's peaks on every evaluation condition (ankle 70 N·m uphill)
 
     def validate(self) -> None:
         _check(0.0 < self.scale <= 1.0, "residual.scale", "in (0, 1] (a fraction of the peak torque)")
         _check(0.0 <= self.max_delta <= 2.0, "residual.max_delta", "in [0, 2] action units per step (0: no limit)")
+        _check(0.0 <= self.envelope <= 1.0, "residual.envelope", "in [0, 1], a fraction of the peak torque (0: none)")
 
     @property
     def max_delta_or_none(self) -> float | None:
         return self.max_delta if 0.0 < self.max_delta < 2.0 else None
+
+    @property
+    def envelope_or_none(self) -> float | None:
+        return self.envelope if 0.0 < self.envelope < 1.0 else None
 
 
 @dataclass
@@ -82,7 +90,10 @@ class RewardConfig:
     progress: float = 1.0
     speed_tolerance: float = 0.3
     alive: float = 1.0
-    tracking: float = 2.5  # room to leave the PD's trajectory while recovering from a push
+    # Walk the PD's reference while nothing disturbs it; recover however it must within recovery_s of a push.
+    tracking: float = 10.0
+    tracking_pushed: float = 1.0
+    recovery_s: float = 1.0
     torque: float = 0.05
     torque_rate: float = 5.0
     fall: float = 300.0  # once, on the fall: ≈ 150 walking steps' reward on top of the lost future
@@ -193,8 +204,9 @@ class SelectConfig:
 
     Every saved checkpoint (and the final policy) runs `legloop eval`'s push trials — 8 alternating trunk pushes of
     one magnitude, magnitudes growing until the first fall — on ``seeds`` (never the evaluation's 5–9) at each of
-    ``speeds``, ``seconds``-free (a push trial lasts ~14 s); the score is the mean largest push survived, N. The best
-    becomes the run's policy; ``rl.json`` names its step and score. ``enabled = false``: the final policy is kept.
+    ``speeds`` (a push trial lasts ~14 s); the score is the mean largest push survived, N. It also walks unpushed
+    for ``walk_seconds`` on the same seeds and speeds, against the PD's limits below. The best score within limits
+    becomes the run's policy; ``rl.json`` names its step, score and limits. ``enabled = false``: the final policy.
     """
 
     enabled: bool = True
@@ -202,6 +214,15 @@ class SelectConfig:
     speeds: list[float] = field(default_factory=lambda: [0.8, 1.2])
     magnitudes: list[float] = field(default_factory=lambda: [50.0, 100.0, 150.0, 200.0, 250.0, 300.0, 400.0, 500.0])
     baseline: bool = True  # also score the PD alone (residual 0) on the same trials, for reference
+    # Limits (issue #16's): a walk of walk_seconds per seed and speed, randomised, no pushes, by the checkpoint and
+    # by the PD on the same seeds. A checkpoint is within limits when its worst knee and ankle tracking RMSE is
+    # ≤ max_tracking_ratio × the PD's on the same walk and its peak |torque| and |torque rate| per joint are ≤
+    # max_torque_ratio / max_rate_ratio × the PD's. The best push score *within* limits wins (none within: the best
+    # score, marked). walk_seconds = 0: no limits, push score alone.
+    walk_seconds: float = 20.0
+    max_tracking_ratio: float = 1.25
+    max_torque_ratio: float = 1.0
+    max_rate_ratio: float = 1.0
 
     def validate(self) -> None:
         _check(1 <= len(self.seeds) <= 32 and all(s >= 0 for s in self.seeds), "select.seeds", "1–32 seeds >= 0")
@@ -215,6 +236,10 @@ class SelectConfig:
             "select.magnitudes",
             "1–16 increasing magnitudes > 0 N",
         )
+        _check(self.walk_seconds == 0.0 or 2.0 <= self.walk_seconds <= 600.0, "select.walk_seconds",
+               "0 (no limits) or in [2, 600] s")  # fmt: skip
+        for key in ("max_tracking_ratio", "max_torque_ratio", "max_rate_ratio"):
+            _check(0.0 < getattr(self, key) <= 10.0, f"select.{key}", "in (0, 10]")
 
 
 @dataclass
@@ -225,7 +250,7 @@ class RLConfig:
     total_timesteps: int = 800_000
     n_envs: int = 2
     vec_env: str = "dummy"
-    checkpoint_every: int = 160_000  # env steps between checkpoints in DIR/checkpoints (0: none)
+    checkpoint_every: int = 100_000  # env steps between checkpoints in DIR/checkpoints (0: none)
     torch_threads: int = 1
     env: EnvConfig = field(default_factory=EnvConfig)
     residual: ResidualConfig = field(default_factory=ResidualConfig)

@@ -5,10 +5,18 @@ Why: the training return and push robustness part ways — in the first default 
 evaluation measures, on seeds it never uses (the evaluation's are 5–9): `legloop eval`'s push trials (8 trunk pushes of
 one magnitude, alternating forward and backward at 1.13 s intervals from 3 s; magnitudes ``select.magnitudes`` in
 increasing order until the first fall) per seed of ``select.seeds`` at each speed of ``select.speeds``, randomised,
-level ground. The score is the mean largest push survived (N); ties go to the later checkpoint. The winner's policy and
-statistics become the run's ``policy.zip`` / ``vecnormalize.pkl`` and its ``rl.json`` gains ``selection``:
-``{"step", "score_n", "scores": {step: {"score_n", "pushes_n"}}, "baseline_pd": …, "seeds", "speeds", "wall_s"}``.
-The final policy stays in ``checkpoints/step_N``.
+level ground. The score is the mean largest push survived (N).
+
+Push robustness alone is not the goal: the controller must also walk like the PD where nothing pushes it. So each
+checkpoint, and the PD, also walk ``select.walk_seconds`` unpushed on the same seeds and speeds; a checkpoint is
+*within limits* when its worst knee and ankle tracking RMSE is at most ``max_tracking_ratio`` × the PD's on the same
+walk and its peak |torque| and |torque rate| per joint at most ``max_torque_ratio`` / ``max_rate_ratio`` × the PD's
+(issue #16's bars: 1.25, 1, 1). The winner is the best score within limits (ties: the later checkpoint); when no
+checkpoint is within limits, the best score, with ``within_limits: false`` (and said on the progress line).
+
+The winner's policy and statistics become the run's ``policy.zip`` / ``vecnormalize.pkl`` and its ``rl.json`` gains
+``selection``: ``{"step", "score_n", "within_limits", "scores": {step: {"score_n", "pushes_n", "limits"}},
+"baseline_pd": …, "pd_walks": …, "seeds", "speeds", "wall_s"}``. The final policy stays in ``checkpoints/step_N``.
 """
 
 from __future__ import annotations
@@ -58,6 +66,83 @@ def push_score(checkpoint: Path | None, sel: SelectConfig, control_hz: float = 2
     return float(np.mean(survived)), survived
 
 
+class _Peaks:
+    """A run observer: peak |torque| and |torque rate| per joint over an episode (N·m, N·m/s)."""
+
+    def __init__(self, dt: float) -> None:
+        self.dt = dt
+        self.torque = np.zeros(2)
+        self.rate = np.zeros(2)
+        self._prev: np.ndarray | None = None
+
+    def __call__(self, k: int, obs: np.ndarray, torque: np.ndarray) -> None:
+        np.maximum(self.torque, np.abs(torque), out=self.torque)
+        if self._prev is not None:
+            np.maximum(self.rate, np.abs(torque - self._prev) / self.dt, out=self.rate)
+            self._prev[:] = torque
+        else:
+            self._prev = np.array(torque, dtype=np.float64)
+
+
+def walks(checkpoint: Path | None, sel: SelectConfig, control_hz: float = 200.0) -> dict[str, Any]:
+    """Unpushed walks of ``sel.walk_seconds`` per seed and speed (randomised, level): per walk the knee and ankle
+    tracking RMSE (rad, against the PD's reference), and over all walks the peak |torque| (N·m) and |torque rate|
+    (N·m/s) per joint [knee, ankle], of an RL checkpoint (None: the PD alone)."""
+    from experiments.evaluate import EvalConfig, run_episode
+    from hil.spec import ControllerSpec
+
+    spec = ControllerSpec("pd") if checkpoint is None else ControllerSpec("rl", checkpoint=str(checkpoint))
+    factory = spec.factory()
+    env_options = {} if control_hz == 200.0 else {"control_hz": control_hz}
+    knee, ankle, falls = [], [], 0
+    peaks = _Peaks(1.0 / control_hz)
+    for speed in sel.speeds:
+        kw = EvalConfig(speed=speed, env_options=env_options).env_kwargs()
+        for seed in sel.seeds:
+            peaks._prev = None  # no rate across two episodes
+            fell, _, m = run_episode(factory, seed, sel.walk_seconds, kw, observers=[peaks])
+            assert m is not None
+            knee.append(float(m["knee_rmse_rad"]))
+            ankle.append(float(m["ankle_rmse_rad"]))
+            falls += bool(fell)
+    return {
+        "knee_rmse": [round(x, 4) for x in knee],
+        "ankle_rmse": [round(x, 4) for x in ankle],
+        "falls": falls,
+        "peak_torque_nm": peaks.torque.round(1).tolist(),
+        "peak_rate_nm_s": peaks.rate.round(0).tolist(),
+    }
+
+
+def limits(walk: dict[str, Any], pd: dict[str, Any], sel: SelectConfig) -> dict[str, Any]:
+    """A checkpoint's walks against the PD's: the ratios and whether they are within ``sel``'s limits."""
+    knee = max(a / b for a, b in zip(walk["knee_rmse"], pd["knee_rmse"], strict=True))
+    ankle = max(a / b for a, b in zip(walk["ankle_rmse"], pd["ankle_rmse"], strict=True))
+    torque = [a / b for a, b in zip(walk["peak_torque_nm"], pd["peak_torque_nm"], strict=True)]
+    rate = [a / b for a, b in zip(walk["peak_rate_nm_s"], pd["peak_rate_nm_s"], strict=True)]
+    within = (
+        walk["falls"] == 0
+        and max(knee, ankle) <= sel.max_tracking_ratio
+        and max(torque) <= sel.max_torque_ratio
+        and max(rate) <= sel.max_rate_ratio
+    )
+    return {
+        "within": bool(within),
+        "falls": walk["falls"],
+        "knee_ratio": round(knee, 3),
+        "ankle_ratio": round(ankle, 3),
+        "torque_ratio": [round(x, 3) for x in torque],
+        "rate_ratio": [round(x, 3) for x in rate],
+    }
+
+
+def _limits_text(lim: dict[str, Any]) -> str:
+    t, r = lim["torque_ratio"], lim["rate_ratio"]
+    return (f"{'within' if lim['within'] else 'OUTSIDE'} limits: tracking knee {lim['knee_ratio']:.2f}×, "
+            f"ankle {lim['ankle_ratio']:.2f}× the PD; peak torque {t[0]:.2f}/{t[1]:.2f}×, rate {r[0]:.2f}/{r[1]:.2f}×"
+            + (f", {lim['falls']} falls" if lim["falls"] else ""))  # fmt: skip
+
+
 def select_checkpoint(
     run: str | Path,
     sel: SelectConfig,
@@ -70,27 +155,48 @@ def select_checkpoint(
     if not found:
         raise FileNotFoundError(f"{run} has no complete checkpoints in {run / 'checkpoints'} to select from")
     t0 = time.perf_counter()
+    say = progress if progress is not None else (lambda _: None)
+    pd_walks = walks(None, sel, control_hz) if sel.walk_seconds > 0 else None
+    if pd_walks is not None:
+        say(f"select: the PD's walks ({sel.walk_seconds:g} s × {len(sel.seeds)} seeds × {len(sel.speeds)} speeds): "
+            f"peak torque {pd_walks['peak_torque_nm']} N·m, rate {pd_walks['peak_rate_nm_s']} N·m/s")  # fmt: skip
     scores: dict[str, Any] = {}
     for step, d in found:
         score, pushes = push_score(d, sel, control_hz)
-        scores[str(step)] = {"score_n": round(score, 1), "pushes_n": pushes}
-        if progress is not None:
-            progress(f"select: step {step}: mean largest push survived {score:.0f} N {pushes}")
+        entry: dict[str, Any] = {"score_n": round(score, 1), "pushes_n": pushes, "limits": None}
+        line = f"select: step {step}: mean largest push survived {score:.0f} N {pushes}"
+        if pd_walks is not None:
+            entry["walks"] = walks(d, sel, control_hz)
+            entry["limits"] = limits(entry["walks"], pd_walks, sel)
+            line += "; " + _limits_text(entry["limits"])
+        scores[str(step)] = entry
+        say(line)
     baseline = None
     if sel.baseline:
         score, pushes = push_score(None, sel, control_hz)
         baseline = {"score_n": round(score, 1), "pushes_n": pushes}
-        if progress is not None:
-            progress(f"select: the PD alone: {score:.0f} N {pushes}")
-    best_step, best_dir = max(found, key=lambda sd: (scores[str(sd[0])]["score_n"], sd[0]))
+        say(f"select: the PD alone: {score:.0f} N {pushes}")
+
+    def within(step: int) -> bool:
+        lim = scores[str(step)]["limits"]
+        return lim is None or bool(lim["within"])
+
+    best_step, best_dir = max(found, key=lambda sd: (within(sd[0]), scores[str(sd[0])]["score_n"], sd[0]))
+    if not within(best_step):
+        say(f"select: no checkpoint is within the limits; step {best_step} has the best push score")
     selection = {
         "step": best_step,
         "score_n": scores[str(best_step)]["score_n"],
+        "within_limits": within(best_step),
         "scores": scores,
         "baseline_pd": baseline,
+        "pd_walks": pd_walks,
         "seeds": list(sel.seeds),
         "speeds": list(sel.speeds),
         "magnitudes": list(sel.magnitudes),
+        "limits": {
+            k: getattr(sel, k) for k in ("walk_seconds", "max_tracking_ratio", "max_torque_ratio", "max_rate_ratio")
+        },
         "wall_s": round(time.perf_counter() - t0, 1),
     }
     # The winner's files become the run's policy; rl.json last (its presence means the three files are complete).

@@ -67,6 +67,7 @@ def make_env(cfg: RLConfig, rank: int) -> Any:
         cfg.pushes.random_pushes(),
         max_episode_steps=cfg.env.max_episode_steps,
         max_delta=cfg.residual.max_delta_or_none,
+        envelope=cfg.residual.envelope_or_none,
     )
 
 
@@ -81,6 +82,7 @@ def checkpoint_meta(cfg: RLConfig, steps: int, extra: dict[str, Any] | None = No
         "observation": layout_to_json(),
         "residual_scale": cfg.residual.scale,
         "residual_max_delta": cfg.residual.max_delta_or_none,
+        "residual_envelope": cfg.residual.envelope_or_none,
         "control_dt": 1.0 / cfg.env.control_hz,
         "timesteps": int(steps),
         "seed": cfg.seed,
@@ -258,6 +260,7 @@ def train_rl(
         sel = select_checkpoint(out, cfg.select, cfg.env.control_hz, progress=log)
         summary["selected_step"] = sel["step"]
         summary["selected_score_n"] = sel["score_n"]
+        summary["selected_within_limits"] = sel["within_limits"]
         summary["baseline_pd_score_n"] = (sel["baseline_pd"] or {}).get("score_n")
         summary["select_wall_s"] = sel["wall_s"]
         summary["total_wall_s"] = round(summary["wall_s"] + sel["wall_s"], 1)
@@ -267,5 +270,5 @@ def train_rl(
 
 def summary_line(summary: dict[str, Any]) -> str:
     keys = ("timesteps", "wall_s", "steps_per_s", "episodes", "falls", "selected_step", "selected_score_n",
-            "baseline_pd_score_n", "total_wall_s")  # fmt: skip
+            "selected_within_limits", "baseline_pd_score_n", "total_wall_s")  # fmt: skip
     return json.dumps({k: summary[k] for k in keys if k in summary})

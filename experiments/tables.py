@@ -42,12 +42,18 @@ def fmt(value: Any, spec: str | Callable[[Any], str] = "") -> str:
 
 
 def count_of(n: int | None, total: int | None, pct: bool = True) -> str | None:
-    """``"n/total (p %)"``: an event count with its denominator (None when unknown)."""
+    """``"n/total (p %)"``: an event count with its denominator (None when unknown). The percentage reads 0 or 100
+    only when exact: one late step in 12,000 is "(<0.1 %)", not a "(0.0 %)" that reads as none."""
     if n is None or total is None:
         return None
     if not pct or total == 0:
         return f"{n}/{total}"
-    return f"{n}/{total} ({100.0 * n / total:.1f} %)"
+    p = f"{100.0 * n / total:.1f}"
+    if p == "0.0" and n > 0:
+        p = "<0.1"
+    elif p == "100.0" and n < total:
+        p = ">99.9"
+    return f"{n}/{total} ({p} %)"
 
 
 def percent_floor(n: int, total: int) -> str:

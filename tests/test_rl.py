@@ -101,7 +101,7 @@ def test_training_run_directory(trained: Path, tiny_config: Path) -> None:
 
 def test_policy_loads_and_acts_as_sb3_would(trained: Path) -> None:
     """The controller's action is SB3's: VecNormalize.load (training=False) + model.predict(deterministic=True);
-    its torque is the PD's + residual_scale × peak × action."""
+    its torque is the PD's + residual_scale × peak × action, within the torque envelope."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
@@ -122,6 +122,8 @@ def test_policy_loads_and_acts_as_sb3_would(trained: Path) -> None:
     residual_seen = 0.0
     md = loaded.max_delta
     assert md == 0.1 == loaded.meta["residual_max_delta"]  # the default slew limit, stored and applied
+    envelope = loaded.envelope
+    assert envelope == 0.4 == loaded.meta["residual_envelope"]  # the default torque envelope, likewise
     prev = np.zeros(2)
     for _ in range(100):
         torque = ctrl.act(sensors)
@@ -131,9 +133,9 @@ def test_policy_loads_and_acts_as_sb3_would(trained: Path) -> None:
         np.testing.assert_allclose(ctrl.core.prev_action, expected, rtol=0, atol=2e-6)
         prev = ctrl.core.prev_action.copy()
         pd_t = shadow.act(sensors)
-        np.testing.assert_allclose(
-            torque, np.clip(pd_t + 0.25 * env.peak_torque * ctrl.core.prev_action, -env.peak_torque, env.peak_torque)
-        )
+        bound = np.maximum(np.abs(pd_t), envelope * env.peak_torque)  # the torque envelope, then the motor peak
+        raw = np.clip(pd_t + 0.25 * env.peak_torque * ctrl.core.prev_action, -bound, bound)
+        np.testing.assert_allclose(torque, np.clip(raw, -env.peak_torque, env.peak_torque))
         residual_seen = max(residual_seen, float(np.abs(torque - pd_t).max()))
         sensors, _, terminated, _, _ = env.step(torque / env.peak_torque)
         assert not terminated
@@ -316,6 +318,58 @@ def test_residual_slew_limit() -> None:
     assert isinstance(whole, ResidualPDEnv) and whole.max_delta == 2.0
 
 
+def test_residual_torque_envelope() -> None:
+    """envelope e: |τ| ≤ max(|τ_PD|, e · peak) per joint — the residual shapes the torque below that level and may
+    oppose the PD, but above it the command is never larger than the PD's own."""
+    from controllers.pd import AmproPD
+    from controllers.residual import ResidualCore
+
+    env = make_residual_env(envelope=0.5)
+    obs, _ = env.reset(seed=2)
+    sensors = obs[:7]  # the wrapper's observation starts with the 7 sensors
+    w = env.unwrapped
+    core = ResidualCore(AmproPD(w.dt, walker=w.walker), w.peak_torque, residual_scale=1.0, envelope=0.5)
+    free = ResidualCore(AmproPD(w.dt, walker=w.walker), w.peak_torque, residual_scale=1.0)
+    rng = np.random.default_rng(0)
+    capped = 0
+    for _ in range(300):
+        core.observe(sensors)
+        free.observe(sensors)
+        a = rng.uniform(-1.0, 1.0, 2)
+        tau, tau_free, tau_pd = core.torque(a).copy(), free.torque(a).copy(), core.pd.last_torque
+        bound = np.maximum(np.abs(tau_pd), 0.5 * w.peak_torque)
+        assert np.all(np.abs(tau) <= bound + 1e-9)
+        # Inside the bound the envelope changes nothing; outside it the command sits on the bound, same sign.
+        inside = np.abs(tau_free) <= bound
+        np.testing.assert_allclose(tau[inside], tau_free[inside])
+        np.testing.assert_allclose(tau[~inside], np.sign(tau_free[~inside]) * bound[~inside])
+        capped += int((~inside).sum())
+        obs, *_ = env.step(np.zeros(2, np.float32))
+        sensors = obs[:7]
+    assert capped > 50  # full-scale random residuals often try to exceed the envelope
+    with pytest.raises(ValueError, match="envelope"):
+        make_residual_env(envelope=1.5)
+
+
+def test_tracking_weight_after_a_push() -> None:
+    """tracking_pushed applies within recovery_s of a push's start, tracking before and after."""
+    from controllers.residual import RewardWeights
+    from envs.walker_env import Push
+
+    env = make_residual_env(weights=RewardWeights(tracking=10.0, tracking_pushed=0.0, recovery_s=0.5))
+    env.reset(seed=0, options={"pushes": (Push(1.0, 50.0),)})
+    weights = []
+    for k in range(400):  # 2 s at 200 Hz; the step's time is (k + 1) / 200 after it
+        _, _, terminated, _, info = env.step(np.zeros(2, np.float32))
+        assert not terminated
+        weights.append((round((k + 1) * 0.005, 3), info["reward_tracking"]))
+    # (one step either side of each edge left out: the env's clock is a running sum of dt)
+    before = [r for t, r in weights if t < 0.995]
+    during = [r for t, r in weights if 1.005 <= t < 1.495]
+    after = [r for t, r in weights if t >= 1.505]
+    assert all(r < 0.0 for r in before[10:]) and all(r == 0.0 for r in during) and all(r < 0.0 for r in after)
+
+
 def test_push_curriculum() -> None:
     """The upper push magnitude grows from start_max_n to max_n over the ramp; the draws keep one stream."""
     from controllers.residual import RandomPushes
@@ -349,6 +403,10 @@ def test_new_config_options_are_validated() -> None:
         ({"reward": {"fall": -1.0}}, r"reward\.fall must be >= 0"),
         ({"select": {"magnitudes": [300.0, 200.0]}}, r"select\.magnitudes must be 1–16 increasing"),
         ({"select": {"speeds": [2.0]}}, r"select\.speeds must be"),
+        ({"select": {"walk_seconds": 1.0}}, r"select\.walk_seconds must be 0 \(no limits\) or in \[2, 600\] s"),
+        ({"select": {"max_tracking_ratio": 0.0}}, r"select\.max_tracking_ratio must be in \(0, 10\]"),
+        ({"residual": {"envelope": 1.5}}, r"residual\.envelope must be in \[0, 1\]"),
+        ({"reward": {"tracking_pushed": -1.0}}, r"reward\.tracking_pushed must be >= 0"),
     ):
         with pytest.raises(ConfigError, match=msg):
             rl_config_from_dict(raw)
@@ -374,25 +432,67 @@ def test_select_picks_the_best_checkpoint(trained: Path, tmp_path: Path, monkeyp
     shutil.copytree(trained, run, ignore=shutil.ignore_patterns("tb"))
     fake = {"step_512": 300.0, "step_1024": 150.0, None: 250.0}
     monkeypatch.setattr(sel_mod, "push_score", lambda d, sel, hz: (fake[d.name if d else None], [1.0]))
-    sel = sel_mod.select_checkpoint(run, SelectConfig())
+    sel = sel_mod.select_checkpoint(run, SelectConfig(walk_seconds=0.0))
     assert sel["step"] == 512 and sel["score_n"] == 300.0 and sel["baseline_pd"]["score_n"] == 250.0
     assert (run / "policy.zip").read_bytes() == (run / "checkpoints" / "step_512" / "policy.zip").read_bytes()
     meta = json.loads((run / "rl.json").read_text())
     assert meta["selection"]["step"] == 512 and meta["timesteps"] == 512 and "training" in meta
     fake["step_1024"] = 300.0  # a tie: the later, longer-trained checkpoint
-    assert sel_mod.select_checkpoint(run, SelectConfig(baseline=False))["step"] == 1024
+    assert sel_mod.select_checkpoint(run, SelectConfig(baseline=False, walk_seconds=0.0))["step"] == 1024
+
+
+def test_select_keeps_to_the_tracking_and_torque_limits(
+    trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The best push score *within* the limits (tracking ≤ 1.25× the PD's on the same walks, peak torque and rate
+    ≤ the PD's) wins over a better score outside them; with none within, the best score, marked as outside."""
+    import experiments.rl_select as sel_mod
+    from experiments.rl_config import SelectConfig
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run, ignore=shutil.ignore_patterns("tb"))
+    pd = {"knee_rmse": [0.10, 0.08], "ankle_rmse": [0.12, 0.10], "falls": 0,
+          "peak_torque_nm": [110.0, 120.0], "peak_rate_nm_s": [16000.0, 15000.0]}  # fmt: skip
+    ok = pd | {"knee_rmse": [0.12, 0.10], "peak_torque_nm": [110.0, 100.0]}  # 1.25× at most, torque equal or lower
+    walked = {None: pd, "step_512": ok, "step_1024": pd | {"ankle_rmse": [0.12, 0.126]}}  # ankle 1.26×: outside
+    monkeypatch.setattr(sel_mod, "walks", lambda d, sel, hz: walked[d.name if d else None])
+    fake = {"step_512": 200.0, "step_1024": 300.0, None: 250.0}
+    monkeypatch.setattr(sel_mod, "push_score", lambda d, sel, hz: (fake[d.name if d else None], [1.0]))
+    lines: list[str] = []
+    sel = sel_mod.select_checkpoint(run, SelectConfig(), progress=lines.append)
+    assert sel["step"] == 512 and sel["within_limits"] and sel["pd_walks"] == pd
+    lim = sel["scores"]["1024"]["limits"]
+    assert not lim["within"] and lim["ankle_ratio"] == 1.26 and lim["knee_ratio"] == 1.0
+    assert sel["scores"]["512"]["limits"] == {"within": True, "falls": 0, "knee_ratio": 1.25, "ankle_ratio": 1.0,
+                                              "torque_ratio": [1.0, 0.833], "rate_ratio": [1.0, 1.0]}  # fmt: skip
+    assert any("step 1024" in s and "OUTSIDE limits" in s and "ankle 1.26×" in s for s in lines)
+    walked["step_512"] = ok | {"peak_rate_nm_s": [16001.0, 15000.0]}  # a rate above the PD's: outside too
+    sel = sel_mod.select_checkpoint(run, SelectConfig(), progress=lines.append)
+    assert sel["step"] == 1024 and not sel["within_limits"] and "no checkpoint is within the limits" in lines[-1]
+    # Looser limits from the config: 1024's ankle (1.26×) is within 1.3×.
+    assert sel_mod.select_checkpoint(run, SelectConfig(max_tracking_ratio=1.3))["step"] == 1024
 
 
 def test_select_command_runs_push_trials(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
     shutil.copytree(trained, run, ignore=shutil.ignore_patterns("tb"))
     code = main(["rl", "select", str(run), "--quiet", "--set", "select.seeds=[100]", "--set", "select.speeds=[1.0]",
-                 "--set", "select.magnitudes=[50.0, 5000.0]"])  # fmt: skip
+                 "--set", "select.magnitudes=[50.0, 5000.0]", "--set", "select.walk_seconds=2.0",
+                 "--set", "select.max_tracking_ratio=10", "--set", "select.max_torque_ratio=10",
+                 "--set", "select.max_rate_ratio=10"])  # fmt: skip
     assert code == 0
     sel = json.loads((run / "rl.json").read_text())["selection"]
     # 50 N is walked through, 5 kN is not: every candidate and the PD survive exactly 50 N; the tie goes to 1024.
-    assert sel["scores"] == {s: {"score_n": 50.0, "pushes_n": [50.0]} for s in ("512", "1024")}
-    assert sel["baseline_pd"]["score_n"] == 50.0 and sel["step"] == 1024
+    assert {s: (e["score_n"], e["pushes_n"]) for s, e in sel["scores"].items()} == {
+        "512": (50.0, [50.0]), "1024": (50.0, [50.0])
+    }  # fmt: skip
+    assert sel["baseline_pd"]["score_n"] == 50.0 and sel["step"] == 1024 and sel["within_limits"]
+    # The walks ran: one 2-s walk per checkpoint and the PD, with tracking and peak torques from the real loop.
+    pd = sel["pd_walks"]
+    assert pd["falls"] == 0 and len(pd["knee_rmse"]) == 1 and 0.0 < pd["knee_rmse"][0] < 0.5
+    assert 10.0 < pd["peak_torque_nm"][0] <= 142.0 and pd["peak_rate_nm_s"][0] > 0.0
+    lim = sel["scores"]["1024"]["limits"]
+    assert lim["within"] and 0.0 < lim["knee_ratio"] < 10.0
     assert "selected step 1024" in capsys.readouterr().out
     assert main(["rl", "select", str(tmp_path)]) == 2
 
