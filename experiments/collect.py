@@ -33,6 +33,7 @@ import numpy as np
 
 from controllers.base import Controller
 from controllers.pd import AmproPD
+from controllers.residual import RandomPushes
 from experiments.ampro_log import ANKLE_CONTROL_FACTOR, KNEE_CONTROL_FACTOR
 from experiments.dataset import (
     EPISODE_COLUMNS,
@@ -91,6 +92,14 @@ def _env_kwargs(task: EpisodeTask) -> dict[str, Any]:
     if task.randomize:
         kw["randomization"] = EVAL_RANDOMIZATION
     return kw | dict(task.env_options)
+
+
+def _episode_pushes(pushes: RandomPushes | None, seed: int) -> dict[str, Any]:
+    """The env option of one episode's pushes (none: no option), drawn from the episode's own seeded generator."""
+    if pushes is None:
+        return {}
+    drawn = pushes.draw(np.random.default_rng([seed, 0x9E5]))
+    return {"pushes": drawn} if drawn else {}
 
 
 def load_driver(spec: DriverSpec, env: Any) -> Controller:
@@ -299,6 +308,7 @@ def collect(
     env_options: Mapping[str, Any] | None = None,
     overwrite: bool = False,
     expert: str | None = None,
+    pushes: RandomPushes | None = None,
 ) -> list[Path]:
     """Collect `n_episodes` episodes of `seconds` s each into OUT_DIR/episodes + OUT_DIR/manifest.json.
 
@@ -306,7 +316,10 @@ def collect(
     (body, friction, slope, sensor noise scale; speed fixed) when `randomize`. `driver` makes it a DAgger round: the
     applied torque is the PD's with probability `beta` per step, the learner's otherwise. `workers` processes
     (spawned; 1 = in this process). `env_options` are extra :class:`envs.walker_env.ProstheticWalkerEnv` options
-    (picklable), e.g. pushes. ``expert``: an RL checkpoint directory whose torques label the data instead of the PD's.
+    (picklable). ``expert``: an RL checkpoint directory whose torques label the data instead of the PD's. ``pushes``:
+    trunk pushes drawn per episode (:class:`controllers.residual.RandomPushes`, from a generator seeded by the
+    episode's seed), so the data holds the expert's recoveries — what a distilled controller must learn to keep an
+    RL expert's push robustness.
     Refuses a directory that already holds a data set unless `overwrite`.
     Returns the episode files in index order.
     """
@@ -337,7 +350,7 @@ def collect(
             driver=driver,
             beta=float(beta),
             stage=stage,
-            env_options=dict(env_options or {}),
+            env_options=dict(env_options or {}) | _episode_pushes(pushes, seed0 + i),
             expert=expert,
         )
         for i in range(n_episodes)
@@ -356,6 +369,7 @@ def collect(
             "stage": stage,
             "env_options": {k: repr(v) for k, v in sorted((env_options or {}).items())},
             "expert": expert or "pd",
+            "pushes": asdict(pushes) if pushes is not None else None,
         },
         "provenance": provenance(),
         "episodes": [],

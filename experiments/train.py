@@ -129,6 +129,18 @@ def _collect_env_options(cfg: TrainConfig) -> dict[str, Any]:
     return {"randomization": Randomization(speed_delta=0.0, slope_deg=cfg.data.max_slope_deg)}
 
 
+def _collect_pushes(cfg: TrainConfig, seconds: float) -> dict[str, Any]:
+    """``collect``'s ``pushes`` argument for episodes of ``seconds``: push trains in ``data.push_fraction`` of them."""
+    if cfg.data.push_fraction <= 0.0 or seconds < 3.0:
+        return {}
+    from controllers.residual import RandomPushes
+
+    d = cfg.data
+    pushes = RandomPushes(probability=d.push_fraction, count=max(1, int(seconds)), start_s=2.0, end_s=seconds - 1.0,
+                          min_n=d.push_min_n, max_n=d.push_max_n, pattern="train")  # fmt: skip
+    return {"pushes": pushes}
+
+
 def _collect_cached(
     backend: DataBackend,
     out_dir: Path,
@@ -261,6 +273,7 @@ def run_training(
             env_options=_collect_env_options(cfg),
             stage="pd",
             **({"expert": expert} if expert is not None else {}),
+            **_collect_pushes(cfg, cfg.data.seconds),
         )
         dt = control_dt_of(pd_eps)
         train_eps, val_eps = split_train_val(backend, pd_eps, cfg.data.val_fraction, cfg.seed)
@@ -373,6 +386,7 @@ def run_training(
                 beta=beta,
                 stage=spec.name,
                 **({"expert": expert} if expert is not None else {}),
+                **_collect_pushes(cfg, cfg.dagger.seconds),
             )
             train_s = train_s + episode_series(new_eps, fs, aux_w > 0.0)
         if ckpt.exists():

@@ -58,6 +58,12 @@ class DataConfig:
     # Training walks on slopes within ± this (degrees). 0 = flat ground, as in the paper, whose controller then met
     # slopes it had never seen; evaluation randomises slopes to ±5°.
     max_slope_deg: float = 0.0
+    # Push trains in this fraction of the collected episodes (and DAgger rounds): `legloop eval`'s shape — pushes of
+    # one magnitude (uniform in push_min_n … push_max_n N) alternating forward and backward every ~1.13 s from 2 s.
+    # 0: none (the PD imitation). For distillation (--expert rl:DIR) the data then holds the expert's recoveries.
+    push_fraction: float = 0.0
+    push_min_n: float = 50.0
+    push_max_n: float = 300.0
 
     def validate(self) -> None:
         _check(self.episodes >= 1, "data.episodes", ">= 1")
@@ -67,6 +73,9 @@ class DataConfig:
             _check(0.6 <= s <= 1.5, "data.speeds", "speeds within 0.6 … 1.5 m/s")
         _check(0.0 <= self.val_fraction < 1.0, "data.val_fraction", "in [0, 1)")
         _check(0.0 <= self.max_slope_deg <= 10.0, "data.max_slope_deg", "in [0, 10] degrees")
+        _check(0.0 <= self.push_fraction <= 1.0, "data.push_fraction", "in [0, 1]")
+        _check(0.0 <= self.push_min_n <= self.push_max_n <= 2000.0, "data.push_min_n / push_max_n",
+               "0 <= push_min_n <= push_max_n <= 2000 N")  # fmt: skip
 
 
 @dataclass

@@ -68,6 +68,25 @@ def test_fell_episode_is_kept_and_marked(tmp_path) -> None:
     assert 0 < len(ep) < 1000 and ep.meta["steps"] == len(ep)
 
 
+def test_push_trains_per_episode(runs, tmp_path) -> None:
+    """``pushes``: each episode draws its own push train from its seed (here: every episode, 1500 N for 0.3 s
+    between 0.5 and 1.9 s — a fall, so the pushes provably reached the walker); the manifest says what they were
+    drawn from."""
+    from controllers.residual import RandomPushes
+
+    shoves = RandomPushes(probability=1.0, count=2, start_s=0.5, end_s=1.9, min_n=1500.0, max_n=1500.0,
+                          duration_s=0.3, pattern="train")  # fmt: skip
+    collect(tmp_path / "p", 2, SECONDS, seed0=7, workers=1, progress=False, pushes=shoves)
+    eps = load_dataset([tmp_path / "p"])
+    assert all(ep.meta["fell"] for ep in eps) and all(100 <= len(ep) < 400 for ep in eps)  # walked ≥ 0.5 s, fell
+    assert read_manifest(tmp_path / "p")["collect"]["pushes"]["max_n"] == 1500.0
+    # No pushes drawn (probability 0): the very episodes of the unpushed collection, byte for byte.
+    calm = RandomPushes(probability=0.0)
+    paths = collect(tmp_path / "c", 2, SECONDS, seed0=7, workers=1, progress=False, pushes=calm)
+    for a, b in zip(paths, runs[1][1], strict=True):
+        assert a.read_bytes() == b.read_bytes()
+
+
 def test_refuses_existing_data_set_unless_overwrite(runs, tmp_path) -> None:
     d = tmp_path / "d"
     collect(d, 2, 0.05, workers=1, progress=False)

@@ -213,9 +213,19 @@ def test_size_configs_are_the_default_but_for_the_hidden_size() -> None:
         assert sized == default | {"model": {k: v for k, v in default["model"].items() if k != "hidden_size"}}
 
 
+def test_distil_config_is_the_default_but_for_pushes_in_the_data() -> None:
+    default = load_config().full_dict()
+    distil = load_config(CONFIG_DIR / "train_distil.toml").full_dict()
+    pushes = {"push_fraction": 0.5, "push_min_n": 100.0, "push_max_n": 400.0}
+    assert default["data"]["push_fraction"] == 0.0
+    assert distil == default | {"data": default["data"] | pushes}
+
+
 @pytest.mark.parametrize(
     ("raw", "needle"),
     [
+        ({"data": {"push_fraction": 1.5}}, "data.push_fraction must be in"),
+        ({"data": {"push_min_n": 500.0}}, "data.push_min_n / push_max_n"),
         ({"model": {"hiden_size": 16}}, "model.hiden_size"),
         ({"learning_rate": 0.1}, "learning_rate"),
         ({"model": {"hidden_size": 20}}, "model.hidden_size"),
