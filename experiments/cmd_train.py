@@ -11,7 +11,9 @@ stage table says how many gradient steps each stage ran and why it stopped. The 
 delta-GRU is ``DIR/controller.pt`` (+ ``.json``), exported to ``DIR/export/``; stage checkpoints are in
 ``DIR/stages/``, TensorBoard scalars in ``DIR/tb/``, a summary in ``DIR/train.json``. An interrupted run resumes
 where it stopped (finished stages are loaded) when started again with the same arguments. ``--expert rl:DIR``
-distils a residual RL controller (``legloop rl train``) instead of the PD: its torques are the labels.
+distils a residual RL controller (``legloop rl train``) instead of the PD: its torques are the labels, by default
+with ``experiments/configs/train_distil.toml`` (the default network, push trains in half the episodes so the data
+holds the expert's recoveries).
 """
 
 from __future__ import annotations
@@ -74,14 +76,15 @@ def _expert(text: str) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     from experiments.train import DataSizeWarning, run_training
-    from experiments.train_config import LOGS_CONFIG, ConfigError, load_config
+    from experiments.train_config import DISTIL_CONFIG, LOGS_CONFIG, ConfigError, load_config
     from experiments.train_data import TrainError
 
     expert = _expert(args.expert)
     if expert is not None and args.data:
         raise CliError("--expert rl:DIR labels simulated data; with --data the logs' own torques are the labels")
     try:
-        cfg = load_config(args.config if args.config or not args.data else LOGS_CONFIG)
+        default = LOGS_CONFIG if args.data else (DISTIL_CONFIG if expert is not None else None)
+        cfg = load_config(args.config or default)
     except ConfigError as exc:
         raise CliError(f"bad --config: {exc}") from None
     with warnings.catch_warnings():

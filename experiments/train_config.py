@@ -27,6 +27,7 @@ from controllers.fixedpoint import MAX_LAYERS, THETA_MAX_VALUE
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "train_default.toml"
 T = TypeVar("T")
+DISTIL_CONFIG = CONFIG_DIR / "train_distil.toml"  # `legloop train --expert rl:DIR` without --config
 LOGS_CONFIG = CONFIG_DIR / "train_logs.toml"  # the default of `legloop train --data` (training from device logs)
 
 

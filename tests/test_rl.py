@@ -251,6 +251,25 @@ def test_train_expert_argument_errors(tmp_path: Path, capsys: pytest.CaptureFixt
     assert not (tmp_path / "b").exists()
 
 
+def test_distillation_defaults_to_the_distil_config(
+    trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`legloop train --expert rl:DIR` without --config trains with train_distil.toml (push trains in the data)."""
+    import experiments.train as train_mod
+
+    seen = {}
+
+    def fake_run(cfg, out, **kw):  # type: ignore[no-untyped-def]
+        seen["cfg"], seen["expert"] = cfg, kw["expert"]
+        raise train_mod.TrainError("stop here")
+
+    monkeypatch.setattr(train_mod, "run_training", fake_run)
+    assert main(["train", "--expert", f"rl:{trained}", "--out", str(tmp_path / "d"), "--quiet"]) == 2
+    assert seen["cfg"].data.push_fraction == 0.5 and seen["expert"] == str(trained)
+    main(["train", "--out", str(tmp_path / "p"), "--quiet"])  # the PD's imitation keeps the default config
+    assert seen["cfg"].data.push_fraction == 0.0 and seen["expert"] is None
+
+
 def test_default_config_file_matches_the_defaults() -> None:
     """experiments/configs/rl.toml documents the defaults: it must not drift from the dataclasses."""
     from experiments.rl_config import RLConfig, load_rl_config
