@@ -9,10 +9,11 @@ level ground. The score is the mean largest push survived (N).
 
 Push robustness alone is not the goal: the controller must also walk like the PD where nothing pushes it. So each
 checkpoint, and the PD, also walk ``select.walk_seconds`` unpushed on the same seeds and speeds; a checkpoint is
-*within limits* when its worst knee and ankle tracking RMSE is at most ``max_tracking_ratio`` × the PD's on the same
-walk and its peak |torque| and |torque rate| per joint at most ``max_torque_ratio`` / ``max_rate_ratio`` × the PD's
-(issue #16's bars: 1.25, 1, 1). The winner is the best score within limits (ties: the later checkpoint); when no
-checkpoint is within limits, the best score, with ``within_limits: false`` (and said on the progress line).
+*within limits* when its mean knee and ankle tracking RMSE over the walks is at most ``max_tracking_ratio`` × the
+PD's on the same walks and its peak |torque| and |torque rate| per joint at most ``max_torque_ratio`` /
+``max_rate_ratio`` × the PD's (issue #16's bars: 1.25, 1, 1). The winner is the best score within limits (ties:
+the later checkpoint); when no checkpoint is within limits, the best score, with ``within_limits: false`` (and said
+on the progress line).
 
 The winner's policy and statistics become the run's ``policy.zip`` / ``vecnormalize.pkl`` and its ``rl.json`` gains
 ``selection``: ``{"step", "score_n", "within_limits", "scores": {step: {"score_n", "pushes_n", "limits"}},
@@ -116,8 +117,10 @@ def walks(checkpoint: Path | None, sel: SelectConfig, control_hz: float = 200.0)
 
 def limits(walk: dict[str, Any], pd: dict[str, Any], sel: SelectConfig) -> dict[str, Any]:
     """A checkpoint's walks against the PD's: the ratios and whether they are within ``sel``'s limits."""
-    knee = max(a / b for a, b in zip(walk["knee_rmse"], pd["knee_rmse"], strict=True))
-    ankle = max(a / b for a, b in zip(walk["ankle_rmse"], pd["ankle_rmse"], strict=True))
+    # Mean RMSE over the walks against the PD's on the same walks: one walk's ratio swings with its seed (the PD's
+    # knee RMSE ranged 0.05–0.13 rad over six 20-s walks), the mean is what "tracks like the PD" means.
+    knee = float(np.mean(walk["knee_rmse"]) / np.mean(pd["knee_rmse"]))
+    ankle = float(np.mean(walk["ankle_rmse"]) / np.mean(pd["ankle_rmse"]))
     torque = [a / b for a, b in zip(walk["peak_torque_nm"], pd["peak_torque_nm"], strict=True)]
     rate = [a / b for a, b in zip(walk["peak_rate_nm_s"], pd["peak_rate_nm_s"], strict=True)]
     within = (
