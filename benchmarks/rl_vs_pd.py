@@ -5,7 +5,8 @@
 Each argument is a folder of `legloop eval` output directories, one per condition, with the same names on both sides
 (``v1.0_s0`` …: speed and slope, as ``runs/eval_grid.sh``-style loops make them), run with run logs (the default) and
 push trials (the PD's episodes are restricted to the other side's seeds: a screen may run fewer). Per condition and
-controller: falls, mean knee / ankle tracking RMSE and the worst episode's ratio to the PD on the same seed, peak
+controller: falls, mean knee / ankle tracking RMSE, its ratio to the PD's mean and the worst episode's ratio to the PD
+on the same seed, peak
 |torque| and peak |torque rate| (from the run logs, N·m and N·m/s), and the median largest push survived.
 """
 
@@ -56,8 +57,11 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     rows = {}
-    print(f"{'condition':<10} {'ctrl':<6} {'falls':>5} {'knee':>6} {'×PD':>5} {'ankle':>6} {'×PD':>5} "
-          f"{'|τ|max k/a N·m':>15} {'|dτ/dt|max k/a N·m/s':>21} {'push N med':>10}")  # fmt: skip
+    print("knee / ankle: mean tracking RMSE over the condition's episodes (rad, against the PD's reference), its ratio")
+    print("to the PD's mean, and the worst episode's ratio to the PD's on the same seed; peaks over the episodes.")
+    print(f"{'condition':<10} {'ctrl':<6} {'falls':>5} {'knee':>6} {'×PD':>5} {'worst':>5} {'ankle':>6} {'×PD':>5} "
+          f"{'worst':>5} {'|τ|max k/a N·m':>15} {'|dτ/dt|max k/a N·m/s':>21} {'push N med':>10}")  # fmt: skip
+    everyone: dict[str, list[float]] = {"pd": [], "rl": []}
     for cond in sorted(p.name for p in args.pd.iterdir() if (p / "metrics.json").exists()):
         if not (args.rl / cond / "metrics.json").exists():
             continue
@@ -65,17 +69,26 @@ def main() -> None:
         pd = condition(args.pd / cond, rl["seeds"])  # a screen on fewer seeds compares with the PD's same seeds
         if pd["seeds"] != rl["seeds"]:
             sys.exit(f"{cond}: the PD run has seeds {pd['seeds']}, the other {rl['seeds']}")
-        for name, c in (("pd", pd), (args.rl.name[:6], rl)):
+        for name, key, c in (("pd", "pd", pd), (args.rl.name[:6], "rl", rl)):
             kr = max(a / b for a, b in zip(c["knee_rmse"], pd["knee_rmse"], strict=True))
             ar = max(a / b for a, b in zip(c["ankle_rmse"], pd["ankle_rmse"], strict=True))
+            km = float(np.mean(c["knee_rmse"]) / np.mean(pd["knee_rmse"]))
+            am = float(np.mean(c["ankle_rmse"]) / np.mean(pd["ankle_rmse"]))
             c["knee_ratio_max"], c["ankle_ratio_max"] = round(kr, 3), round(ar, 3)
+            c["knee_ratio_mean"], c["ankle_ratio_mean"] = round(km, 3), round(am, 3)
+            everyone[key] += c["pushes_n"]
             print(
-                f"{cond:<10} {name:<6} {c['falls']:>5} {np.mean(c['knee_rmse']):>6.3f} {kr:>5.2f} "
-                f"{np.mean(c['ankle_rmse']):>6.3f} {ar:>5.2f} "
+                f"{cond:<10} {name:<6} {c['falls']:>5} {np.mean(c['knee_rmse']):>6.3f} {km:>5.2f} {kr:>5.2f} "
+                f"{np.mean(c['ankle_rmse']):>6.3f} {am:>5.2f} {ar:>5.2f} "
                 f"{c['peak_torque_nm'][0]:>7.1f}/{c['peak_torque_nm'][1]:<7.1f} "
                 f"{c['peak_rate_nm_s'][0]:>10.0f}/{c['peak_rate_nm_s'][1]:<10.0f} {c['median_push_n'] or 0:>10.0f}"
             )
         rows[cond] = {"pd": pd, "rl": rl}
+    if everyone["pd"] and everyone["rl"]:
+        mp, mr = float(np.median(everyone["pd"])), float(np.median(everyone["rl"]))
+        print(f"median largest push survived over all {len(everyone['rl'])} episodes: {mr:.0f} N vs the PD's "
+              f"{mp:.0f} N ({mr / mp:.2f}×)")  # fmt: skip
+        rows["all"] = {"median_push_n": {"pd": mp, "rl": mr}, "ratio": round(mr / mp, 3)}
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 
