@@ -66,8 +66,9 @@ class ResidualConfig:
     # torque rate from the residual (the PD's own peaks are 16–19 k N·m/s); 0 → full range takes 10 steps, 50 ms.
     max_delta: float = 0.1
     # Torque envelope: above this fraction of the motor peak the residual may not make the torque larger than the
-    # PD's own (controllers.residual.ResidualCore; 0: none) — the controller's peak torque stays the PD's.
-    envelope: float = 0.4  # 57 / 67 N·m: below the PD's peaks on every evaluation condition (ankle 70 N·m uphill)
+    # PD's own (controllers.residual.ResidualCore; 0: none). Off by default: at 0.4 (57 / 67 N·m) it held the peak
+    # torque at the PD's but took the push gain with it (held-out 275 N vs the PD's 258; without it 350 N).
+    envelope: float = 0.0
 
     def validate(self) -> None:
         _check(0.0 < self.scale <= 1.0, "residual.scale", "in (0, 1] (a fraction of the peak torque)")
@@ -251,7 +252,7 @@ class RLConfig:
     total_timesteps: int = 800_000
     n_envs: int = 2
     vec_env: str = "dummy"
-    checkpoint_every: int = 100_000  # env steps between checkpoints in DIR/checkpoints (0: none)
+    checkpoint_every: int = 160_000  # env steps between checkpoints in DIR/checkpoints (0: none)
     torch_threads: int = 1
     env: EnvConfig = field(default_factory=EnvConfig)
     residual: ResidualConfig = field(default_factory=ResidualConfig)

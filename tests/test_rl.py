@@ -122,8 +122,8 @@ def test_policy_loads_and_acts_as_sb3_would(trained: Path) -> None:
     residual_seen = 0.0
     md = loaded.max_delta
     assert md == 0.1 == loaded.meta["residual_max_delta"]  # the default slew limit, stored and applied
-    envelope = loaded.envelope
-    assert envelope == 0.4 == loaded.meta["residual_envelope"]  # the default torque envelope, likewise
+    assert loaded.envelope is None and loaded.meta["residual_envelope"] is None  # no torque envelope by default
+    envelope = 1.0
     prev = np.zeros(2)
     for _ in range(100):
         torque = ctrl.act(sensors)
@@ -188,6 +188,24 @@ def test_checkpoint_of_another_observation_layout_is_refused(trained: Path, tmp_
     code = main(["eval", "--controller", "rl", "--checkpoint", str(other), "--seconds", "1", "--seeds", "0",
                  "--no-pushes", "--out", str(tmp_path / "ev")])  # fmt: skip
     assert code == 2 and not (tmp_path / "ev" / "metrics.json").exists()
+
+
+def test_stored_torque_envelope_is_applied_and_checked(trained: Path, tmp_path: Path) -> None:
+    from controllers.pd import AmproPD
+    from controllers.rl_policy import RLCheckpointError, RLController, load_rl_checkpoint
+    from envs.walker_env import ProstheticWalkerEnv
+
+    ck = tmp_path / "ck"
+    shutil.copytree(trained / "checkpoints" / "step_512", ck)
+    meta = json.loads((ck / "rl.json").read_text())
+    (ck / "rl.json").write_text(json.dumps(meta | {"residual_envelope": 0.4}))
+    env = ProstheticWalkerEnv()
+    env.reset(seed=0)
+    ctrl = RLController(load_rl_checkpoint(ck), AmproPD(env.dt, walker=env.walker), env.peak_torque)
+    assert ctrl.core.envelope == 0.4
+    (ck / "rl.json").write_text(json.dumps(meta | {"residual_envelope": 1.7}))
+    with pytest.raises(RLCheckpointError, match="residual_envelope: envelope must be in"):
+        load_rl_checkpoint(ck)
 
 
 def test_not_an_rl_checkpoint(tmp_path: Path) -> None:
