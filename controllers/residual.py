@@ -177,6 +177,7 @@ class RewardWeights:
     fall: float = 0.0  # once, on the step the walker falls
     residual: float = 0.0  # ‖action‖²: the PD unless a correction pays
     tracking_pushed: float | None = None  # the tracking weight within recovery_s of a push's start (None: tracking)
+    tracking_knee: float | None = None  # × the knee's error instead of the tracking weight (None: the same weight)
     recovery_s: float = 1.0
 
 
@@ -274,7 +275,8 @@ class ResidualPDEnv(gym.Wrapper):
     | progress | ``w · exp(−((v_x − v_cmd) / tol)²)``: trunk velocity at the episode's commanded speed | 1.0 |
     | alive | ``w`` while the walker has not fallen | 1.0 |
     | tracking | ``−w · ((q_k − q_k,des)² + (q_a − q_a,des)²)``, the PD's desired trajectory, rad²; ``w`` is
-      ``tracking_pushed`` within ``recovery_s`` of a push's start, else ``tracking`` | 5.0 (pushed: the same), 1 s |
+      ``tracking_pushed`` within ``recovery_s`` of a push's start, else ``tracking``; the knee's term, with
+      ``tracking_knee`` set, takes that weight instead | 5.0 (pushed, knee: the same), 1 s |
     | torque | ``−w · ‖τ / τ_peak‖²`` of the applied torque (PD + residual) | 0.05 |
     | torque rate | ``−w · ‖(τ_k − τ_{k−1}) / τ_peak‖²`` | 5.0 |
     | fall | ``−w`` once, on the step the walker falls (terminal) | 0 |
@@ -392,7 +394,8 @@ class ResidualPDEnv(gym.Wrapper):
                 self._push_next += 1
             if self._push_next and t < starts[self._push_next - 1] + w.recovery_s:
                 tw = w.tracking_pushed
-        r_tracking = -tw * (ek * ek + ea * ea)
+        tk = tw if w.tracking_knee is None else w.tracking_knee
+        r_tracking = -(tk * ek * ek + tw * ea * ea)
         r_torque = -w.torque * (nk * nk + na * na)
         r_rate = -w.torque_rate * (dk * dk + da * da)
         r_fall = -w.fall if terminated else 0.0

@@ -96,6 +96,7 @@ class RewardConfig:
     # lost push robustness (docs/rl.md, third round).
     tracking_pushed: float = 2.5
     recovery_s: float = 1.0
+    tracking_knee: float = 2.5  # the knee error's weight (the ankle's: tracking / tracking_pushed)
     torque: float = 0.05
     torque_rate: float = 5.0
     fall: float = 300.0  # once, on the fall: ≈ 150 walking steps' reward on top of the lost future

@@ -407,6 +407,20 @@ def test_tracking_weight_after_a_push() -> None:
     assert all(r < 0.0 for r in before[10:]) and all(r == 0.0 for r in during) and all(r < 0.0 for r in after)
 
 
+def test_knee_tracking_weight() -> None:
+    """tracking_knee weighs the knee's error alone; the ankle's keeps the tracking weight."""
+    from controllers.residual import RewardWeights
+
+    env = make_residual_env(weights=RewardWeights(tracking=0.0, tracking_knee=3.0))
+    assert isinstance(env, ResidualPDEnv)
+    env.reset(seed=0)
+    for _ in range(100):
+        obs, _, _, _, info = env.step(np.zeros(2, np.float32))
+        assert env.core is not None
+        ek = float(obs[0]) - env.core.pd.knee_des
+        assert info["reward_tracking"] == pytest.approx(-3.0 * ek * ek)
+
+
 def test_push_curriculum() -> None:
     """The upper push magnitude grows from start_max_n to max_n over the ramp; the draws keep one stream."""
     from controllers.residual import RandomPushes
