@@ -96,7 +96,9 @@ class RewardConfig:
     # lost push robustness (docs/rl.md, third round).
     tracking_pushed: float = 2.5
     recovery_s: float = 1.0
-    tracking_knee: float = 2.5  # the knee error's weight (the ankle's: tracking / tracking_pushed)
+    # The knee error's own weight (the ankle's: tracking / tracking_pushed). 20: knee RMSE 0.66-0.99x the PD's on
+    # the evaluation grid with the push gain kept (at 2.5: 1.34-1.72x); docs/rl.md, third round.
+    tracking_knee: float = 20.0
     torque: float = 0.05
     torque_rate: float = 5.0
     fall: float = 300.0  # once, on the fall: ≈ 150 walking steps' reward on top of the lost future
