@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,6 +190,20 @@ def check_layout(meta: dict[str, Any], where: Path) -> None:
         )
 
 
+def _optional_limit(
+    meta: dict[str, Any], key: str, check: Callable[[float | None], float | None], where: Path
+) -> float | None:
+    """``meta[key]`` (absent or null: None) through ``check``; a non-number or a value ``check`` refuses raises
+    :class:`RLCheckpointError` naming the file and the key."""
+    value = meta.get(key)
+    try:
+        if value is not None and not isinstance(value, (int, float)):
+            raise ValueError(f"not a number: {value!r}")
+        return check(value)
+    except ValueError as exc:
+        raise RLCheckpointError(f"{where / META_FILE}: {key}: {exc}") from None
+
+
 def load_rl_checkpoint(path: str | os.PathLike) -> RLPolicy:
     """Load an RL checkpoint directory (see the module docstring); raises :class:`RLCheckpointError`."""
     d = Path(path)
@@ -202,20 +217,9 @@ def load_rl_checkpoint(path: str | os.PathLike) -> RLPolicy:
         raise RLCheckpointError(f"{d / META_FILE}: residual_scale must be a number in (0, 1], got {scale!r}")
     if not isinstance(dt, (int, float)) or not 0.0 < dt <= 0.02:
         raise RLCheckpointError(f"{d / META_FILE}: control_dt must be a number in (0, 0.02] s, got {dt!r}")
-    md = meta.get("residual_max_delta")  # absent in checkpoints from before the slew limit: none
-    try:
-        if md is not None and not isinstance(md, (int, float)):
-            raise ValueError(f"not a number: {md!r}")
-        md = check_max_delta(md)
-    except ValueError as exc:
-        raise RLCheckpointError(f"{d / META_FILE}: residual_max_delta: {exc}") from None
-    env = meta.get("residual_envelope")  # absent in checkpoints from before the envelope: none
-    try:
-        if env is not None and not isinstance(env, (int, float)):
-            raise ValueError(f"not a number: {env!r}")
-        env = check_envelope(env)
-    except ValueError as exc:
-        raise RLCheckpointError(f"{d / META_FILE}: residual_envelope: {exc}") from None
+    # Absent in checkpoints from before the slew limit / the envelope: none.
+    md = _optional_limit(meta, "residual_max_delta", check_max_delta, d)
+    env = _optional_limit(meta, "residual_envelope", check_envelope, d)
     import torch
     from stable_baselines3 import PPO
 

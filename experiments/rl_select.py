@@ -74,15 +74,25 @@ class _Peaks:
         self.dt = dt
         self.torque = np.zeros(2)
         self.rate = np.zeros(2)
-        self._prev: np.ndarray | None = None
+        self._prev = np.zeros(2)
+        self._first = True
+        self._buf = np.zeros(2)  # per-step scratch: the loop allocates nothing
+
+    def new_episode(self) -> None:
+        """No rate across two episodes: the next step only sets the previous torque."""
+        self._first = True
 
     def __call__(self, k: int, obs: np.ndarray, torque: np.ndarray) -> None:
-        np.maximum(self.torque, np.abs(torque), out=self.torque)
-        if self._prev is not None:
-            np.maximum(self.rate, np.abs(torque - self._prev) / self.dt, out=self.rate)
-            self._prev[:] = torque
-        else:
-            self._prev = np.array(torque, dtype=np.float64)
+        b = self._buf
+        np.abs(torque, out=b)
+        np.maximum(self.torque, b, out=self.torque)
+        if not self._first:
+            np.subtract(torque, self._prev, out=b)
+            np.abs(b, out=b)
+            b /= self.dt
+            np.maximum(self.rate, b, out=self.rate)
+        self._first = False
+        self._prev[:] = torque
 
 
 def walks(checkpoint: Path | None, sel: SelectConfig, control_hz: float = 200.0) -> dict[str, Any]:
@@ -100,7 +110,7 @@ def walks(checkpoint: Path | None, sel: SelectConfig, control_hz: float = 200.0)
     for speed in sel.speeds:
         kw = EvalConfig(speed=speed, env_options=env_options).env_kwargs()
         for seed in sel.seeds:
-            peaks._prev = None  # no rate across two episodes
+            peaks.new_episode()
             fell, _, m = run_episode(factory, seed, sel.walk_seconds, kw, observers=[peaks])
             assert m is not None
             knee.append(float(m["knee_rmse_rad"]))
