@@ -288,9 +288,10 @@ class ResidualPDEnv(gym.Wrapper):
     discounted return; the explicit ``fall`` term makes it cost more than the tracking and progress a riskier gait
     buys back. Peak torque and torque-rate in unperturbed walking are held near the PD's by ``residual`` and by the
     residual's slew limit (``max_delta``) rather than by the quadratic rate term, which weighs one large jump little.
-    Two tracking weights separate the two jobs of the policy: walk the PD's reference while nothing disturbs it
-    (``tracking``, high), and recover however it must after a push (``tracking_pushed``, low). The policy does not
-    observe the pushes; it learns to tell them from the sensors.
+    ``tracking_pushed`` can split the policy's two jobs (walk the reference while nothing disturbs it, recover
+    however it must after a push); the policy does not observe the pushes, and with push trains most of a pushed
+    episode lies in a recovery window — 10 / 1 lost push robustness (docs/rl.md). ``tracking_knee`` weighs the knee
+    apart, which kept it on the PD's reference with the push gain (the trained default: 20, ankle 2.5).
 
     ## Episode end
     As the env: terminated on a fall, truncated by the ``TimeLimit`` of the registration (10 s at 200 Hz).
