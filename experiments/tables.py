@@ -62,6 +62,13 @@ def percent_floor(n: int, total: int) -> str:
     return f"{math.floor(10000 * n / total) / 100:.2f} %"
 
 
+def sparsity_by_layer(layers: dict[str, list[float]]) -> str:
+    """``layer 1 Δx 49 % Δh 98 % · layer 2 Δx 69 % Δh 97 %`` from ``{"dx": [...], "dh": [...]}`` (fractions of zero
+    delta entries per layer, as ``train.json``'s ``val_sparsity_layers``)."""
+    pairs = zip(layers["dx"], layers["dh"], strict=True)
+    return " · ".join(f"layer {i + 1} Δx {100 * x:.0f} % Δh {100 * h:.0f} %" for i, (x, h) in enumerate(pairs))
+
+
 def table(
     rows: Sequence[dict[str, Any]], columns: Sequence[Column | tuple[str, str]], notes: Sequence[str] = ()
 ) -> str:

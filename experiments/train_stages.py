@@ -91,6 +91,8 @@ def validate(
         by_len.setdefault(len(a), []).append(i)
     preds: dict[int, np.ndarray] = {}
     fired = total = macs = 0.0
+    zero_dx: list[float] = []  # per layer: Σ fraction of zero Δx entries × steps (then / steps)
+    zero_dh: list[float] = []
     loss_sum = l1_sum = 0.0
     lat_sum, lat_hinge, lat_over = 0.0, 0.0, 0
     n_steps = 0
@@ -115,6 +117,11 @@ def validate(
         l1_sum += float(stats.delta_l1) * w
         fired += sum(stats.fired_cols) * w
         total += sum(stats.total_cols) * w
+        if not zero_dx:
+            zero_dx, zero_dh = [0.0] * len(stats.dx_sparsity), [0.0] * len(stats.dh_sparsity)
+        for layer, (sx, sh) in enumerate(zip(stats.dx_sparsity, stats.dh_sparsity, strict=True)):
+            zero_dx[layer] += sx * w
+            zero_dh[layer] += sh * w
         macs += stats.macs_per_step * w
         n_steps += w
         for row, i in enumerate(idx):
@@ -134,6 +141,12 @@ def validate(
         "delta_l1": l1_sum / n_steps,  # mean |h_t − h_{t−1}|: the sparsity penalty's term
         "r2": {j: round(float(v), 5) for j, v in zip(JOINTS, r2, strict=True)},
         "sparsity": round(1.0 - fired / total, 5),
+        # Where the fetched columns come from: per layer, the fraction of zero Δx (layer 1: the features; above:
+        # the layer below's h, thresholded by Θx) and zero Δh entries.
+        "sparsity_layers": {
+            "dx": [round(z / n_steps, 4) for z in zero_dx],
+            "dh": [round(z / n_steps, 4) for z in zero_dh],
+        },
         "macs_per_step": round(macs / n_steps, 1),
         "dense_macs_per_step": model.dense_macs_per_step,
         "latency": (
@@ -373,6 +386,7 @@ def train_stage(
                 "val_loss": round(v["loss"], 6),
                 "r2": v["r2"],
                 "sparsity": v["sparsity"],
+                "sparsity_layers": v["sparsity_layers"],
                 "macs_per_step": v["macs_per_step"],
             }
             writer.add_scalar("loss/val", v["loss"], step)
@@ -406,6 +420,7 @@ def train_stage(
         "val_loss": last.get("val_loss"),
         "val_r2": last.get("r2"),
         "val_sparsity": last.get("sparsity"),
+        "val_sparsity_layers": last.get("sparsity_layers"),
         "val_macs_per_step": last.get("macs_per_step"),
         "dense_macs_per_step": model.dense_macs_per_step,
         "history": history,
@@ -508,6 +523,7 @@ def train_stage_budget(
                 "val_objective": round(objective, 6),
                 "r2": v["r2"],
                 "sparsity": v["sparsity"],
+                "sparsity_layers": v["sparsity_layers"],
                 "macs_per_step": v["macs_per_step"],
             }
             writer.add_scalar("loss/val", v["loss"], step0 + step)
@@ -558,6 +574,7 @@ def train_stage_budget(
         "val_loss": kept.get("val_loss"),
         "val_r2": kept.get("r2"),
         "val_sparsity": kept.get("sparsity"),
+        "val_sparsity_layers": kept.get("sparsity_layers"),
         "val_macs_per_step": kept.get("macs_per_step"),
         "dense_macs_per_step": model.dense_macs_per_step,
         "history": history,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from experiments.tables import count_of, percent_floor
+from experiments.tables import count_of, percent_floor, sparsity_by_layer
 
 
 def test_count_of_reads_zero_or_all_only_when_exact() -> None:
@@ -17,3 +17,8 @@ def test_count_of_reads_zero_or_all_only_when_exact() -> None:
 def test_percent_floor_rounds_down() -> None:
     assert percent_floor(59998, 60000) == "99.99 %" and percent_floor(60000, 60000) == "100.00 %"
     assert percent_floor(1, 3) == "33.33 %"
+
+
+def test_sparsity_by_layer_names_each_layer_and_kind() -> None:
+    text = sparsity_by_layer({"dx": [0.498, 0.706], "dh": [0.983, 0.974]})
+    assert text == "layer 1 Δx 50 % Δh 98 % · layer 2 Δx 71 % Δh 97 %"

@@ -57,6 +57,11 @@ def test_pipeline_end_to_end_leaves_controller_with_metadata(tiny_run) -> None:
     assert [s["name"] for s in t["stages"]] == STAGES
     assert set(t["val_r2"]) == {"knee", "ankle"} and all(np.isfinite(v) for v in t["val_r2"].values())
     assert 0.0 <= t["val_sparsity"] <= 1.0
+    # The per-layer zero fractions account for the overall sparsity: fetched columns are the non-zero Δ entries.
+    layers = t["stages"][-1]["val_sparsity_layers"]
+    H, sizes = model.hidden_size, [model.input_size] + [model.hidden_size] * (model.num_layers - 1)
+    fired = sum((1 - x) * i + (1 - h) * H for x, h, i in zip(layers["dx"], layers["dh"], sizes, strict=True))
+    assert 1.0 - fired / sum(i + H for i in sizes) == pytest.approx(t["val_sparsity"], abs=2e-3)
     # DAgger grew the training set with the learner-driven episode.
     assert t["stages"][1]["train_episodes"] == t["stages"][0]["train_episodes"] + cfg.dagger.episodes
     for stage in STAGES:
