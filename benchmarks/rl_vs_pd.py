@@ -7,7 +7,8 @@ Each argument is a folder of `legloop eval` output directories, one per conditio
 push trials (the PD's episodes are restricted to the other side's seeds: a screen may run fewer). Per condition and
 controller: falls, mean knee / ankle tracking RMSE, its ratio to the PD's mean and the worst episode's ratio to the PD
 on the same seed, peak
-|torque| and peak |torque rate| (from the run logs, N·m and N·m/s), and the median largest push survived.
+|torque| and peak |torque rate| (from the run logs, N·m and N·m/s), the median largest push survived, and a delta
+network's mean temporal sparsity (fraction of weight columns not fetched; – for the PD and the RL policy).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def condition(run: Path, seeds: list[int] | None = None) -> dict[str, Any]:
     m = json.loads((run / "metrics.json").read_text())
     eps = [e for e in m["episodes"] if seeds is None or e["seed"] in seeds]
     torques = np.array([_episode_torques(run, e["seed"]) for e in eps])
+    sp = [e["sparsity"] for e in eps if e.get("sparsity") is not None]
     pushes = [e["max_push_survived_n"] for e in eps if e.get("max_push_survived_n") is not None]
     return {
         "seeds": [e["seed"] for e in eps],
@@ -47,6 +49,8 @@ def condition(run: Path, seeds: list[int] | None = None) -> dict[str, Any]:
         "peak_rate_nm_s": torques[:, 2:].max(axis=0).round(0).tolist(),
         "median_push_n": float(np.median(pushes)) if pushes else None,
         "pushes_n": pushes,
+        # A delta network's temporal sparsity (mean over the episodes); None for the PD and the RL policy.
+        "sparsity": float(np.mean(sp)) if sp else None,
     }
 
 
@@ -60,7 +64,8 @@ def main() -> None:
     print("knee / ankle: mean tracking RMSE over the condition's episodes (rad, against the PD's reference), its ratio")
     print("to the PD's mean, and the worst episode's ratio to the PD's on the same seed; peaks over the episodes.")
     print(f"{'condition':<10} {'ctrl':<6} {'falls':>5} {'knee':>6} {'×PD':>5} {'worst':>5} {'ankle':>6} {'×PD':>5} "
-          f"{'worst':>5} {'|τ|max k/a N·m':>15} {'|dτ/dt|max k/a N·m/s':>21} {'push N med':>10}")  # fmt: skip
+          f"{'worst':>5} {'|τ|max k/a N·m':>15} {'|dτ/dt|max k/a N·m/s':>21} {'push N med':>10} "
+          f"{'sparsity':>8}")  # fmt: skip
     everyone: dict[str, list[float]] = {"pd": [], "rl": []}
     for cond in sorted(p.name for p in args.pd.iterdir() if (p / "metrics.json").exists()):
         if not (args.rl / cond / "metrics.json").exists():
@@ -81,7 +86,8 @@ def main() -> None:
                 f"{cond:<10} {name:<6} {c['falls']:>5} {np.mean(c['knee_rmse']):>6.3f} {km:>5.2f} {kr:>5.2f} "
                 f"{np.mean(c['ankle_rmse']):>6.3f} {am:>5.2f} {ar:>5.2f} "
                 f"{c['peak_torque_nm'][0]:>7.1f}/{c['peak_torque_nm'][1]:<7.1f} "
-                f"{c['peak_rate_nm_s'][0]:>10.0f}/{c['peak_rate_nm_s'][1]:<10.0f} {c['median_push_n'] or 0:>10.0f}"
+                f"{c['peak_rate_nm_s'][0]:>10.0f}/{c['peak_rate_nm_s'][1]:<10.0f} {c['median_push_n'] or 0:>10.0f} "
+                f"{'–' if c['sparsity'] is None else format(c['sparsity'], '.3f'):>8}"
             )
         rows[cond] = {"pd": pd, "rl": rl}
     if everyone["pd"] and everyone["rl"]:

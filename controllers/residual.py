@@ -179,6 +179,10 @@ class RewardWeights:
     tracking_pushed: float | None = None  # the tracking weight within recovery_s of a push's start (None: tracking)
     tracking_knee: float | None = None  # × the knee's error instead of the tracking weight (None: the same weight)
     recovery_s: float = 1.0
+    peak_torque: float = 0.0  # hinge on |τ| / τ_peak above peak_torque_at (the tail the quadratic term barely sees)
+    peak_torque_at: float = 0.6
+    peak_rate: float = 0.0  # hinge on |Δτ| / τ_peak per control step above peak_rate_at
+    peak_rate_at: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -279,6 +283,8 @@ class ResidualPDEnv(gym.Wrapper):
       ``tracking_knee`` set, takes that weight instead | 5.0 (pushed, knee: the same), 1 s |
     | torque | ``−w · ‖τ / τ_peak‖²`` of the applied torque (PD + residual) | 0.05 |
     | torque rate | ``−w · ‖(τ_k − τ_{k−1}) / τ_peak‖²`` | 5.0 |
+    | peak torque | ``−w · Σ_j max(0, |τ_j| / τ_peak,j − c)²``, c = ``peak_torque_at``: the peaks alone | 0, c 0.6 |
+    | peak rate | ``−w · Σ_j max(0, |Δτ_j| / τ_peak,j − c)²`` per control step, c = ``peak_rate_at`` | 0, c 0.3 |
     | fall | ``−w`` once, on the step the walker falls (terminal) | 0 |
     | residual | ``−w · ‖a‖²`` of the applied residual action: the PD unless a correction pays for itself | 0 |
 
@@ -399,15 +405,23 @@ class ResidualPDEnv(gym.Wrapper):
         r_tracking = -(tk * ek * ek + tw * ea * ea)
         r_torque = -w.torque * (nk * nk + na * na)
         r_rate = -w.torque_rate * (dk * dk + da * da)
+        r_peak = 0.0
+        if w.peak_torque:
+            hk, ha = abs(nk) - w.peak_torque_at, abs(na) - w.peak_torque_at
+            r_peak -= w.peak_torque * ((hk * hk if hk > 0.0 else 0.0) + (ha * ha if ha > 0.0 else 0.0))
+        if w.peak_rate:
+            hk, ha = abs(dk) - w.peak_rate_at, abs(da) - w.peak_rate_at
+            r_peak -= w.peak_rate * ((hk * hk if hk > 0.0 else 0.0) + (ha * ha if ha > 0.0 else 0.0))
         r_fall = -w.fall if terminated else 0.0
         ak, aa = core.prev_action[0], core.prev_action[1]  # the applied (clipped, slew-limited) action
         r_residual = -w.residual * (ak * ak + aa * aa)
-        reward = r_progress + r_alive + r_tracking + r_torque + r_rate + r_fall + r_residual
+        reward = r_progress + r_alive + r_tracking + r_torque + r_rate + r_peak + r_fall + r_residual
         info["reward_progress"] = r_progress
         info["reward_alive"] = r_alive
         info["reward_tracking"] = r_tracking
         info["reward_torque"] = r_torque
         info["reward_torque_rate"] = r_rate
+        info["reward_peak"] = r_peak
         info["reward_fall"] = r_fall
         info["reward_residual"] = r_residual
         # A copy: callers keep observations (rollout and replay buffers), and the core overwrites its buffer.

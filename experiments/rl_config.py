@@ -103,11 +103,18 @@ class RewardConfig:
     torque_rate: float = 5.0
     fall: float = 300.0  # once, on the fall: ≈ 150 walking steps' reward on top of the lost future
     residual: float = 0.1  # ‖action‖²: a full correction on both joints costs 0.2 per step
+    # Hinges on the tails: |τ| / τ_peak above peak_torque_at, |Δτ| / τ_peak per step above peak_rate_at (0: off).
+    peak_torque: float = 0.0
+    peak_torque_at: float = 0.6
+    peak_rate: float = 0.0
+    peak_rate_at: float = 0.3
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):
             _check(getattr(self, f.name) >= 0.0, f"reward.{f.name}", ">= 0")
         _check(self.speed_tolerance > 0.0, "reward.speed_tolerance", "> 0 m/s")
+        _check(0.0 < self.peak_torque_at < 1.0, "reward.peak_torque_at", "in (0, 1) (a fraction of the motor peak)")
+        _check(0.0 < self.peak_rate_at < 2.0, "reward.peak_rate_at", "in (0, 2) (motor peaks per control step)")
 
     def weights(self) -> RewardWeights:
         return RewardWeights(**dataclasses.asdict(self))

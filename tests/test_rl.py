@@ -333,7 +333,8 @@ def test_fall_and_residual_reward_terms() -> None:
             break
     assert terminated and info["reward_fall"] == -123.0 and info["reward_alive"] == 0.0
     parts = [
-        info[f"reward_{k}"] for k in ("progress", "alive", "tracking", "torque", "torque_rate", "fall", "residual")
+        info[f"reward_{k}"]
+        for k in ("progress", "alive", "tracking", "torque", "torque_rate", "peak", "fall", "residual")
     ]
     assert reward == pytest.approx(sum(parts))
 
@@ -421,6 +422,31 @@ def test_knee_tracking_weight() -> None:
         assert info["reward_tracking"] == pytest.approx(-3.0 * ek * ek)
 
 
+def test_peak_torque_and_rate_hinges() -> None:
+    """The hinges cost only the part of |τ| / τ_peak (and of its per-step change) above their thresholds."""
+    from controllers.residual import RewardWeights
+
+    w = RewardWeights(peak_torque=7.0, peak_torque_at=0.3, peak_rate=11.0, peak_rate_at=0.05)
+    env = make_residual_env(weights=w)
+    assert isinstance(env, ResidualPDEnv)
+    env.reset(seed=0)
+    prev, seen = np.zeros(2), 0
+    for _ in range(300):
+        _, _, terminated, _, info = env.step(np.ones(2, np.float32))
+        n = env._norm_action.copy()
+        over = np.maximum(np.abs(n) - 0.3, 0.0)
+        jump = np.maximum(np.abs(n - prev) - 0.05, 0.0)
+        assert info["reward_peak"] == pytest.approx(-7.0 * (over @ over) - 11.0 * (jump @ jump), abs=1e-12)
+        seen += bool(over.any())
+        prev = n
+        if terminated:
+            break
+    assert seen > 0, "no step reached the torque threshold: the test exercised nothing"
+    env = make_residual_env()  # off by default
+    env.reset(seed=0)
+    assert env.step(np.ones(2, np.float32))[4]["reward_peak"] == 0.0
+
+
 def test_push_curriculum() -> None:
     """The upper push magnitude grows from start_max_n to max_n over the ramp; the draws keep one stream."""
     from controllers.residual import RandomPushes
@@ -458,6 +484,8 @@ def test_new_config_options_are_validated() -> None:
         ({"select": {"max_tracking_ratio": 0.0}}, r"select\.max_tracking_ratio must be in \(0, 10\]"),
         ({"residual": {"envelope": 1.5}}, r"residual\.envelope must be in \[0, 1\]"),
         ({"reward": {"tracking_pushed": -1.0}}, r"reward\.tracking_pushed must be >= 0"),
+        ({"reward": {"peak_torque_at": 1.0}}, r"reward\.peak_torque_at must be in \(0, 1\)"),
+        ({"reward": {"peak_rate_at": 0.0}}, r"reward\.peak_rate_at must be in \(0, 2\)"),
     ):
         with pytest.raises(ConfigError, match=msg):
             rl_config_from_dict(raw)
