@@ -292,12 +292,13 @@ class ResidualPDEnv(gym.Wrapper):
     The defaults here are the neutral ones; ``experiments/configs/rl.toml`` sets the trained ones. Scale: a walking
     step earns ≈ 2 (progress + alive), so with γ = 0.995 (≈ 200 steps, 1 s) a fall already forfeits ≈ 400 of
     discounted return; the explicit ``fall`` term makes it cost more than the tracking and progress a riskier gait
-    buys back. Peak torque and torque-rate in unperturbed walking are held near the PD's by ``residual`` and by the
-    residual's slew limit (``max_delta``) rather than by the quadratic rate term, which weighs one large jump little.
+    buys back. Peak torque and torque-rate in unperturbed walking are held near the PD's by ``residual``, by the
+    residual's slew limit (``max_delta``) and by the wrapper's torque envelope rather than by the quadratic terms,
+    which weigh one large jump little; the ``peak_*`` hinges weigh exactly those, and measured, cost push robustness.
     ``tracking_pushed`` can split the policy's two jobs (walk the reference while nothing disturbs it, recover
     however it must after a push); the policy does not observe the pushes, and with push trains most of a pushed
     episode lies in a recovery window — 10 / 1 lost push robustness (docs/rl.md). ``tracking_knee`` weighs the knee
-    apart, which kept it on the PD's reference with the push gain (the trained default: 20, ankle 2.5).
+    apart (the trained default: knee 20, ankle 10 with the envelope at 0.4; docs/rl.md has each step's measurement).
 
     ## Episode end
     As the env: terminated on a fall, truncated by the ``TimeLimit`` of the registration (10 s at 200 Hz).

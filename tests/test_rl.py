@@ -122,8 +122,8 @@ def test_policy_loads_and_acts_as_sb3_would(trained: Path) -> None:
     residual_seen = 0.0
     md = loaded.max_delta
     assert md == 0.1 == loaded.meta["residual_max_delta"]  # the default slew limit, stored and applied
-    assert loaded.envelope is None and loaded.meta["residual_envelope"] is None  # no torque envelope by default
-    envelope = 1.0
+    assert loaded.envelope == 0.4 == loaded.meta["residual_envelope"]  # the default torque envelope, stored
+    envelope = 0.4
     prev = np.zeros(2)
     for _ in range(100):
         torque = ctrl.act(sensors)
@@ -198,11 +198,13 @@ def test_stored_torque_envelope_is_applied_and_checked(trained: Path, tmp_path: 
     ck = tmp_path / "ck"
     shutil.copytree(trained / "checkpoints" / "step_512", ck)
     meta = json.loads((ck / "rl.json").read_text())
-    (ck / "rl.json").write_text(json.dumps(meta | {"residual_envelope": 0.4}))
+    (ck / "rl.json").write_text(json.dumps(meta | {"residual_envelope": 0.3}))
     env = ProstheticWalkerEnv()
     env.reset(seed=0)
     ctrl = RLController(load_rl_checkpoint(ck), AmproPD(env.dt, walker=env.walker), env.peak_torque)
-    assert ctrl.core.envelope == 0.4
+    assert ctrl.core.envelope == 0.3
+    (ck / "rl.json").write_text(json.dumps(meta | {"residual_envelope": None}))  # a run trained without one
+    assert load_rl_checkpoint(ck).envelope is None
     (ck / "rl.json").write_text(json.dumps(meta | {"residual_envelope": 1.7}))
     with pytest.raises(RLCheckpointError, match="residual_envelope: envelope must be in"):
         load_rl_checkpoint(ck)
