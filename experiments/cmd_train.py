@@ -7,7 +7,8 @@ Without ``--data`` it first collects PD-baseline rollouts in simulation (``DIR/d
 with ``--data`` (run directories or AMPRO CSV logs of a real prosthesis) it trains on those alone, by default with
 ``experiments/configs/train_logs.toml``: budgets of gradient steps, the last 20 % of every log held out for
 validation and early stopping, the best weights kept, a warning when the logs are too few for the network. The
-stage table says how many gradient steps each stage ran and why it stopped. The deployable
+stage table says how many gradient steps each stage ran and why it stopped, and the line under it the
+validation sparsity per layer (which deltas fetch the weight columns). The deployable
 delta-GRU is ``DIR/controller.pt`` (+ ``.json``), exported to ``DIR/export/``; stage checkpoints are in
 ``DIR/stages/``, TensorBoard scalars in ``DIR/tb/``, a summary in ``DIR/train.json``. An interrupted run resumes
 where it stopped (finished stages are loaded) when started again with the same arguments. ``--expert rl:DIR``
