@@ -164,6 +164,12 @@ class ResidualCore:
         return out
 
 
+def _excess_sq(a: float, b: float, threshold: float) -> float:
+    """Σ max(0, |x| − threshold)² over the two joints' values: the peak hinges' shape."""
+    ea, eb = abs(a) - threshold, abs(b) - threshold
+    return (ea * ea if ea > 0.0 else 0.0) + (eb * eb if eb > 0.0 else 0.0)
+
+
 @dataclass(frozen=True)
 class RewardWeights:
     """Weights of the reward terms (see :class:`ResidualPDEnv`)."""
@@ -408,11 +414,9 @@ class ResidualPDEnv(gym.Wrapper):
         r_rate = -w.torque_rate * (dk * dk + da * da)
         r_peak = 0.0
         if w.peak_torque:
-            hk, ha = abs(nk) - w.peak_torque_at, abs(na) - w.peak_torque_at
-            r_peak -= w.peak_torque * ((hk * hk if hk > 0.0 else 0.0) + (ha * ha if ha > 0.0 else 0.0))
+            r_peak -= w.peak_torque * _excess_sq(nk, na, w.peak_torque_at)
         if w.peak_rate:
-            hk, ha = abs(dk) - w.peak_rate_at, abs(da) - w.peak_rate_at
-            r_peak -= w.peak_rate * ((hk * hk if hk > 0.0 else 0.0) + (ha * ha if ha > 0.0 else 0.0))
+            r_peak -= w.peak_rate * _excess_sq(dk, da, w.peak_rate_at)
         r_fall = -w.fall if terminated else 0.0
         ak, aa = core.prev_action[0], core.prev_action[1]  # the applied (clipped, slew-limited) action
         r_residual = -w.residual * (ak * ak + aa * aa)

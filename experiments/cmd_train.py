@@ -136,9 +136,10 @@ def run(args: argparse.Namespace) -> int:
             f"{st['name']:<14} {sec:>8.1f} {steps:>6} {stopped:<10} {knee:>8.4f} {ankle:>8.4f} "
             f"{sp if sp is not None else float('nan'):>8.3f}{tail}"
         )
-    layers = s["stages"][-1].get("val_sparsity_layers") if s["stages"] else None
-    if layers and s["stages"][-1].get("theta_x", 0.0) + s["stages"][-1].get("theta_h", 0.0) > 0.0:
-        print(f"sparsity by layer ({s['stages'][-1]['name']}, validation; zero Δ entries): {sparsity_by_layer(layers)}")
+    last = s["stages"][-1] if s["stages"] else {}
+    layers = last.get("val_sparsity_layers")
+    if layers and last.get("theta_x", 0.0) + last.get("theta_h", 0.0) > 0.0:
+        print(f"sparsity by layer ({last['name']}, validation; zero Δ entries): {sparsity_by_layer(layers)}")
     print(f"\nwrote {res.controller} ({s['feature_set']} features) in {res.seconds:.0f} s")
     if res.export_error:
         print(f"export skipped: {res.export_error}", file=sys.stderr)

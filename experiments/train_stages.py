@@ -91,8 +91,8 @@ def validate(
         by_len.setdefault(len(a), []).append(i)
     preds: dict[int, np.ndarray] = {}
     fired = total = macs = 0.0
-    zero_dx: list[float] = []  # per layer: Σ fraction of zero Δx entries × steps (then / steps)
-    zero_dh: list[float] = []
+    zero_dx = [0.0] * model.num_layers  # per layer: Σ fraction of zero Δx entries × steps (then / steps)
+    zero_dh = [0.0] * model.num_layers
     loss_sum = l1_sum = 0.0
     lat_sum, lat_hinge, lat_over = 0.0, 0.0, 0
     n_steps = 0
@@ -117,8 +117,6 @@ def validate(
         l1_sum += float(stats.delta_l1) * w
         fired += sum(stats.fired_cols) * w
         total += sum(stats.total_cols) * w
-        if not zero_dx:
-            zero_dx, zero_dh = [0.0] * len(stats.dx_sparsity), [0.0] * len(stats.dh_sparsity)
         for layer, (sx, sh) in enumerate(zip(stats.dx_sparsity, stats.dh_sparsity, strict=True)):
             zero_dx[layer] += sx * w
             zero_dh[layer] += sh * w
