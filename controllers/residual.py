@@ -75,6 +75,23 @@ def check_envelope(envelope: float | None) -> float | None:
     return None if envelope >= 1.0 else float(envelope)
 
 
+def check_joint_limits(limits: Any, what: str, unit: str) -> tuple[float | None, float | None] | None:
+    """Per-joint hard limits ``[knee, ankle]`` (> 0 in ``unit``; None or 0 per joint: none; None: none at all) as a
+    tuple, or ValueError naming ``what`` and the unit."""
+    if limits is None:
+        return None
+    try:
+        k, a = (None if v is None else float(v) for v in limits)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be [knee, ankle] in {unit} (0 or null: none), got {limits!r}") from None
+    pair = []
+    for v in (k, a):
+        if v is not None and not (math.isfinite(v) and v >= 0.0):
+            raise ValueError(f"{what} must be [knee, ankle] in {unit}, each >= 0 (0 or null: none), got {limits!r}")
+        pair.append(None if not v else v)
+    return None if pair == [None, None] else (pair[0], pair[1])
+
+
 class ResidualCore:
     """The PD, the previous action and the observation buffer of one residual controller (one episode at a time).
 
@@ -86,6 +103,11 @@ class ResidualCore:
     push against the PD's torque, but above it the command is never larger than the PD's own — so the controller's
     peak torque is the PD's (on the trajectory it walks) or the envelope, whichever is higher. A safety bound of the
     kind a prosthesis firmware would enforce on a learned correction.
+
+    ``torque_limit`` (N·m) and ``rate_limit`` (N·m/s), per joint ``(knee, ankle)`` (None per joint or for both: none),
+    are hard limits on the command itself, whatever the PD asks: ``|τ| ≤ torque_limit`` and ``|τ_k − τ_{k−1}| ≤
+    rate_limit · dt`` (from 0 at a reset, as the motor starts). The envelope cannot bound the PD's own reaction to a
+    gait the residual made (the swing PD's damping at a faster toe-off set the knee's peak: docs/rl.md); these do.
     """
 
     def __init__(
@@ -95,6 +117,8 @@ class ResidualCore:
         residual_scale: float = DEFAULT_RESIDUAL_SCALE,
         max_delta: float | None = None,
         envelope: float | None = None,
+        torque_limit: Any = None,
+        rate_limit: Any = None,
     ) -> None:
         if not 0.0 < residual_scale <= 1.0:
             raise ValueError(f"residual_scale must be in (0, 1] (a fraction of the peak torque), got {residual_scale}")
@@ -108,6 +132,13 @@ class ResidualCore:
         self._rk, self._ra = self._pk * self.residual_scale, self._pa * self.residual_scale
         e = self.envelope if self.envelope is not None else 1.0
         self._ek, self._ea = self._pk * e, self._pa * e
+        self.torque_limit = check_joint_limits(torque_limit, "torque_limit", "N·m")
+        self.rate_limit = check_joint_limits(rate_limit, "rate_limit", "N·m/s")
+        inf = math.inf
+        tl = self.torque_limit or (None, None)
+        self._lk, self._la = (inf if v is None else v for v in tl)
+        rl = self.rate_limit or (None, None)
+        self._sk, self._sa = (inf if v is None else v * pd.dt for v in rl)  # N·m per control step
         self.obs = np.zeros(OBS_SIZE, dtype=np.float32)
         self.prev_action = np.zeros(2)
         self.out = np.zeros(2)  # the torque of the last step, N·m
@@ -158,9 +189,16 @@ class ResidualCore:
             ca = max(abs(tpa), self._ea)
             tk = -ck if tk < -ck else (ck if tk > ck else tk)
             ta = -ca if ta < -ca else (ca if ta > ca else ta)
+        ck, ca = min(pk, self._lk), min(pa, self._la)  # the hard limit, then the motor peak
+        tk = -ck if tk < -ck else (ck if tk > ck else tk)
+        ta = -ca if ta < -ca else (ca if ta > ca else ta)
         out = self.out
-        out[0] = -pk if tk < -pk else (pk if tk > pk else tk)
-        out[1] = -pa if ta < -pa else (pa if ta > pa else ta)
+        if self.rate_limit is not None:  # within reach of the last command: stays within the limits above
+            sk, sa = self._sk, self._sa
+            ok, oa = out[0], out[1]
+            tk = ok - sk if tk < ok - sk else (ok + sk if tk > ok + sk else tk)
+            ta = oa - sa if ta < oa - sa else (oa + sa if ta > oa + sa else ta)
+        out[0], out[1] = tk, ta
         return out
 
 
@@ -318,6 +356,8 @@ class ResidualPDEnv(gym.Wrapper):
     | pushes | None | :class:`RandomPushes`: random trunk pushes drawn per episode from the wrapper's seeded generator |
     | max_delta | None | the residual's slew limit: the applied action moves ≤ this per control step (None: none) |
     | envelope | None | above this fraction of the motor peak the torque is never larger than the PD's (None: none) |
+    | torque_limit | None | hard limit on the command, N·m per joint ``(knee, ankle)`` (None: none) |
+    | rate_limit | None | hard limit on the command's change, N·m/s per joint ``(knee, ankle)`` (None: none) |
 
     :meth:`set_progress` (0 … 1; ``legloop rl train`` calls it through ``env_method``) drives the push curriculum.
     """
@@ -330,6 +370,8 @@ class ResidualPDEnv(gym.Wrapper):
         pushes: RandomPushes | None = None,
         max_delta: float | None = None,
         envelope: float | None = None,
+        torque_limit: Any = None,
+        rate_limit: Any = None,
     ) -> None:
         super().__init__(env)
         walker = env.unwrapped
@@ -344,6 +386,8 @@ class ResidualPDEnv(gym.Wrapper):
         self.max_delta = max_delta
         check_max_delta(max_delta)
         self.envelope = check_envelope(envelope)
+        self.torque_limit = check_joint_limits(torque_limit, "torque_limit", "N·m")
+        self.rate_limit = check_joint_limits(rate_limit, "rate_limit", "N·m/s")
         self.progress = 1.0  # training progress for the push curriculum (set_progress)
         self.weights = weights or RewardWeights()
         self.random_pushes = pushes
@@ -372,7 +416,15 @@ class ResidualPDEnv(gym.Wrapper):
         # A randomised reset builds a new body: the PD needs its geometry and weight, the core its motor peaks.
         if self.core is None or w.walker is not self._body:
             pd = AmproPD(w.dt, walker=w.walker)
-            self.core = ResidualCore(pd, w.peak_torque, self.residual_scale, self.max_delta, self.envelope)
+            self.core = ResidualCore(
+                pd,
+                w.peak_torque,
+                self.residual_scale,
+                self.max_delta,
+                self.envelope,
+                self.torque_limit,
+                self.rate_limit,
+            )
             self._body = w.walker
         self.core.reset()
         self._prev_torque[:] = 0.0
@@ -441,9 +493,11 @@ def make_residual_env(
     max_episode_steps: int = 2000,
     max_delta: float | None = None,
     envelope: float | None = None,
+    torque_limit: Any = None,
+    rate_limit: Any = None,
 ) -> gym.Env:
     """``gymnasium.make("legloop/ProstheticWalker-v0", **env_options)`` wrapped in :class:`ResidualPDEnv`."""
     import envs  # registers the id
 
     env = gym.make(envs.ENV_ID, max_episode_steps=max_episode_steps, **(env_options or {}))
-    return ResidualPDEnv(env, residual_scale, weights, pushes, max_delta, envelope)
+    return ResidualPDEnv(env, residual_scale, weights, pushes, max_delta, envelope, torque_limit, rate_limit)

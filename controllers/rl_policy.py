@@ -10,7 +10,9 @@ file                  what it holds
 ``rl.json``           ``format`` (``legloop-rl/1``), ``algo``, ``observation`` (the layout: names and sizes, see
                       :data:`controllers.residual.OBS_LAYOUT`), ``residual_scale``, ``residual_max_delta`` (the
                       slew limit; absent or null: none), ``residual_envelope`` (the torque envelope, a fraction
-                      of the peak; absent or null: none), ``control_dt``, training info, ``selection`` (which
+                      of the peak; absent or null: none), ``residual_torque_limit_nm`` and
+                      ``residual_rate_limit_nm_s`` (hard limits on the command, [knee, ankle], N·m and N·m/s;
+                      absent or null, for a joint or both: none), ``control_dt``, training info, ``selection`` (which
                       checkpoint held-out push trials chose, :mod:`experiments.rl_select`)
 ====================  =========================================================================================
 
@@ -37,6 +39,7 @@ from controllers.residual import (
     OBS_SIZE,
     ResidualCore,
     check_envelope,
+    check_joint_limits,
     check_max_delta,
     describe_layout,
     layout_to_json,
@@ -147,6 +150,8 @@ class RLPolicy:
     actor: MlpActor | None = None  # the policy's mean in numpy; None: SB3's predict
     max_delta: float | None = None  # the residual's slew limit per control step (None: none)
     envelope: float | None = None  # the residual's torque envelope, a fraction of the peak (None: none)
+    torque_limit: tuple[float | None, float | None] | None = None  # hard limit on the command, N·m (None: none)
+    rate_limit: tuple[float | None, float | None] | None = None  # on its change, N·m/s (None: none)
 
     def action(self, obs_norm: np.ndarray) -> np.ndarray:
         """The deterministic action for one normalised observation (clipped to the action space)."""
@@ -220,6 +225,12 @@ def load_rl_checkpoint(path: str | os.PathLike) -> RLPolicy:
     # Absent in checkpoints from before the slew limit / the envelope: none.
     md = _optional_limit(meta, "residual_max_delta", check_max_delta, d)
     env = _optional_limit(meta, "residual_envelope", check_envelope, d)
+    limits = []
+    for key, unit in (("residual_torque_limit_nm", "N·m"), ("residual_rate_limit_nm_s", "N·m/s")):
+        try:
+            limits.append(check_joint_limits(meta.get(key), key, unit))
+        except ValueError as exc:
+            raise RLCheckpointError(f"{d / META_FILE}: {exc}") from None
     import torch
     from stable_baselines3 import PPO
 
@@ -248,7 +259,7 @@ def load_rl_checkpoint(path: str | os.PathLike) -> RLPolicy:
         actor: MlpActor | None = MlpActor(model.policy)
     except TypeError:
         actor = None  # another architecture: SB3's own predict, slower but general
-    return RLPolicy(model.policy, normalizer, float(scale), float(dt), meta, d, actor, md, env)
+    return RLPolicy(model.policy, normalizer, float(scale), float(dt), meta, d, actor, md, env, *limits)
 
 
 class RLController:
@@ -261,7 +272,15 @@ class RLController:
     def __init__(self, loaded: RLPolicy, pd: AmproPD, peak_torque: np.ndarray, name: str = "rl") -> None:
         self.name = name
         self.loaded = loaded
-        self.core = ResidualCore(pd, peak_torque, loaded.residual_scale, loaded.max_delta, loaded.envelope)
+        self.core = ResidualCore(
+            pd,
+            peak_torque,
+            loaded.residual_scale,
+            loaded.max_delta,
+            loaded.envelope,
+            loaded.torque_limit,
+            loaded.rate_limit,
+        )
         self._obs_n = np.zeros(OBS_SIZE, dtype=np.float32)
 
     @property

@@ -69,9 +69,16 @@ class ResidualConfig:
     # PD's own (controllers.residual.ResidualCore; 0: none). 0.4 (57 / 67 N·m): with the ankle's tracking weight at
     # 10 it keeps the peak torque near the PD's and, on 3 training seeds, the 1.2x push gain (docs/rl.md, 4th round).
     envelope: float = 0.4
+    # Hard limits on the command [knee, ankle] (0: none), N·m and N·m/s: the envelope passes the PD's own reaction
+    # to the gait the residual makes (the knee's peak torque); these bound the command whatever asks for it.
+    torque_limit_nm: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    rate_limit_nm_s: list[float] = field(default_factory=lambda: [0.0, 0.0])
 
     def validate(self) -> None:
         _check(0.0 < self.scale <= 1.0, "residual.scale", "in (0, 1] (a fraction of the peak torque)")
+        for key in ("torque_limit_nm", "rate_limit_nm_s"):
+            v = getattr(self, key)
+            _check(len(v) == 2 and all(x >= 0 for x in v), f"residual.{key}", "[knee, ankle], each >= 0 (0: none)")
         _check(0.0 <= self.max_delta <= 2.0, "residual.max_delta", "in [0, 2] action units per step (0: no limit)")
         _check(0.0 <= self.envelope <= 1.0, "residual.envelope", "in [0, 1], a fraction of the peak torque (0: none)")
 
@@ -82,6 +89,20 @@ class ResidualConfig:
     @property
     def envelope_or_none(self) -> float | None:
         return self.envelope if 0.0 < self.envelope < 1.0 else None
+
+    @property
+    def torque_limit_or_none(self) -> list[float | None] | None:
+        return _limits_or_none(self.torque_limit_nm)
+
+    @property
+    def rate_limit_or_none(self) -> list[float | None] | None:
+        return _limits_or_none(self.rate_limit_nm_s)
+
+
+def _limits_or_none(pair: list[float]) -> list[float | None] | None:
+    """[knee, ankle] with 0 → None per joint, None when neither joint is limited (as ``rl.json`` stores them)."""
+    out = [float(x) if x > 0 else None for x in pair]
+    return None if out == [None, None] else out
 
 
 @dataclass

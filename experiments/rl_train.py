@@ -68,6 +68,8 @@ def make_env(cfg: RLConfig, rank: int) -> Any:
         max_episode_steps=cfg.env.max_episode_steps,
         max_delta=cfg.residual.max_delta_or_none,
         envelope=cfg.residual.envelope_or_none,
+        torque_limit=cfg.residual.torque_limit_or_none,
+        rate_limit=cfg.residual.rate_limit_or_none,
     )
 
 
@@ -83,6 +85,8 @@ def checkpoint_meta(cfg: RLConfig, steps: int, extra: dict[str, Any] | None = No
         "residual_scale": cfg.residual.scale,
         "residual_max_delta": cfg.residual.max_delta_or_none,
         "residual_envelope": cfg.residual.envelope_or_none,
+        "residual_torque_limit_nm": cfg.residual.torque_limit_or_none,
+        "residual_rate_limit_nm_s": cfg.residual.rate_limit_or_none,
         "control_dt": 1.0 / cfg.env.control_hz,
         "timesteps": int(steps),
         "seed": cfg.seed,

@@ -208,6 +208,15 @@ def test_stored_torque_envelope_is_applied_and_checked(trained: Path, tmp_path: 
     (ck / "rl.json").write_text(json.dumps(meta | {"residual_envelope": 1.7}))
     with pytest.raises(RLCheckpointError, match="residual_envelope: envelope must be in"):
         load_rl_checkpoint(ck)
+    # The hard limits: stored as [knee, ankle] (null: none), applied by the controller, a bad value refused.
+    limits = {"residual_torque_limit_nm": [100.0, None], "residual_rate_limit_nm_s": [14000.0, 11000.0]}
+    (ck / "rl.json").write_text(json.dumps(meta | limits))
+    ctrl = RLController(load_rl_checkpoint(ck), AmproPD(env.dt, walker=env.walker), env.peak_torque)
+    assert ctrl.core.torque_limit == (100.0, None) and ctrl.core.rate_limit == (14000.0, 11000.0)
+    assert load_rl_checkpoint(trained).torque_limit is None  # the fixture's run trained without them
+    (ck / "rl.json").write_text(json.dumps(meta | {"residual_rate_limit_nm_s": [14000.0, "fast"]}))
+    with pytest.raises(RLCheckpointError, match=r"rl.json: residual_rate_limit_nm_s must be \[knee, ankle\]"):
+        load_rl_checkpoint(ck)
 
 
 def test_not_an_rl_checkpoint(tmp_path: Path) -> None:
@@ -391,6 +400,56 @@ def test_residual_torque_envelope() -> None:
         make_residual_env(envelope=1.5)
 
 
+def test_residual_hard_torque_and_rate_limits() -> None:
+    """torque_limit / rate_limit bound the command whatever asks for it — the PD's own torque included: |τ| ≤ the
+    limit, |Δτ| ≤ rate · dt per control step (from 0 at a reset); a joint left at None is not limited."""
+    from controllers.pd import AmproPD
+    from controllers.residual import ResidualCore
+
+    env = make_residual_env()
+    obs, _ = env.reset(seed=2)
+    sensors = obs[:7]
+    w = env.unwrapped
+    dt = w.dt
+
+    def core(**kw: object) -> ResidualCore:
+        return ResidualCore(AmproPD(dt, walker=w.walker), w.peak_torque, residual_scale=1.0, **kw)  # type: ignore[arg-type]
+
+    limited = core(torque_limit=(60.0, None), rate_limit=(4000.0, 6000.0))
+    free = core()
+    rng = np.random.default_rng(0)
+    prev = np.zeros(2)
+    at_limit = np.zeros(2, int)
+    ankle_above = 0
+    for _ in range(300):
+        limited.observe(sensors)
+        free.observe(sensors)
+        a = rng.uniform(-1.0, 1.0, 2)
+        tau, tau_free = limited.torque(a).copy(), free.torque(a).copy()
+        assert abs(tau[0]) <= 60.0 + 1e-9 and abs(tau[1]) <= w.peak_torque[1] + 1e-9
+        step = np.abs(tau - prev)
+        assert step[0] <= 4000.0 * dt + 1e-9 and step[1] <= 6000.0 * dt + 1e-9
+        at_limit += np.isclose(step, [4000.0 * dt, 6000.0 * dt])
+        ankle_above += abs(tau[1]) > 60.0
+        # Where no limit binds, the command is the unlimited one.
+        if abs(tau_free[0]) < 60.0 and np.all(np.abs(tau_free - prev) < [4000.0 * dt, 6000.0 * dt]):
+            np.testing.assert_allclose(tau, tau_free)
+        prev = tau
+        obs, *_ = env.step(np.zeros(2, np.float32))
+        sensors = obs[:7]
+    assert np.all(at_limit > 50)  # full-scale random residuals often ask for more than the slew allows
+    assert ankle_above > 0  # the ankle's torque is not limited (None), only its rate
+    limited.reset()
+    limited.observe(sensors)
+    assert np.all(np.abs(limited.torque(np.ones(2))) <= [4000.0 * dt, 6000.0 * dt])  # from 0 after a reset
+    assert core(torque_limit=(0.0, None)).torque_limit is None  # 0 per joint: none
+    for bad in ((-1.0, 10.0), (1.0,), "fast", (float("nan"), 1.0)):
+        with pytest.raises(ValueError, match=r"torque_limit must be \[knee, ankle\] in N·m"):
+            core(torque_limit=bad)
+    with pytest.raises(ValueError, match=r"rate_limit must be \[knee, ankle\] in N·m/s"):
+        make_residual_env(rate_limit=[1.0, -2.0])
+
+
 def test_tracking_weight_after_a_push() -> None:
     """tracking_pushed applies within recovery_s of a push's start, tracking before and after."""
     from controllers.residual import RewardWeights
@@ -485,6 +544,8 @@ def test_new_config_options_are_validated() -> None:
         ({"select": {"walk_seconds": 1.0}}, r"select\.walk_seconds must be 0 \(no limits\) or in \[2, 600\] s"),
         ({"select": {"max_tracking_ratio": 0.0}}, r"select\.max_tracking_ratio must be in \(0, 10\]"),
         ({"residual": {"envelope": 1.5}}, r"residual\.envelope must be in \[0, 1\]"),
+        ({"residual": {"torque_limit_nm": [100.0, -1.0]}}, r"residual\.torque_limit_nm must be \[knee, ankle\]"),
+        ({"residual": {"rate_limit_nm_s": [1.0]}}, r"residual\.rate_limit_nm_s must be \[knee, ankle\]"),
         ({"reward": {"tracking_pushed": -1.0}}, r"reward\.tracking_pushed must be >= 0"),
         ({"reward": {"peak_torque_at": 1.0}}, r"reward\.peak_torque_at must be in \(0, 1\)"),
         ({"reward": {"peak_rate_at": 0.0}}, r"reward\.peak_rate_at must be in \(0, 2\)"),
@@ -493,6 +554,8 @@ def test_new_config_options_are_validated() -> None:
             rl_config_from_dict(raw)
     cfg = rl_config_from_dict({"residual": {"max_delta": 0.0}, "pushes": {"curriculum_start_n": 0.0}})
     assert cfg.residual.max_delta_or_none is None and cfg.pushes.random_pushes().start_max_n is None  # type: ignore[union-attr]
+    cfg = rl_config_from_dict({"residual": {"torque_limit_nm": [100.0, 0.0], "rate_limit_nm_s": [0.0, 0.0]}})
+    assert cfg.residual.torque_limit_or_none == [100.0, None] and cfg.residual.rate_limit_or_none is None
 
 
 def test_learning_rate_decays_linearly(trained: Path) -> None:
