@@ -9,6 +9,8 @@ key                meaning
 format             ``"legloop-controller/1"``
 model              ``DeltaGRU.config()``: sizes, layers, Θx/Θh (normalised units), bhn_zero, qat
 feature_set        ``"ampro"`` or ``"sensors"`` (:mod:`controllers.features`)
+target             ``"pd_residual"``: the outputs are a correction added to the AMPRO PD's torque; absent: the
+                   outputs are the torques (``"torque"``)
 input_norm         z-score of the inputs: ``{"mean": [...], "std": [...]}``
 target_scale       torques = network output · scale + offset, per output [knee, ankle], N·m
 target_offset
@@ -35,7 +37,7 @@ import numpy as np
 import torch
 
 from controllers.deltagru import DeltaGRU
-from controllers.features import Normalizer, check_feature_set, feature_size
+from controllers.features import Normalizer, check_feature_set, check_target, feature_size
 from envs.files import atomic_write_text, atomic_writer
 
 FORMAT = "legloop-controller/1"
@@ -73,12 +75,15 @@ class CheckpointMeta:
     weights_sha256: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     created: str = ""
+    target: str = "torque"  # or "pd_residual": outputs + the PD's torque (controllers.features.TARGETS)
 
     def to_dict(self) -> dict[str, Any]:
+        # "target" only when it is not the torque: checkpoints from before it existed read and hash the same.
         return {
             "format": FORMAT,
             "model": self.model,
             "feature_set": self.feature_set,
+            **({"target": self.target} if self.target != "torque" else {}),
             "input_norm": self.input_norm.to_dict(),
             "target_scale": [float(v) for v in self.target_scale],
             "target_offset": [float(v) for v in self.target_offset],
@@ -105,6 +110,7 @@ class CheckpointMeta:
                 weights_sha256=str(d.get("weights_sha256", "")),
                 versions=dict(d.get("versions", {})),
                 created=str(d.get("created", "")),
+                target=check_target(str(d.get("target", "torque"))),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{where}: malformed metadata: {exc}") from None

@@ -54,6 +54,18 @@ FEATURE_COLUMNS = {
 }
 # Targets: the PD torques, [knee, ankle] in N·m.
 TARGET_COLUMNS = ("torque_pd_knee", "torque_pd_ankle")
+# The PD's own torque, [knee, ankle] N·m, under the labels: = the labels with the PD as expert; with an RL expert
+# (distillation) the PD inside it, which the ``pd_residual`` target subtracts.
+PRIOR_COLUMNS = ("torque_prior_knee", "torque_prior_ankle")
+# What a network's outputs are: ``torque`` — the torques themselves; ``pd_residual`` — a correction the controller
+# adds to the AMPRO PD's torque, which runs beside the network (the RL policy's structure, distilled).
+TARGETS = ("torque", "pd_residual")
+
+
+def check_target(name: str) -> str:
+    if name not in TARGETS:
+        raise ValueError(f"unknown target {name!r}; expected one of {', '.join(TARGETS)}")
+    return name
 
 
 def check_feature_set(name: str) -> str:

@@ -199,8 +199,11 @@ def collect_episode(task: EpisodeTask) -> tuple[int, dict[str, np.ndarray], dict
     mix.reset()
     buf = np.zeros((steps, len(EPISODE_COLUMNS)))  # rows = steps, one row written per step with a single call
 
+    prior = pd.last_torque  # the PD's own torque (inside an RL expert: its prior), N·m
+
     def record(k: int, obs: np.ndarray, torque: np.ndarray) -> None:
         tpk, tpa = labels.tolist()
+        ppk, ppa = prior.tolist()
         tk, ta = torque.tolist()
         qk, qkd, qa, qad, th, thd, load = obs.tolist()
         stance = pd.domain == 1
@@ -233,6 +236,8 @@ def collect_episode(task: EpisodeTask) -> tuple[int, dict[str, np.ndarray], dict
             th,
             thd,
             load,
+            ppk,  # torque_prior_knee
+            ppa,
         )
 
     result = rollout(env, mix, obs, steps, [record])
@@ -268,7 +273,7 @@ _ROW_ORDER = (
     "velocity_actual_knee", "velocity_actual_ankle", "position_desired_knee", "position_desired_ankle",
     "velocity_desired_knee", "velocity_desired_ankle", "torque_pd_knee", "torque_pd_ankle", "torque_desired_knee",
     "torque_desired_ankle", "torque_actual_knee", "torque_actual_ankle", "control_signal_knee", "control_signal_ankle",
-    "force_toe", "time", "thigh_angle", "thigh_velocity", "load",
+    "force_toe", "time", "thigh_angle", "thigh_velocity", "load", "torque_prior_knee", "torque_prior_ankle",
 )  # fmt: skip
 assert _ROW_ORDER == EPISODE_COLUMNS, "collect_episode's row layout is out of step with EPISODE_COLUMNS"
 

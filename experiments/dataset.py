@@ -7,8 +7,9 @@ Layout::
     DIR/csv/ep_00000.csv         (optional, `legloop collect --export-csv`) the same episode in the AMPRO CSV schema
 
 A simulated episode holds exactly :data:`EPISODE_COLUMNS`: the AMPRO names the simulator can fill plus legloop's
-sensor columns. Row k is control step k: the sensors the controller saw, the expert PD's reference and torque for
-them, and the torque applied before the plant advanced to step k+1.
+sensor and prior-torque columns (data sets collected before the prior columns lack those two). Row k is control
+step k: the sensors the controller saw, the expert PD's reference and torque for them, and the torque applied
+before the plant advanced to step k+1.
 
 =====================================  ==========================================================================
 column                                 meaning (unit)
@@ -28,6 +29,8 @@ control_signal_knee/ankle              applied torque × 0.21930 (knee) / 0.1503
 force_toe                              = load (N)
 time                                   time of the step (s)
 thigh_angle, thigh_velocity, load      thigh IMU (rad, rad/s) and axial load cell (N)
+torque_prior_knee/ankle                the PD's own torque (N·m): = torque_pd with the PD as expert, the PD inside
+                                       an RL expert otherwise (the ``pd_residual`` target subtracts it)
 =====================================  ==========================================================================
 
 Manifest episode entries carry: name, file, seed, speed (m/s), slope_deg, body_mass (kg), body_height (m),
@@ -49,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from controllers.features import PRIOR_COLUMNS
 from envs.files import atomic_writer
 from experiments.ampro_log import LEGLOOP_COLUMNS, SIMULATED_COLUMNS, read_csv, write_csv
 from experiments.rundir import write_json
@@ -57,7 +61,7 @@ FORMAT = "legloop-dataset/1"
 MANIFEST = "manifest.json"
 EPISODES_DIR = "episodes"
 # Exactly the arrays of a simulated episode's npz, in this order.
-EPISODE_COLUMNS: tuple[str, ...] = SIMULATED_COLUMNS + LEGLOOP_COLUMNS
+EPISODE_COLUMNS: tuple[str, ...] = SIMULATED_COLUMNS + LEGLOOP_COLUMNS + PRIOR_COLUMNS
 DEFAULT_CONTROL_DT = 0.005  # s: AMPRO3's 200 Hz, assumed for a CSV log without a `time` column
 # Fixed zip member timestamp: the same episode gives the same bytes (runs can be compared by hash).
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)

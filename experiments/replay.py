@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from controllers.features import FEATURE_COLUMNS, TARGET_COLUMNS, features_from_columns
+from controllers.features import FEATURE_COLUMNS, PRIOR_COLUMNS, TARGET_COLUMNS, features_from_columns
 from experiments.ampro_log import LogFormatError, read_csv
 from hil.deadline import DEFAULT_BUDGET_S
 from hil.learned import DEFAULT_CLOCK_HZ, LearnedController
@@ -79,15 +79,26 @@ def torque_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, dict[str, 
 # ---------------------------------------------------------------------------------------------------- replay
 
 
-def replay(controller: LearnedController, features: np.ndarray, pd_torque: np.ndarray | None = None) -> np.ndarray:
+def replay(
+    controller: LearnedController,
+    features: np.ndarray,
+    pd_torque: np.ndarray | None = None,
+    prior: np.ndarray | None = None,
+) -> np.ndarray:
     """Run ``controller`` open loop over raw features [T, F] from a fresh state → torques float64 [T, 2].
 
-    ``pd_torque`` [T, 2] (the logged PD torque) is the fallback of a late step under the ``fallback_pd`` policy."""
+    ``pd_torque`` [T, 2] (the logged PD torque) is the fallback of a late step under the ``fallback_pd`` policy;
+    ``prior`` [T, 2] (the logged PD's own torque, :data:`PRIOR_COLUMNS`) is what a ``pd_residual`` network's
+    correction is added to, and its fallback (required for one)."""
     controller.reset()
     T = features.shape[0]
     pred = np.empty((T, 2), dtype=np.float64)
     feats = np.ascontiguousarray(features, dtype=np.float64)
-    if pd_torque is not None and controller.policy == "fallback_pd":
+    if controller.residual:
+        if prior is None:
+            raise ValueError("a pd_residual network needs the PD's torque per row (prior) to replay")
+        pd_torque = prior
+    if pd_torque is not None and (controller.policy == "fallback_pd" or controller.residual):
         fb = np.ascontiguousarray(pd_torque, dtype=np.float64)
         for t in range(T):
             pred[t] = controller.act_features(feats[t], fb[t])
@@ -134,12 +145,15 @@ def replay_log(
     )
     with spec.factory() as factory:
         fs = factory.meta.feature_set
-        cols = read_log(log_path, tuple(dict.fromkeys(FEATURE_COLUMNS[fs] + TARGET_COLUMNS)))
+        # A pd_residual network adds its correction to the PD's torque: the log must hold it (simulated logs do).
+        prior_cols = PRIOR_COLUMNS if factory.meta.target == "pd_residual" else ()
+        cols = read_log(log_path, tuple(dict.fromkeys(FEATURE_COLUMNS[fs] + TARGET_COLUMNS + prior_cols)))
         feats = features_from_columns(fs, cols)
         target = np.stack([cols[c] for c in TARGET_COLUMNS], axis=1)
+        prior = np.stack([cols[c] for c in prior_cols], axis=1) if prior_cols else None
         ctrl = factory.offline(capacity=len(feats))
         assert isinstance(ctrl, LearnedController)
-        pred = replay(ctrl, feats, target)
+        pred = replay(ctrl, feats, target, prior)
         stats = ctrl.episode_stats()  # while the backend is open: a board's link counters are read from it
     metrics: dict[str, Any] = {
         "controller": controller_name,

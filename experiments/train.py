@@ -222,7 +222,7 @@ def run_training(
     if sources:
         logs, backend = load_sources(sources, fs, backend)
         # Every column present and finite, every log long enough to split, before anything is written.
-        log_split = split_tails(episode_series(logs, fs), cfg.logs.val_fraction)
+        log_split = split_tails(episode_series(logs, fs, target=cfg.target), cfg.logs.val_fraction)
     backend = backend or default_backend()
     run_spec: dict[str, Any] = {"config": cfg.to_dict(), "sources": [str(Path(s).resolve()) for s in sources]}
     if expert is not None:
@@ -277,7 +277,10 @@ def run_training(
         )
         dt = control_dt_of(pd_eps)
         train_eps, val_eps = split_train_val(backend, pd_eps, cfg.data.val_fraction, cfg.seed)
-        train_s, val_s = episode_series(train_eps, fs, aux_w > 0.0), episode_series(val_eps, fs, aux_w > 0.0)
+        train_s, val_s = (
+            episode_series(train_eps, fs, aux_w > 0.0, cfg.target),
+            episode_series(val_eps, fs, aux_w > 0.0, cfg.target),
+        )
         data_info = {"pd_episodes": len(pd_eps), "seed0": seed_base}
     data_info |= {
         "train_episodes": [s.name for s in train_s],
@@ -388,7 +391,7 @@ def run_training(
                 **({"expert": expert} if expert is not None else {}),
                 **_collect_pushes(cfg, cfg.dagger.seconds),
             )
-            train_s = train_s + episode_series(new_eps, fs, aux_w > 0.0)
+            train_s = train_s + episode_series(new_eps, fs, aux_w > 0.0, cfg.target)
         if ckpt.exists():
             try:
                 model, meta = load_checkpoint(ckpt, fs)
@@ -492,4 +495,5 @@ def _meta(
         target_offset=scaling.target_offset,
         control_dt=dt,
         training=training,
+        target=cfg.target,
     )

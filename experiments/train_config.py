@@ -1,10 +1,10 @@
 """Configuration of `legloop train`: a typed dataclass tree loaded from TOML, with strict validation.
 
-The TOML file mirrors the dataclasses: top-level keys (``seed``, ``feature_set``, ``workers``) and one table per part
-(``[model]``, ``[data]``, ``[optim]``, ``[bc]``, ``[dagger]``, ``[delta]``, ``[logs]``, ``[aux]``). Unknown keys
-are rejected by their full dotted name (a typo must not silently fall back to a default), values are type-checked
-(an int where a float is expected is accepted; a bool is never a number) and range-checked, and every error names
-the key and the file.
+The TOML file mirrors the dataclasses: top-level keys (``seed``, ``feature_set``, ``target``, ``workers``) and one
+table per part (``[model]``, ``[data]``, ``[optim]``, ``[bc]``, ``[dagger]``, ``[delta]``, ``[logs]``, ``[aux]``).
+Unknown keys are rejected by their full dotted name (a typo must not silently fall back to a default), values are
+type-checked (an int where a float is expected is accepted; a bool is never a number) and range-checked, and every
+error names the key and the file.
 
 `legloop train` without ``--config`` uses ``experiments/configs/train_default.toml`` (with ``--data``:
 ``experiments/configs/train_logs.toml``); every key that a file leaves out takes the dataclass default below, so a
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from controllers.deltagru import HIDDEN_SIZES
-from controllers.features import FEATURE_SETS
+from controllers.features import FEATURE_SETS, TARGETS
 from controllers.fixedpoint import MAX_LAYERS, THETA_MAX_VALUE
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -243,6 +243,9 @@ class TrainConfig:
 
     seed: int = 0
     feature_set: str = "ampro"
+    # "torque": the network outputs the torques; "pd_residual": a correction added to the PD's torque, which runs
+    # beside it (distilling an RL expert: the network learns the residual policy's correction, the PD stays exact)
+    target: str = "torque"
     workers: int = 2  # parallel simulation processes for data collection
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -256,16 +259,19 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         _check(self.seed >= 0, "seed", ">= 0")
         _check(self.feature_set in FEATURE_SETS, "feature_set", f"one of {', '.join(FEATURE_SETS)}")
+        _check(self.target in TARGETS, "target", f"one of {', '.join(TARGETS)}")
         _check(1 <= self.workers <= 64, "workers", "in 1 … 64")
         for part in (self.model, self.data, self.optim, self.bc, self.dagger, self.delta, self.logs, self.aux):
             part.validate()
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """Every key, except an ``[aux]`` table and the ``delta.latency_*`` keys left at their defaults (off): run
-        directories, checkpoints and sweep task ids made before they existed describe the same training and still
-        match."""
+        """Every key, except ``target``, an ``[aux]`` table and the ``delta.latency_*`` keys left at their defaults
+        (off): run directories, checkpoints and sweep task ids made before they existed describe the same training
+        and still match."""
         d = dataclasses.asdict(self)
+        if self.target == "torque":
+            del d["target"]
         if self.aux == AuxConfig():
             del d["aux"]
         # Likewise the delta stage's latency keys left at their defaults (off).

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from controllers.checkpoint import CheckpointMeta
-from controllers.features import FEATURE_COLUMNS, TARGET_COLUMNS, Normalizer, features_from_columns
+from controllers.features import FEATURE_COLUMNS, PRIOR_COLUMNS, TARGET_COLUMNS, Normalizer, features_from_columns
 from experiments.train_config import TrainConfig
 
 JOINTS = ("knee", "ankle")  # order of TARGET_COLUMNS and of the network outputs
@@ -83,9 +83,12 @@ class Series:
         return len(self.x)
 
 
-def episode_series(episodes: Sequence[Any], feature_set: str, aux: bool = False) -> list[Series]:
+def episode_series(
+    episodes: Sequence[Any], feature_set: str, aux: bool = False, target: str = "torque"
+) -> list[Series]:
     """Features and targets of each episode (with `aux`, the auxiliary gait-phase targets too, from the PD's
-    :data:`AUX_COLUMNS`); a missing column or a non-finite value is a :class:`TrainError`."""
+    :data:`AUX_COLUMNS`); a missing column or a non-finite value is a :class:`TrainError`. ``target =
+    "pd_residual"``: the targets are the labels minus the PD's own torque (:data:`PRIOR_COLUMNS`)."""
     out = []
     for ep in episodes:
         name = getattr(ep, "name", "?")
@@ -95,6 +98,15 @@ def episode_series(episodes: Sequence[Any], feature_set: str, aux: bool = False)
             raise TrainError(f"episode {name} lacks column(s) {', '.join(missing)} needed for {feature_set!r}")
         x = features_from_columns(feature_set, cols)
         y = np.stack([np.asarray(cols[c], dtype=np.float32) for c in TARGET_COLUMNS], axis=-1)
+        if target == "pd_residual":
+            missing = [c for c in PRIOR_COLUMNS if c not in cols]
+            if missing:
+                raise TrainError(
+                    f"episode {name} lacks column(s) {', '.join(missing)}: target 'pd_residual' learns the expert's "
+                    "torque minus the PD's, which data sets simulated by this legloop record (recorded logs and "
+                    "older data sets do not)"
+                )
+            y = y - np.stack([np.asarray(cols[c], dtype=np.float32) for c in PRIOR_COLUMNS], axis=-1)
         a_targets = aux_targets(cols, str(name)) if aux else None
         for what, a in (("features", x), ("targets", y), ("aux targets", a_targets)):
             if a is not None and not np.isfinite(a).all():

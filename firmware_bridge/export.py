@@ -137,6 +137,8 @@ def bundle_from_model(model: DeltaGRU, meta: CheckpointMeta, *, clip_theta: bool
         "feature_names": list(FEATURE_NAMES[meta.feature_set]),
         "outputs": list(OUTPUT_NAMES),
         "output_units": "N·m",
+        # "pd_residual": the outputs are a correction the host adds to the AMPRO PD's torque (hil.learned)
+        "target": meta.target,
         "control_dt": meta.control_dt,
         "model": model.config(),
         "theta_x_float": model.theta_x,
@@ -203,7 +205,12 @@ def c_header(bundle: Bundle, guard: str = "LEGLOOP_CONTROLLER_H", prefix: str = 
         f" * Delta-GRU controller for the EdgeDRNN accelerator: {bundle.layers} layer(s) x {bundle.hidden} units,\n"
         f" * {bundle.input_size} input(s) ({feats}), {bundle.n_outputs} output(s) ({', '.join(OUTPUT_NAMES)}, N·m).\n"
         f" * Feature set: {meta.get('feature_set', '?')}; weights sha256 {meta.get('weights_sha256', '')[:16]}.\n"
-        " *\n"
+        + (
+            " * Target pd_residual: the outputs are a correction; the torque is the AMPRO PD's torque + outputs.\n"
+            if meta.get("target") == "pd_residual"
+            else ""
+        )
+        + " *\n"
         " * Input:  x_q88[i] = round_half_even((feature[i] - INPUT_MEAN[i]) / INPUT_STD[i] * 256), saturated to\n"
         " *         int16, zero-padded to INPUT_PADDED values.\n"
         " * Image:  per layer [b | W_ih | W_hh], 3H rows (r, z, n), column-major, Q1.7; layer l starts at\n"

@@ -2,10 +2,13 @@
 
 Per control step (:meth:`LearnedController.act`)::
 
-    sensors ─┬─> AmproPD.update_reference (ampro features; the fallback_pd policy's PD law)
+    sensors ─┬─> AmproPD.update_reference (ampro features; the fallback_pd policy's PD law; a pd_residual prior)
              └─> features_from_obs ─> backend.step (normalise → network → de-normalise; CPU kernel, EdgeDRNN model
-                 or a board over serial) ─> saturate at the motor limits ─> DeadlineMonitor (hold | fallback_pd |
-                 stop | period | none) ─> torques [knee, ankle] N·m
+                 or a board over serial) ─> [+ the PD's torque: target pd_residual] ─> saturate at the motor limits
+                 ─> DeadlineMonitor (hold | fallback_pd | stop | period | none) ─> torques [knee, ankle] N·m
+
+A checkpoint trained with ``target = "pd_residual"`` (a distilled residual RL policy) outputs a correction: the
+controller runs the AMPRO PD beside the network, as the RL policy did, and applies PD torque + correction.
 
 The same front end runs a recorded log open loop (:meth:`LearnedController.act_features`). Per step it records the
 backend's cycles and fired columns in preallocated arrays (the latency and the torque source live in the monitor);
@@ -26,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from controllers.base import torque_limits_of
-from controllers.features import check_feature_set, feature_size, features_from_obs
+from controllers.features import check_feature_set, check_target, feature_size, features_from_obs
 from controllers.pd import AmproPD
 from envs.anthropometry import WalkerParams
 from hil.backend import InferenceBackend, StepResult
@@ -105,6 +108,8 @@ class LearnedController:
         peak torques, 142 / 168).
     capacity
         Steps of per-step records preallocated (doubled when exceeded).
+    target
+        ``torque`` (the network's outputs are the torques) or ``pd_residual`` (a correction added to the PD's torque).
     """
 
     def __init__(
@@ -119,8 +124,11 @@ class LearnedController:
         walker: WalkerParams | None = None,
         torque_limits: tuple[float, float] | None = None,
         capacity: int = DEFAULT_CAPACITY,
+        target: str = "torque",
     ) -> None:
         self.feature_set = check_feature_set(feature_set)
+        self.target = check_target(target)
+        self.residual = self.target == "pd_residual"
         n_in = feature_size(self.feature_set)
         if backend.input_size != n_in:
             raise ValueError(f"network has {backend.input_size} inputs; feature set {self.feature_set!r} has {n_in}")
@@ -135,8 +143,9 @@ class LearnedController:
         self.dt = float(dt)
         self.policy = check_policy(policy if policy is not None else DEFAULT_POLICY.get(backend.kind, "hold"))
         self.monitor = DeadlineMonitor(budget_s, self.policy, 2, capacity, period_s=self.dt)
-        needs_reference = self.feature_set == "ampro" or self.policy == FALLBACK_PD
-        # The PD is the reference generator of the 'ampro' error features (and the fallback_pd policy's law).
+        needs_reference = self.feature_set == "ampro" or self.policy == FALLBACK_PD or self.residual
+        # The PD is the reference generator of the 'ampro' error features (and the fallback_pd policy's law, and a
+        # pd_residual network's prior).
         self.reference: AmproPD | None = AmproPD(self.dt, walker=walker) if needs_reference else None
         self.torque_limits = torque_limits_of(walker, torque_limits)
         self._lim_knee, self._lim_ankle = (float(v) for v in self.torque_limits)
@@ -148,7 +157,8 @@ class LearnedController:
         self._cycles = np.zeros(cap, dtype=np.int64)
         self._fired = np.zeros(cap, dtype=np.int64)
         self.features = np.zeros(n_in, dtype=np.float64)  # raw features of the last step
-        self.raw_output = np.zeros(2, dtype=np.float64)  # the network's torque before saturation and policy
+        self.raw_output = np.zeros(2, dtype=np.float64)  # the network's output (torque or correction), N·m
+        self._prior = np.zeros(2, dtype=np.float64)  # pd_residual: the PD's torque this step
         self._net = np.zeros(2, dtype=np.float64)
         self._fallback = np.zeros(2, dtype=np.float64)
         self.reset()
@@ -190,6 +200,7 @@ class LearnedController:
             walker=walker,
             torque_limits=torque_limits,
             capacity=capacity,
+            target=meta.target,
         )
 
     # ------------------------------------------------------------------------------------------ control
@@ -210,7 +221,9 @@ class LearnedController:
         fallback = None
         if ref is not None:
             ref.update_reference(observation)
-            if self.policy == FALLBACK_PD:
+            if self.residual:
+                fallback = pd_torque(ref, observation, self._prior)  # the prior is also fallback_pd's torque
+            elif self.policy == FALLBACK_PD:
                 fallback = pd_torque(ref, observation, self._fallback)
             features_from_obs(self.feature_set, observation, ref.domain, ref.knee_des, ref.knee_vel_des, self.features)
         else:
@@ -218,7 +231,12 @@ class LearnedController:
         return self._infer(fallback)
 
     def act_features(self, features: np.ndarray, fallback: np.ndarray | None = None) -> np.ndarray:
-        """Torques from raw features (offline replay of a log); ``fallback`` is the PD torque ``fallback_pd`` uses."""
+        """Torques from raw features (offline replay of a log); ``fallback`` is the PD torque ``fallback_pd`` uses
+        — and, for a ``pd_residual`` network, the prior its correction is added to (required then)."""
+        if self.residual:
+            if fallback is None:
+                raise ValueError("a pd_residual network adds its output to the PD's torque: pass it as fallback")
+            self._prior[:] = fallback
         self.features[:] = features
         return self._infer(fallback)
 
@@ -233,6 +251,10 @@ class LearnedController:
             knee, ankle = r.outputs.tolist()
             self.raw_output[0] = knee
             self.raw_output[1] = ankle
+            if self.residual:
+                pk, pa = self._prior.tolist()
+                knee += pk
+                ankle += pa
             # Two outputs: scalar saturation is cheaper than numpy calls on 2-element arrays.
             lk, la = self._lim_knee, self._lim_ankle
             net[0] = -lk if knee < -lk else (lk if knee > lk else knee)

@@ -283,12 +283,13 @@ def _learned_factory(spec: ControllerSpec) -> ControllerFactory:
             policy=spec.policy,
             budget_s=spec.budget_s,
             walker=env.walker,
+            target=meta.target,
         )
 
     def offline(capacity: int) -> Controller:
         return LearnedController(
             backend, meta.feature_set, meta.control_dt, name=name, policy=spec.policy, budget_s=spec.budget_s,
-            capacity=capacity,
+            capacity=capacity, target=meta.target,
         )  # fmt: skip
 
     factory = ControllerFactory(spec, make, backend.close, offline)

@@ -678,3 +678,71 @@ def test_a_sweep_runs_the_rl_policy_beside_the_pd(trained: Path, tmp_path: Path)
     bad.write_text('[[grid]]\ncontroller = "rl"\n')
     assert main(["sweep", "--quiet", "--config", str(bad), "--out", str(tmp_path / "bad")]) == 2
     assert not (tmp_path / "bad").exists()
+
+
+def test_collected_data_records_the_pd_prior(trained: Path) -> None:
+    """torque_prior_* is the PD's own torque: the label itself with the PD as expert; under an RL expert the PD
+    inside it, which differs from the label by the policy's residual."""
+    from experiments.collect import EpisodeTask, collect_episode
+
+    _, pd_cols, _ = collect_episode(EpisodeTask(0, 21, 1.0, 2.0))
+    np.testing.assert_array_equal(pd_cols["torque_prior_knee"], pd_cols["torque_pd_knee"])
+    np.testing.assert_array_equal(pd_cols["torque_prior_ankle"], pd_cols["torque_pd_ankle"])
+    _, rl_cols, _ = collect_episode(EpisodeTask(0, 21, 1.0, 2.0, expert=str(trained)))
+    assert rl_cols["torque_prior_knee"][0] == pd_cols["torque_pd_knee"][0]  # the same first sensors, the same PD
+    assert np.abs(rl_cols["torque_pd_knee"] - rl_cols["torque_prior_knee"]).max() > 0.0
+
+
+def test_distilled_pd_residual_network_adds_the_pd(trained: Path, tmp_path: Path) -> None:
+    """target = "pd_residual": the network learns label − PD torque, its checkpoint and export say so, and in the
+    loop (and in a replay) the controller applies PD torque + network output; data without the PD's torque is
+    refused with the reason."""
+    from controllers.checkpoint import load_checkpoint
+    from controllers.pd import AmproPD
+    from envs.walker_env import ProstheticWalkerEnv
+    from experiments.dataset import export_csv, load_dataset
+    from experiments.replay import ReplayError, replay_log
+    from experiments.train import TrainError, run_training
+    from experiments.train_config import CONFIG_DIR, load_config
+    from experiments.train_data import episode_series
+    from hil.learned import LearnedController
+
+    cfg = load_config(CONFIG_DIR / "train_tiny.toml").replace(target="pd_residual")
+    assert cfg.to_dict()["target"] == "pd_residual" and "target" not in cfg.replace(target="torque").to_dict()
+    out = tmp_path / "distil"
+    run_training(cfg, out, progress=False, expert=str(trained))
+    _, meta = load_checkpoint(out / "controller.pt")
+    assert meta.target == "pd_residual"
+    from firmware_bridge.export import bundle_from_checkpoint, c_header
+
+    bundle = bundle_from_checkpoint(out / "controller.pt")
+    assert bundle.meta["target"] == "pd_residual" and "Target pd_residual" in c_header(bundle)
+
+    eps = load_dataset([out / "data" / "pd"])
+    (s,) = episode_series(eps[:1], "ampro", target="pd_residual")
+    c = eps[0].columns
+    np.testing.assert_allclose(s.y[:, 0], c["torque_pd_knee"] - c["torque_prior_knee"], atol=1e-4)  # float32
+    bare = [type(eps[0])({k: v for k, v in c.items() if not k.startswith("torque_prior")}, eps[0].meta, "old")]
+    with pytest.raises(TrainError, match=r"lacks column.*torque_prior_knee.*target 'pd_residual'"):
+        episode_series(bare, "ampro", target="pd_residual")
+
+    env = ProstheticWalkerEnv()
+    obs, _ = env.reset(seed=3)
+    ctrl = LearnedController.from_checkpoint(out, "deltagru", walker=env.walker)
+    pd = AmproPD(env.dt, walker=env.walker)
+    assert ctrl.residual
+    for _ in range(100):
+        tau = ctrl.act(obs).copy()
+        expected = np.clip(pd.act(obs) + ctrl.raw_output, -env.peak_torque, env.peak_torque)
+        np.testing.assert_allclose(tau, expected, atol=1e-9)
+        obs, *_ = env.step(tau / env.peak_torque)
+    assert np.abs(ctrl.raw_output).max() > 0.0
+
+    log = export_csv(eps[0], tmp_path / "ep.csv")
+    metrics, pred, _ = replay_log("deltagru", out, log)
+    assert metrics["rows"] == len(pred) and np.isfinite(pred).all()
+    cols_no_prior = {k: v for k, v in c.items() if not k.startswith("torque_prior")}
+    from experiments.ampro_log import write_csv
+
+    with pytest.raises(ReplayError, match="torque_prior_knee"):
+        replay_log("deltagru", out, write_csv(tmp_path / "old.csv", cols_no_prior))
