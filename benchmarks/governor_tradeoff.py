@@ -85,6 +85,7 @@ def host_cost(checkpoint: str, features: np.ndarray, governor: str | None, clock
     spec = ControllerSpec("edgedrnn", checkpoint=checkpoint, governor=governor, clock_hz=clock_hz, policy="hold")
     with spec.factory() as factory:
         ctrl = factory.offline(capacity=len(features))
+        assert isinstance(ctrl, LearnedController)
         backend = ctrl.backend
         best = float("inf")
         for _ in range(3):
@@ -187,7 +188,7 @@ def table(rows: list[dict[str, Any]], header: str) -> str:
                 cells.append("–")
             else:
                 v = r.get(key)
-                cells.append("–" if v is None else fmt.format(v))
+                cells.append("–" if v is None or fmt is None else fmt.format(v))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
