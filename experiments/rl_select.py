@@ -36,6 +36,8 @@ from controllers.rl_policy import META_FILE, NORM_FILE, POLICY_FILE, read_meta
 from experiments.rl_config import SelectConfig
 from experiments.rundir import write_json
 
+TRAIN_SUMMARY_FILE = "rl_train.json"  # the training summary experiments/rl_train.py writes; a selection updates it
+
 _STEP = re.compile(r"^step_(\d+)$")
 
 
@@ -220,15 +222,31 @@ def select_checkpoint(
         tmp.replace(run / f)
     meta = read_meta(best_dir)
     training = _training_summary(run)
-    if training is not None:
+    if training is not None:  # a selection run again (`legloop rl select`) must not leave the old winner in it
+        training = with_selection(training, selection)
+        write_json(run / TRAIN_SUMMARY_FILE, training)
         meta["training"] = training
     meta["selection"] = selection
     write_json(run / META_FILE, meta)
     return selection
 
 
+def with_selection(summary: dict[str, Any], selection: dict[str, Any]) -> dict[str, Any]:
+    """A training summary (``rl_train.json``) with the outcome of ``selection``: the ``selected_*`` keys, the PD's
+    score, the selection's wall time and ``total_wall_s`` (training + this selection), s."""
+    out = dict(summary)
+    out["selected_step"] = selection["step"]
+    out["selected_score_n"] = selection["score_n"]
+    out["selected_within_limits"] = selection["within_limits"]
+    out["baseline_pd_score_n"] = (selection["baseline_pd"] or {}).get("score_n")
+    out["select_wall_s"] = selection["wall_s"]
+    if "wall_s" in out:
+        out["total_wall_s"] = round(out["wall_s"] + selection["wall_s"], 1)
+    return out
+
+
 def _training_summary(run: Path) -> dict[str, Any] | None:
     try:
-        return dict(json.loads((run / "rl_train.json").read_text()))
+        return dict(json.loads((run / TRAIN_SUMMARY_FILE).read_text()))
     except (OSError, ValueError):
         return None

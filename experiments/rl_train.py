@@ -40,9 +40,10 @@ from controllers.residual import layout_to_json, make_residual_env
 from controllers.rl_policy import FORMAT, META_FILE, NORM_FILE, POLICY_FILE
 from envs.files import atomic_write_text
 from experiments.rl_config import RLConfig
+from experiments.rl_select import TRAIN_SUMMARY_FILE
 from experiments.rundir import OutputExistsError, prepare_out, provenance, write_json
 
-OUT_FILES = (POLICY_FILE, NORM_FILE, META_FILE, "rl_train.json")
+OUT_FILES = (POLICY_FILE, NORM_FILE, META_FILE, TRAIN_SUMMARY_FILE)
 
 
 class RLTrainError(Exception):
@@ -254,21 +255,15 @@ def train_rl(
         final = out / "checkpoints" / f"step_{steps}"
         if not (final / META_FILE).is_file():  # the final policy is a candidate of the selection too
             save_checkpoint_dir(model, vec, final, checkpoint_meta(cfg, steps))
-        write_json(out / "rl_train.json", summary)
+        write_json(out / TRAIN_SUMMARY_FILE, summary)
     finally:
         vec.close()
     if cfg.select.enabled:
-        from experiments.rl_select import select_checkpoint
+        from experiments.rl_select import select_checkpoint, with_selection
 
         log = (lambda msg: print(msg, file=sys.stderr)) if progress else None
-        sel = select_checkpoint(out, cfg.select, cfg.env.control_hz, progress=log)
-        summary["selected_step"] = sel["step"]
-        summary["selected_score_n"] = sel["score_n"]
-        summary["selected_within_limits"] = sel["within_limits"]
-        summary["baseline_pd_score_n"] = (sel["baseline_pd"] or {}).get("score_n")
-        summary["select_wall_s"] = sel["wall_s"]
-        summary["total_wall_s"] = round(summary["wall_s"] + sel["wall_s"], 1)
-        write_json(out / "rl_train.json", summary)
+        sel = select_checkpoint(out, cfg.select, cfg.env.control_hz, progress=log)  # also updates rl_train.json
+        summary = with_selection(summary, sel)
     return RLResult(out, summary)
 
 

@@ -581,8 +581,14 @@ def test_select_picks_the_best_checkpoint(trained: Path, tmp_path: Path, monkeyp
     assert (run / "policy.zip").read_bytes() == (run / "checkpoints" / "step_512" / "policy.zip").read_bytes()
     meta = json.loads((run / "rl.json").read_text())
     assert meta["selection"]["step"] == 512 and meta["timesteps"] == 512 and "training" in meta
+    assert json.loads((run / "rl_train.json").read_text())["selected_step"] == 512
     fake["step_1024"] = 300.0  # a tie: the later, longer-trained checkpoint
     assert sel_mod.select_checkpoint(run, SelectConfig(baseline=False, walk_seconds=0.0))["step"] == 1024
+    # Selecting again updates the training summary too, not only rl.json.
+    summary = json.loads((run / "rl_train.json").read_text())
+    assert summary["selected_step"] == 1024 and summary["selected_score_n"] == 300.0
+    assert summary["baseline_pd_score_n"] is None and summary["timesteps"] >= 1024
+    assert json.loads((run / "rl.json").read_text())["training"]["selected_step"] == 1024
 
 
 def test_select_keeps_to_the_tracking_and_torque_limits(
