@@ -12,6 +12,9 @@ feature_set        ``"ampro"`` or ``"sensors"`` (:mod:`controllers.features`)
 target             ``"pd_residual"``: the outputs are a correction added to the AMPRO PD's torque; absent: the
                    outputs are the torques (``"torque"``)
 input_norm         z-score of the inputs: ``{"mean": [...], "std": [...]}``
+command_limits     hard limits on the command, ``{"torque_nm": [knee, ankle], "rate_nm_s": [knee, ankle]}`` (0: none;
+                   absent: none) — a network distilled from a limited RL expert inherits the expert's
+                   (:mod:`controllers.command_limits`)
 target_scale       torques = network output · scale + offset, per output [knee, ankle], N·m
 target_offset
 control_dt         control period the controller was trained at, s
@@ -36,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from controllers.command_limits import CommandLimits
 from controllers.deltagru import DeltaGRU
 from controllers.features import Normalizer, check_feature_set, check_target, feature_size
 from envs.files import atomic_write_text, atomic_writer
@@ -76,14 +80,17 @@ class CheckpointMeta:
     versions: dict[str, str] = field(default_factory=dict)
     created: str = ""
     target: str = "torque"  # or "pd_residual": outputs + the PD's torque (controllers.features.TARGETS)
+    command_limits: CommandLimits = field(default_factory=CommandLimits)  # applied after the output (none: none)
 
     def to_dict(self) -> dict[str, Any]:
-        # "target" only when it is not the torque: checkpoints from before it existed read and hash the same.
+        # "target" and "command_limits" only when not the default: checkpoints from before they existed read and
+        # hash the same.
         return {
             "format": FORMAT,
             "model": self.model,
             "feature_set": self.feature_set,
             **({"target": self.target} if self.target != "torque" else {}),
+            **({"command_limits": self.command_limits.to_dict()} if self.command_limits else {}),
             "input_norm": self.input_norm.to_dict(),
             "target_scale": [float(v) for v in self.target_scale],
             "target_offset": [float(v) for v in self.target_offset],
@@ -111,6 +118,7 @@ class CheckpointMeta:
                 versions=dict(d.get("versions", {})),
                 created=str(d.get("created", "")),
                 target=check_target(str(d.get("target", "torque"))),
+                command_limits=CommandLimits.from_dict(d.get("command_limits", {})),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{where}: malformed metadata: {exc}") from None

@@ -24,6 +24,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from controllers.command_limits import check_joint_limits
 from controllers.pd import STANCE, AmproPD
 from envs.walker_env import ProstheticWalkerEnv, Push
 
@@ -73,23 +74,6 @@ def check_envelope(envelope: float | None) -> float | None:
     if not 0.0 < envelope <= 1.0:
         raise ValueError(f"envelope must be in (0, 1] (a fraction of the motor peak torque) or None, got {envelope}")
     return None if envelope >= 1.0 else float(envelope)
-
-
-def check_joint_limits(limits: Any, what: str, unit: str) -> tuple[float | None, float | None] | None:
-    """Per-joint hard limits ``[knee, ankle]`` (> 0 in ``unit``; None or 0 per joint: none; None: none at all) as a
-    tuple, or ValueError naming ``what`` and the unit."""
-    if limits is None:
-        return None
-    try:
-        k, a = (None if v is None else float(v) for v in limits)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be [knee, ankle] in {unit} (0 or null: none), got {limits!r}") from None
-    pair = []
-    for v in (k, a):
-        if v is not None and not (math.isfinite(v) and v >= 0.0):
-            raise ValueError(f"{what} must be [knee, ankle] in {unit}, each >= 0 (0 or null: none), got {limits!r}")
-        pair.append(None if not v else v)
-    return None if pair == [None, None] else (pair[0], pair[1])
 
 
 class ResidualCore:

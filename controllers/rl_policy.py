@@ -34,12 +34,12 @@ from typing import Any
 
 import numpy as np
 
+from controllers.command_limits import CommandLimits, check_joint_limits
 from controllers.pd import AmproPD
 from controllers.residual import (
     OBS_SIZE,
     ResidualCore,
     check_envelope,
-    check_joint_limits,
     check_max_delta,
     describe_layout,
     layout_to_json,
@@ -152,6 +152,11 @@ class RLPolicy:
     envelope: float | None = None  # the residual's torque envelope, a fraction of the peak (None: none)
     torque_limit: tuple[float | None, float | None] | None = None  # hard limit on the command, N·m (None: none)
     rate_limit: tuple[float | None, float | None] | None = None  # on its change, N·m/s (None: none)
+
+    @property
+    def command_limits(self) -> CommandLimits:
+        """The hard limits on the command (what a controller distilled from this policy inherits)."""
+        return CommandLimits(self.torque_limit, self.rate_limit)
 
     def action(self, obs_norm: np.ndarray) -> np.ndarray:
         """The deterministic action for one normalised observation (clipped to the action space)."""

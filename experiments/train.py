@@ -52,6 +52,7 @@ from controllers.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from controllers.command_limits import CommandLimits
 from controllers.deltagru import DeltaGRU
 from controllers.features import TARGET_COLUMNS, feature_size
 from envs.files import atomic_write_text
@@ -191,13 +192,15 @@ def run_training(
     """
     t_start = time.perf_counter()
     out = Path(out)
+    # A distilled network inherits its expert's hard limits on the command (hil.learned applies them).
+    limits = CommandLimits()
     if expert is not None:
         if sources:
             raise TrainError("--expert labels simulated data; with --data the logs' own torques are the labels")
         from controllers.rl_policy import RLCheckpointError, load_rl_checkpoint
 
         try:
-            load_rl_checkpoint(expert)  # fails here, before anything is written, if it cannot run
+            limits = load_rl_checkpoint(expert).command_limits  # fails here, before anything is written
         except RLCheckpointError as exc:
             raise TrainError(f"--expert: {exc}") from None
         expert = str(Path(expert).resolve())
@@ -227,6 +230,8 @@ def run_training(
     run_spec: dict[str, Any] = {"config": cfg.to_dict(), "sources": [str(Path(s).resolve()) for s in sources]}
     if expert is not None:
         run_spec["expert"] = expert
+    if limits:  # only when set: a run distilled from an unlimited expert resumes as before
+        run_spec["command_limits"] = limits.to_dict()
     spec_path = out / "train_config.json"
     if spec_path.exists() and not restart:
         try:
@@ -416,7 +421,7 @@ def run_training(
             if spec.name in collect_seconds:
                 rec["collect_seconds"] = round(collect_seconds[spec.name], 2)
             history = [*history, rec]
-            meta = _meta(cfg, fs, scaling, dt, spec.name, history, data_info)
+            meta = _meta(cfg, fs, scaling, dt, spec.name, history, data_info, limits)
             save_checkpoint(ckpt, model, meta, overwrite=True)
             if aux_head is not None:
                 torch.save(aux_head.state_dict(), ckpt.with_suffix(".aux.pt"))
@@ -432,7 +437,7 @@ def run_training(
     if float_stages:
         gru_model, gru_meta = load_checkpoint(stages_dir / f"{float_stages[-1]}.pt", fs)
         gru_path = save_checkpoint(out / FLOAT_GRU, gru_model, gru_meta, overwrite=True)
-    meta = _meta(cfg, fs, scaling, dt, specs[-1].name, history, data_info)
+    meta = _meta(cfg, fs, scaling, dt, specs[-1].name, history, data_info, limits)
     final_path = save_checkpoint(final, model, meta, overwrite=True)
     exported: dict[str, Path] = {}
     export_error = None
@@ -462,6 +467,7 @@ def run_training(
         "seconds": round(seconds, 2),
         "data": data_info,
         "expert": expert or "pd",
+        **({"command_limits": limits.to_dict()} if limits else {}),
         "provenance": provenance(),
     }
     write_json(out / "train.json", summary)
@@ -476,6 +482,7 @@ def _meta(
     stage: str,
     history: list[dict[str, Any]],
     data_info: dict[str, Any],
+    limits: CommandLimits,
 ) -> CheckpointMeta:
     last = history[-1] if history else {}
     training = {
@@ -496,4 +503,5 @@ def _meta(
         control_dt=dt,
         training=training,
         target=cfg.target,
+        command_limits=limits,
     )

@@ -35,13 +35,14 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import nn
 
 from controllers.checkpoint import CheckpointMeta, load_checkpoint
+from controllers.command_limits import CommandLimits
 from controllers.deltagru import DeltaGRU
 from controllers.features import FEATURE_NAMES
 from controllers.fixedpoint import (
@@ -139,6 +140,8 @@ def bundle_from_model(model: DeltaGRU, meta: CheckpointMeta, *, clip_theta: bool
         "output_units": "N·m",
         # "pd_residual": the outputs are a correction the host adds to the AMPRO PD's torque (hil.learned)
         "target": meta.target,
+        # hard limits the host applies after the outputs (hil.learned), as the checkpoint carries them
+        **({"command_limits": meta.command_limits.to_dict()} if meta.command_limits else {}),
         "control_dt": meta.control_dt,
         "model": model.config(),
         "theta_x_float": model.theta_x,
@@ -192,6 +195,13 @@ def _c_array(ctype: str, name: str, values: np.ndarray, fmt=str, per_line: int =
     return f"static const {ctype} {name}[{len(vals)}] {attrs}= {{\n    {body}\n}};\n"
 
 
+def _limits_comment(limits: dict[str, Any] | None) -> str:
+    if not limits:
+        return ""
+    text = CommandLimits.from_dict(limits).describe()
+    return f" * Command limits (per joint, applied to the torque by the host): {text}.\n"
+
+
 def c_header(bundle: Bundle, guard: str = "LEGLOOP_CONTROLLER_H", prefix: str = "LEGLOOP") -> str:
     """A C99 header with everything the firmware needs to run ``bundle`` (compiles with -Wall -Werror)."""
     p, lp = prefix.upper(), prefix.lower()
@@ -210,6 +220,7 @@ def c_header(bundle: Bundle, guard: str = "LEGLOOP_CONTROLLER_H", prefix: str = 
             if meta.get("target") == "pd_residual"
             else ""
         )
+        + _limits_comment(meta.get("command_limits"))
         + " *\n"
         " * Input:  x_q88[i] = round_half_even((feature[i] - INPUT_MEAN[i]) / INPUT_STD[i] * 256), saturated to\n"
         " *         int16, zero-padded to INPUT_PADDED values.\n"

@@ -5,10 +5,14 @@ Per control step (:meth:`LearnedController.act`)::
     sensors ─┬─> AmproPD.update_reference (ampro features; the fallback_pd policy's PD law; a pd_residual prior)
              └─> features_from_obs ─> backend.step (normalise → network → de-normalise; CPU kernel, EdgeDRNN model
                  or a board over serial) ─> [+ the PD's torque: target pd_residual] ─> saturate at the motor limits
-                 ─> DeadlineMonitor (hold | fallback_pd | stop | period | none) ─> torques [knee, ankle] N·m
+                 ─> [the checkpoint's command limits: |τ|, |dτ/dt|] ─> DeadlineMonitor (hold | fallback_pd | stop |
+                 period | none) ─> torques [knee, ankle] N·m
 
 A checkpoint trained with ``target = "pd_residual"`` (a distilled residual RL policy) outputs a correction: the
-controller runs the AMPRO PD beside the network, as the RL policy did, and applies PD torque + correction.
+controller runs the AMPRO PD beside the network, as the RL policy did, and applies PD torque + correction. A
+checkpoint distilled from an RL expert with hard limits on its command (``command_limits``: per joint |τ| and
+|dτ/dt|, :mod:`controllers.command_limits`) gets the same limits here, on the host, whatever the backend — the student
+is held to the envelope its expert was. The limits bound the network's command; a ``fallback_pd`` step is the PD's.
 
 The same front end runs a recorded log open loop (:meth:`LearnedController.act_features`). Per step it records the
 backend's cycles and fired columns in preallocated arrays (the latency and the torque source live in the monitor);
@@ -29,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from controllers.base import torque_limits_of
+from controllers.command_limits import CommandLimits
 from controllers.features import check_feature_set, check_target, feature_size, features_from_obs
 from controllers.pd import AmproPD
 from envs.anthropometry import WalkerParams
@@ -110,6 +115,9 @@ class LearnedController:
         Steps of per-step records preallocated (doubled when exceeded).
     target
         ``torque`` (the network's outputs are the torques) or ``pd_residual`` (a correction added to the PD's torque).
+    command_limits
+        Hard limits on the command after saturation: ``|τ| ≤ torque_nm``, ``|τ_k − τ_{k−1}| ≤ rate_nm_s · dt`` (from 0
+        at a reset); default none. :meth:`from_checkpoint` passes the checkpoint's.
     """
 
     def __init__(
@@ -125,6 +133,7 @@ class LearnedController:
         torque_limits: tuple[float, float] | None = None,
         capacity: int = DEFAULT_CAPACITY,
         target: str = "torque",
+        command_limits: CommandLimits | None = None,
     ) -> None:
         self.feature_set = check_feature_set(feature_set)
         self.target = check_target(target)
@@ -148,7 +157,10 @@ class LearnedController:
         # pd_residual network's prior).
         self.reference: AmproPD | None = AmproPD(self.dt, walker=walker) if needs_reference else None
         self.torque_limits = torque_limits_of(walker, torque_limits)
-        self._lim_knee, self._lim_ankle = (float(v) for v in self.torque_limits)
+        self.command_limits = command_limits if command_limits is not None else CommandLimits()
+        ck, ca, self._step_knee, self._step_ankle = self.command_limits.per_step(self.dt)
+        self._rate_limited = self.command_limits.rate_nm_s is not None
+        self._lim_knee, self._lim_ankle = min(float(self.torque_limits[0]), ck), min(float(self.torque_limits[1]), ca)
         self.dense_macs_per_step = int(backend.dense_macs)
         self._macs_out = backend.hidden_size * backend.n_outputs
         self._h3 = 3 * backend.hidden_size
@@ -160,6 +172,7 @@ class LearnedController:
         self.raw_output = np.zeros(2, dtype=np.float64)  # the network's output (torque or correction), N·m
         self._prior = np.zeros(2, dtype=np.float64)  # pd_residual: the PD's torque this step
         self._net = np.zeros(2, dtype=np.float64)
+        self._applied = np.zeros(2, dtype=np.float64)  # the torque applied last step (rate limit only)
         self._fallback = np.zeros(2, dtype=np.float64)
         self.reset()
 
@@ -201,6 +214,7 @@ class LearnedController:
             torque_limits=torque_limits,
             capacity=capacity,
             target=meta.target,
+            command_limits=meta.command_limits,
         )
 
     # ------------------------------------------------------------------------------------------ control
@@ -210,6 +224,8 @@ class LearnedController:
         self.monitor.reset()
         if self.reference is not None:
             self.reference.reset()
+        self._net[:] = 0.0
+        self._applied[:] = 0.0  # the rate limit slews from 0 after a reset, as the motor starts
         self._nonzero = 0
         self._fired_total = 0
         self._results = 0
@@ -257,18 +273,31 @@ class LearnedController:
                 ankle += pa
             # Two outputs: scalar saturation is cheaper than numpy calls on 2-element arrays.
             lk, la = self._lim_knee, self._lim_ankle
-            net[0] = -lk if knee < -lk else (lk if knee > lk else knee)
-            net[1] = -la if ankle < -la else (la if ankle > la else ankle)
+            knee = -lk if knee < -lk else (lk if knee > lk else knee)
+            ankle = -la if ankle < -la else (la if ankle > la else ankle)
+            if self._rate_limited:  # within reach of the torque applied last step (0 after a reset)
+                sk, sa = self._step_knee, self._step_ankle
+                ok, oa = self._applied.tolist()
+                knee = ok - sk if knee < ok - sk else (ok + sk if knee > ok + sk else knee)
+                ankle = oa - sa if ankle < oa - sa else (oa + sa if ankle > oa + sa else ankle)
+            net[0] = knee
+            net[1] = ankle
             fired = r.fired_columns
             self._cycles[n] = r.cycles
             self._fired[n] = fired
             self._fired_total += fired
             self._nonzero += r.nonzero_deltas
             self._results += 1
-            return self.monitor.apply(r.latency_s, net, fallback, True, r.round_trip_s)
-        self._cycles[n] = -1
-        self._fired[n] = -1
-        return self.monitor.apply(math.inf, net, fallback, False, r.round_trip_s)
+            out = self.monitor.apply(r.latency_s, net, fallback, True, r.round_trip_s)
+        else:
+            self._cycles[n] = -1
+            self._fired[n] = -1
+            out = self.monitor.apply(math.inf, net, fallback, False, r.round_trip_s)
+        if self._rate_limited:
+            # What the motor got (held, fallback or stopped included) is where the next command slews from.
+            self._applied[0] = out[0]
+            self._applied[1] = out[1]
+        return out
 
     def _grow(self) -> None:
         n = self._cycles.size

@@ -284,12 +284,13 @@ def _learned_factory(spec: ControllerSpec) -> ControllerFactory:
             budget_s=spec.budget_s,
             walker=env.walker,
             target=meta.target,
+            command_limits=meta.command_limits,
         )
 
     def offline(capacity: int) -> Controller:
         return LearnedController(
             backend, meta.feature_set, meta.control_dt, name=name, policy=spec.policy, budget_s=spec.budget_s,
-            capacity=capacity, target=meta.target,
+            capacity=capacity, target=meta.target, command_limits=meta.command_limits,
         )  # fmt: skip
 
     factory = ControllerFactory(spec, make, backend.close, offline)

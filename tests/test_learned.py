@@ -156,3 +156,59 @@ def test_eval_episodes_report_sparsity_and_macs(make_checkpoint) -> None:
         ControllerSpec("gru")
     with pytest.raises(ValueError, match="takes no checkpoint"):
         ControllerSpec("pd", checkpoint=str(ck))
+
+
+def test_command_limits_from_the_checkpoint_bound_torque_and_rate(make_checkpoint) -> None:
+    """A checkpoint's command_limits clip |τ| and slew τ from the torque applied last step (from 0 after a reset),
+    on top of the motor saturation; they round-trip through the metadata, reach the export and its C header, and a
+    malformed entry is refused naming the key."""
+    import json
+
+    from controllers.checkpoint import load_checkpoint
+    from controllers.command_limits import CommandLimits
+    from firmware_bridge.export import bundle_from_checkpoint, c_header
+
+    ck = make_checkpoint("s.pt", feature_set="sensors", hidden=16, layers=1)
+    free = LearnedController.from_checkpoint(ck)
+    meta_path = ck.with_suffix(".json")
+    d = json.loads(meta_path.read_text())
+    d["command_limits"] = {"torque_nm": [12.0, 0.0], "rate_nm_s": [0.0, 400.0]}  # knee |τ|, ankle |dτ/dt|
+    meta_path.write_text(json.dumps(d))
+    _, meta = load_checkpoint(ck)
+    assert meta.command_limits == CommandLimits((12.0, None), (None, 400.0))
+    assert meta.command_limits.to_dict() == d["command_limits"]
+    bundle = bundle_from_checkpoint(ck)
+    assert bundle.meta["command_limits"] == d["command_limits"]
+    assert "Command limits (per joint, applied to the torque by the host): knee ≤ 12 N·m; ankle ≤ 400 N·m/s" in (
+        c_header(bundle)
+    )
+
+    c = LearnedController.from_checkpoint(ck, dt=0.005)
+    assert c.command_limits == meta.command_limits
+    rng = np.random.default_rng(0)
+    mean, std = make_checkpoint.norm("sensors")
+    feats = (mean + 3.0 * std * rng.standard_normal((200, mean.size))).astype(np.float32)  # jumpy: the limits act
+    step = 400.0 * 0.005  # N·m per control step
+    for _ in range(2):  # twice: a reset restarts the slew from 0
+        free.reset()
+        c.reset()
+        prev = np.zeros(2)
+        for f in feats:
+            want = free.act_features(f).copy()
+            got = c.act_features(f).copy()
+            want[0] = np.clip(want[0], -12.0, 12.0)
+            want[1] = np.clip(want[1], prev[1] - step, prev[1] + step)
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+            prev = got
+    free.reset()
+    raw = np.array([free.act_features(f).copy() for f in feats])
+    assert np.abs(raw[:, 0]).max() > 12.0 and np.abs(np.diff(raw[:, 1])).max() > step  # both limits did act
+
+    d["command_limits"] = {"torque_nm": [-1.0, 0.0]}
+    meta_path.write_text(json.dumps(d))
+    with pytest.raises(CheckpointError, match=r"torque_nm must be .*each >= 0"):
+        load_checkpoint(ck)
+    d["command_limits"] = {"torque": [10.0, 0.0]}
+    meta_path.write_text(json.dumps(d))
+    with pytest.raises(CheckpointError, match="command_limits must be"):
+        load_checkpoint(ck)

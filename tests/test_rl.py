@@ -701,9 +701,13 @@ def test_collected_data_records_the_pd_prior(trained: Path) -> None:
 
 def test_distilled_pd_residual_network_adds_the_pd(trained: Path, tmp_path: Path) -> None:
     """target = "pd_residual": the network learns label − PD torque, its checkpoint and export say so, and in the
-    loop (and in a replay) the controller applies PD torque + network output; data without the PD's torque is
-    refused with the reason."""
+    loop (and in a replay) the controller applies PD torque + network output — within the expert's hard limits on
+    the command, which the checkpoint inherits; data without the PD's torque is refused with the reason."""
+    import json
+    import shutil
+
     from controllers.checkpoint import load_checkpoint
+    from controllers.command_limits import CommandLimits
     from controllers.pd import AmproPD
     from envs.walker_env import ProstheticWalkerEnv
     from experiments.dataset import export_csv, load_dataset
@@ -715,14 +719,21 @@ def test_distilled_pd_residual_network_adds_the_pd(trained: Path, tmp_path: Path
 
     cfg = load_config(CONFIG_DIR / "train_tiny.toml").replace(target="pd_residual")
     assert cfg.to_dict()["target"] == "pd_residual" and "target" not in cfg.replace(target="torque").to_dict()
+    expert = tmp_path / "expert"  # the tiny policy with hard limits on its command: knee |τ|, ankle |dτ/dt|
+    shutil.copytree(trained, expert)
+    rl_meta = json.loads((expert / "rl.json").read_text())
+    rl_meta |= {"residual_torque_limit_nm": [30.0, 0.0], "residual_rate_limit_nm_s": [0.0, 2000.0]}
+    (expert / "rl.json").write_text(json.dumps(rl_meta))
     out = tmp_path / "distil"
-    run_training(cfg, out, progress=False, expert=str(trained))
+    run_training(cfg, out, progress=False, expert=str(expert))
     _, meta = load_checkpoint(out / "controller.pt")
     assert meta.target == "pd_residual"
+    assert meta.command_limits == CommandLimits((30.0, None), (None, 2000.0))
     from firmware_bridge.export import bundle_from_checkpoint, c_header
 
     bundle = bundle_from_checkpoint(out / "controller.pt")
     assert bundle.meta["target"] == "pd_residual" and "Target pd_residual" in c_header(bundle)
+    assert "knee ≤ 30 N·m; ankle ≤ 2000 N·m/s" in c_header(bundle)
 
     eps = load_dataset([out / "data" / "pd"])
     (s,) = episode_series(eps[:1], "ampro", target="pd_residual")
@@ -736,13 +747,21 @@ def test_distilled_pd_residual_network_adds_the_pd(trained: Path, tmp_path: Path
     obs, _ = env.reset(seed=3)
     ctrl = LearnedController.from_checkpoint(out, "deltagru", walker=env.walker)
     pd = AmproPD(env.dt, walker=env.walker)
-    assert ctrl.residual
+    assert ctrl.residual and ctrl.command_limits == meta.command_limits
+    prev_ankle, step = 0.0, 2000.0 * env.dt
+    acted = np.zeros(2, dtype=bool)
     for _ in range(100):
         tau = ctrl.act(obs).copy()
-        expected = np.clip(pd.act(obs) + ctrl.raw_output, -env.peak_torque, env.peak_torque)
+        unlimited = np.clip(pd.act(obs) + ctrl.raw_output, -env.peak_torque, env.peak_torque)
+        expected = unlimited.copy()
+        expected[0] = np.clip(expected[0], -30.0, 30.0)
+        expected[1] = np.clip(expected[1], prev_ankle - step, prev_ankle + step)
         np.testing.assert_allclose(tau, expected, atol=1e-9)
+        acted |= np.abs(expected - unlimited) > 1e-6
+        prev_ankle = tau[1]
         obs, *_ = env.step(tau / env.peak_torque)
     assert np.abs(ctrl.raw_output).max() > 0.0
+    assert acted.all()  # both limits bit
 
     log = export_csv(eps[0], tmp_path / "ep.csv")
     metrics, pred, _ = replay_log("deltagru", out, log)
