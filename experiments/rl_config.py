@@ -253,6 +253,9 @@ class SelectConfig:
     # max_torque_ratio / max_rate_ratio × the PD's. The best push score *within* limits wins (none within: the best
     # score, marked). walk_seconds = 0: no limits, push score alone.
     walk_seconds: float = 20.0
+    # The walks' conditions, [speed m/s, slope °] each (the slope randomised around it, as `legloop eval --slope`);
+    # empty: each of `speeds` on level ground. Limits hold per condition.
+    walk_conditions: list[list[float]] = field(default_factory=list)
     max_tracking_ratio: float = 1.25
     max_torque_ratio: float = 1.0
     max_rate_ratio: float = 1.0
@@ -271,8 +274,28 @@ class SelectConfig:
         )
         _check(self.walk_seconds == 0.0 or 2.0 <= self.walk_seconds <= 600.0, "select.walk_seconds",
                "0 (no limits) or in [2, 600] s")  # fmt: skip
+        wc = self.walk_conditions
+        _check(
+            isinstance(wc, list) and len(wc) <= 8 and all(_is_walk_condition(c) for c in wc),
+            "select.walk_conditions",
+            "up to 8 [speed m/s in [0.6, 1.5], slope ° in [-10, 10]] pairs (empty: each of select.speeds, level)",
+        )
         for key in ("max_tracking_ratio", "max_torque_ratio", "max_rate_ratio"):
             _check(0.0 < getattr(self, key) <= 10.0, f"select.{key}", "in (0, 10]")
+
+    def conditions(self) -> list[tuple[float, float]]:
+        """The walks' conditions ``(speed m/s, slope °)``: ``walk_conditions``, or each of ``speeds``, level."""
+        if self.walk_conditions:
+            return [(float(v), float(sl)) for v, sl in self.walk_conditions]
+        return [(float(v), 0.0) for v in self.speeds]
+
+
+def _is_walk_condition(c: Any) -> bool:
+    if not isinstance(c, (list, tuple)) or len(c) != 2:
+        return False
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in c):
+        return False
+    return 0.6 <= c[0] <= 1.5 and -10.0 <= c[1] <= 10.0
 
 
 @dataclass

@@ -8,12 +8,13 @@ increasing order until the first fall) per seed of ``select.seeds`` at each spee
 level ground. The score is the mean largest push survived (N).
 
 Push robustness alone is not the goal: the controller must also walk like the PD where nothing pushes it. So each
-checkpoint, and the PD, also walk ``select.walk_seconds`` unpushed on the same seeds and speeds; a checkpoint is
-*within limits* when its mean knee and ankle tracking RMSE over the walks is at most ``max_tracking_ratio`` × the
-PD's on the same walks and its peak |torque| and |torque rate| per joint at most ``max_torque_ratio`` /
-``max_rate_ratio`` × the PD's (issue #16's bars: 1.25, 1, 1). The winner is the best score within limits (ties:
-the later checkpoint); when no checkpoint is within limits, the best score, with ``within_limits: false`` (and said
-on the progress line).
+checkpoint, and the PD, also walk ``select.walk_seconds`` unpushed on the same seeds under each walk condition
+(``select.walk_conditions``, [speed m/s, slope °]; default: each of ``select.speeds`` on level ground), randomised; a
+checkpoint is *within limits* when, on every condition, its mean knee and ankle tracking RMSE over the seeds is at
+most ``max_tracking_ratio`` × the PD's on the same walks and its peak |torque| and |torque rate| per joint at most
+``max_torque_ratio`` / ``max_rate_ratio`` × the PD's (issue #16's bars, which its evaluation checks per condition:
+1.25, 1, 1). The winner is the best score within limits (ties: the later checkpoint); when no checkpoint is within
+limits, the best score, with ``within_limits: false`` (and said on the progress line).
 
 The winner's policy and statistics become the run's ``policy.zip`` / ``vecnormalize.pkl`` and its ``rl.json`` gains
 ``selection``: ``{"step", "score_n", "within_limits", "scores": {step: {"score_n", "pushes_n", "limits"}},
@@ -98,63 +99,77 @@ class _Peaks:
 
 
 def walks(checkpoint: Path | None, sel: SelectConfig, control_hz: float = 200.0) -> dict[str, Any]:
-    """Unpushed walks of ``sel.walk_seconds`` per seed and speed (randomised, level): per walk the knee and ankle
-    tracking RMSE (rad, against the PD's reference), and over all walks the peak |torque| (N·m) and |torque rate|
-    (N·m/s) per joint [knee, ankle], of an RL checkpoint (None: the PD alone)."""
+    """Unpushed walks of ``sel.walk_seconds`` per seed under each walk condition (randomised) of an RL checkpoint
+    (None: the PD alone). Per condition ``[speed m/s, slope °]``: the knee and ankle tracking RMSE of each seed's walk
+    (rad, against the PD's reference) and the peak |torque| (N·m) and |torque rate| (N·m/s) per joint [knee, ankle]
+    over its walks."""
     from experiments.evaluate import EvalConfig, run_episode
     from hil.spec import ControllerSpec
 
     spec = ControllerSpec("pd") if checkpoint is None else ControllerSpec("rl", checkpoint=str(checkpoint))
     factory = spec.factory()
     env_options = {} if control_hz == 200.0 else {"control_hz": control_hz}
-    knee, ankle, falls = [], [], 0
-    peaks = _Peaks(1.0 / control_hz)
-    for speed in sel.speeds:
-        kw = EvalConfig(speed=speed, env_options=env_options).env_kwargs()
+    conditions = sel.conditions()
+    knee: list[list[float]] = []
+    ankle: list[list[float]] = []
+    torque, rate, falls = [], [], 0
+    for speed, slope in conditions:
+        kw = EvalConfig(speed=speed, slope_deg=slope, env_options=env_options).env_kwargs()
+        peaks = _Peaks(1.0 / control_hz)
+        knee.append([])
+        ankle.append([])
         for seed in sel.seeds:
             peaks.new_episode()
             fell, _, m = run_episode(factory, seed, sel.walk_seconds, kw, observers=[peaks])
             assert m is not None
-            knee.append(float(m["knee_rmse_rad"]))
-            ankle.append(float(m["ankle_rmse_rad"]))
+            knee[-1].append(round(float(m["knee_rmse_rad"]), 4))
+            ankle[-1].append(round(float(m["ankle_rmse_rad"]), 4))
             falls += bool(fell)
+        torque.append(peaks.torque.round(1).tolist())
+        rate.append(peaks.rate.round(0).tolist())
     return {
-        "knee_rmse": [round(x, 4) for x in knee],
-        "ankle_rmse": [round(x, 4) for x in ankle],
+        "conditions": [list(c) for c in conditions],
+        "knee_rmse": knee,
+        "ankle_rmse": ankle,
         "falls": falls,
-        "peak_torque_nm": peaks.torque.round(1).tolist(),
-        "peak_rate_nm_s": peaks.rate.round(0).tolist(),
+        "peak_torque_nm": torque,
+        "peak_rate_nm_s": rate,
     }
 
 
 def limits(walk: dict[str, Any], pd: dict[str, Any], sel: SelectConfig) -> dict[str, Any]:
-    """A checkpoint's walks against the PD's: the ratios and whether they are within ``sel``'s limits."""
-    # Mean RMSE over the walks against the PD's on the same walks: one walk's ratio swings with its seed (the PD's
-    # knee RMSE ranged 0.05–0.13 rad over six 20-s walks), the mean is what "tracks like the PD" means.
-    knee = float(np.mean(walk["knee_rmse"]) / np.mean(pd["knee_rmse"]))
-    ankle = float(np.mean(walk["ankle_rmse"]) / np.mean(pd["ankle_rmse"]))
-    torque = [a / b for a, b in zip(walk["peak_torque_nm"], pd["peak_torque_nm"], strict=True)]
-    rate = [a / b for a, b in zip(walk["peak_rate_nm_s"], pd["peak_rate_nm_s"], strict=True)]
+    """A checkpoint's walks against the PD's: per condition the ratios, the worst of them, and whether that is
+    within ``sel``'s limits."""
+    # Per condition the mean RMSE over its seeds against the PD's on the same walks: one walk's ratio swings with its
+    # seed (the PD's knee RMSE ranged 0.05–0.13 rad over six 20-s walks), the mean is what "tracks like the PD"
+    # means; per condition, as the evaluation checks it (a pooled mean hid a 1.30× knee at 1.0 m/s: docs/rl.md).
+    knee = np.mean(walk["knee_rmse"], axis=1) / np.mean(pd["knee_rmse"], axis=1)
+    ankle = np.mean(walk["ankle_rmse"], axis=1) / np.mean(pd["ankle_rmse"], axis=1)
+    torque = (np.asarray(walk["peak_torque_nm"]) / np.asarray(pd["peak_torque_nm"])).max(axis=0)  # worst, per joint
+    rate = (np.asarray(walk["peak_rate_nm_s"]) / np.asarray(pd["peak_rate_nm_s"])).max(axis=0)
     within = (
         walk["falls"] == 0
-        and max(knee, ankle) <= sel.max_tracking_ratio
-        and max(torque) <= sel.max_torque_ratio
-        and max(rate) <= sel.max_rate_ratio
+        and max(knee.max(), ankle.max()) <= sel.max_tracking_ratio
+        and torque.max() <= sel.max_torque_ratio
+        and rate.max() <= sel.max_rate_ratio
     )
     return {
         "within": bool(within),
         "falls": walk["falls"],
-        "knee_ratio": round(knee, 3),
-        "ankle_ratio": round(ankle, 3),
-        "torque_ratio": [round(x, 3) for x in torque],
-        "rate_ratio": [round(x, 3) for x in rate],
+        "knee_ratio": round(float(knee.max()), 3),
+        "ankle_ratio": round(float(ankle.max()), 3),
+        "knee_ratios": [round(float(x), 3) for x in knee],
+        "ankle_ratios": [round(float(x), 3) for x in ankle],
+        "torque_ratio": [round(float(x), 3) for x in torque],
+        "rate_ratio": [round(float(x), 3) for x in rate],
     }
 
 
 def _limits_text(lim: dict[str, Any]) -> str:
     t, r = lim["torque_ratio"], lim["rate_ratio"]
-    return (f"{'within' if lim['within'] else 'OUTSIDE'} limits: tracking knee {lim['knee_ratio']:.2f}×, "
-            f"ankle {lim['ankle_ratio']:.2f}× the PD; peak torque {t[0]:.2f}/{t[1]:.2f}×, rate {r[0]:.2f}/{r[1]:.2f}×"
+    return (f"{'within' if lim['within'] else 'OUTSIDE'} limits (worst condition): tracking knee "
+            f"{lim['knee_ratio']:.2f}×, ankle {lim['ankle_ratio']:.2f}× the PD; peak torque {t[0]:.2f}/{t[1]:.2f}×, "
+            f"rate {r[0]:.2f}/{r[1]:.2f}×"
             + (f", {lim['falls']} falls" if lim["falls"] else ""))  # fmt: skip
 
 
@@ -173,8 +188,9 @@ def select_checkpoint(
     say = progress if progress is not None else (lambda _: None)
     pd_walks = walks(None, sel, control_hz) if sel.walk_seconds > 0 else None
     if pd_walks is not None:
-        say(f"select: the PD's walks ({sel.walk_seconds:g} s × {len(sel.seeds)} seeds × {len(sel.speeds)} speeds): "
-            f"peak torque {pd_walks['peak_torque_nm']} N·m, rate {pd_walks['peak_rate_nm_s']} N·m/s")  # fmt: skip
+        conds = ", ".join(f"{v:g} m/s {s:+g}°" for v, s in pd_walks["conditions"])
+        say(f"select: the PD's walks ({sel.walk_seconds:g} s × {len(sel.seeds)} seeds on {conds}): peak torque "
+            f"{pd_walks['peak_torque_nm']} N·m, rate {pd_walks['peak_rate_nm_s']} N·m/s per condition")  # fmt: skip
     scores: dict[str, Any] = {}
     for step, d in found:
         score, pushes = push_score(d, sel, control_hz)
@@ -208,6 +224,7 @@ def select_checkpoint(
         "pd_walks": pd_walks,
         "seeds": list(sel.seeds),
         "speeds": list(sel.speeds),
+        "walk_conditions": [list(c) for c in sel.conditions()],
         "magnitudes": list(sel.magnitudes),
         "limits": {
             k: getattr(sel, k) for k in ("walk_seconds", "max_tracking_ratio", "max_torque_ratio", "max_rate_ratio")

@@ -543,6 +543,8 @@ def test_new_config_options_are_validated() -> None:
         ({"select": {"speeds": [2.0]}}, r"select\.speeds must be"),
         ({"select": {"walk_seconds": 1.0}}, r"select\.walk_seconds must be 0 \(no limits\) or in \[2, 600\] s"),
         ({"select": {"max_tracking_ratio": 0.0}}, r"select\.max_tracking_ratio must be in \(0, 10\]"),
+        ({"select": {"walk_conditions": [[1.0]]}}, r"select\.walk_conditions must be up to 8 \[speed m/s"),
+        ({"select": {"walk_conditions": [[1.0, 30.0]]}}, r"select\.walk_conditions must be .*slope ° in \[-10, 10\]"),
         ({"residual": {"envelope": 1.5}}, r"residual\.envelope must be in \[0, 1\]"),
         ({"residual": {"torque_limit_nm": [100.0, -1.0]}}, r"residual\.torque_limit_nm must be \[knee, ankle\]"),
         ({"residual": {"rate_limit_nm_s": [1.0]}}, r"residual\.rate_limit_nm_s must be \[knee, ankle\]"),
@@ -554,6 +556,9 @@ def test_new_config_options_are_validated() -> None:
             rl_config_from_dict(raw)
     cfg = rl_config_from_dict({"residual": {"max_delta": 0.0}, "pushes": {"curriculum_start_n": 0.0}})
     assert cfg.residual.max_delta_or_none is None and cfg.pushes.random_pushes().start_max_n is None  # type: ignore[union-attr]
+    assert rl_config_from_dict({}).select.conditions() == [(0.8, 0.0), (1.2, 0.0)]  # the push speeds, level
+    cfg = rl_config_from_dict({"select": {"walk_conditions": [[1.0, -3.0], [1.2, 0]]}})
+    assert cfg.select.conditions() == [(1.0, -3.0), (1.2, 0.0)]
     cfg = rl_config_from_dict({"residual": {"torque_limit_nm": [100.0, 0.0], "rate_limit_nm_s": [0.0, 0.0]}})
     assert cfg.residual.torque_limit_or_none == [100.0, None] and cfg.residual.rate_limit_or_none is None
 
@@ -594,17 +599,20 @@ def test_select_picks_the_best_checkpoint(trained: Path, tmp_path: Path, monkeyp
 def test_select_keeps_to_the_tracking_and_torque_limits(
     trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The best push score *within* the limits (mean tracking RMSE ≤ 1.25× the PD's on the same walks, peak torque
-    and rate ≤ the PD's) wins over a better score outside them; with none within, the best score, marked as outside."""
+    """The best push score *within* the limits (on every walk condition: mean tracking RMSE over the seeds ≤ 1.25×
+    the PD's on the same walks, peak torque and rate ≤ the PD's) wins over a better score outside them; with none
+    within, the best score, marked as outside."""
     import experiments.rl_select as sel_mod
     from experiments.rl_config import SelectConfig
 
     run = tmp_path / "run"
     shutil.copytree(trained, run, ignore=shutil.ignore_patterns("tb"))
-    pd = {"knee_rmse": [0.10, 0.08], "ankle_rmse": [0.12, 0.10], "falls": 0,
-          "peak_torque_nm": [110.0, 120.0], "peak_rate_nm_s": [16000.0, 15000.0]}  # fmt: skip
-    ok = pd | {"knee_rmse": [0.13, 0.09], "peak_torque_nm": [110.0, 100.0]}  # mean 1.22×, torque equal or lower
-    walked = {None: pd, "step_512": ok, "step_1024": pd | {"ankle_rmse": [0.15, 0.1272]}}  # ankle 1.26×: outside
+    # Two conditions (0.8 and 1.2 m/s, level) x one seed.
+    pd = {"conditions": [[0.8, 0.0], [1.2, 0.0]], "knee_rmse": [[0.10], [0.08]], "ankle_rmse": [[0.12], [0.10]],
+          "falls": 0, "peak_torque_nm": [[110.0, 120.0], [100.0, 90.0]],
+          "peak_rate_nm_s": [[16000.0, 15000.0], [12000.0, 11000.0]]}  # fmt: skip
+    ok = pd | {"knee_rmse": [[0.122], [0.09]], "peak_torque_nm": [[110.0, 100.0], [100.0, 90.0]]}  # 1.22×, 1.125×
+    walked = {None: pd, "step_512": ok, "step_1024": pd | {"ankle_rmse": [[0.12], [0.126]]}}  # 1.26× at 1.2: outside
     monkeypatch.setattr(sel_mod, "walks", lambda d, sel, hz: walked[d.name if d else None])
     fake = {"step_512": 200.0, "step_1024": 300.0, None: 250.0}
     monkeypatch.setattr(sel_mod, "push_score", lambda d, sel, hz: (fake[d.name if d else None], [1.0]))
@@ -613,11 +621,15 @@ def test_select_keeps_to_the_tracking_and_torque_limits(
     assert sel["step"] == 512 and sel["within_limits"] and sel["pd_walks"] == pd
     lim = sel["scores"]["1024"]["limits"]
     assert not lim["within"] and lim["ankle_ratio"] == 1.26 and lim["knee_ratio"] == 1.0
-    assert sel["scores"]["512"]["limits"] == {"within": True, "falls": 0, "knee_ratio": 1.222, "ankle_ratio": 1.0,
-                                              "torque_ratio": [1.0, 0.833], "rate_ratio": [1.0, 1.0]}  # fmt: skip
+    assert lim["ankle_ratios"] == [1.0, 1.26]  # pooled over both conditions it would have been 1.12×: within
+    assert sel["scores"]["512"]["limits"] == {"within": True, "falls": 0, "knee_ratio": 1.22, "ankle_ratio": 1.0,
+                                              "knee_ratios": [1.22, 1.125], "ankle_ratios": [1.0, 1.0],
+                                              "torque_ratio": [1.0, 1.0], "rate_ratio": [1.0, 1.0]}  # fmt: skip
     assert any("step 1024" in s and "OUTSIDE limits" in s and "ankle 1.26×" in s for s in lines)
-    walked["step_512"] = ok | {"peak_rate_nm_s": [16001.0, 15000.0]}  # a rate above the PD's: outside too
+    # A peak above the PD's on one condition is outside, though below the PD's peak over all conditions (110).
+    walked["step_512"] = ok | {"peak_torque_nm": [[110.0, 100.0], [100.5, 90.0]]}
     sel = sel_mod.select_checkpoint(run, SelectConfig(), progress=lines.append)
+    assert sel["scores"]["512"]["limits"]["torque_ratio"] == [1.005, 1.0]
     assert sel["step"] == 1024 and not sel["within_limits"] and "no checkpoint is within the limits" in lines[-1]
     # Looser limits from the config: 1024's ankle (1.26×) is within 1.3×.
     assert sel_mod.select_checkpoint(run, SelectConfig(max_tracking_ratio=1.3))["step"] == 1024
@@ -639,8 +651,9 @@ def test_select_command_runs_push_trials(trained: Path, tmp_path: Path, capsys: 
     assert sel["baseline_pd"]["score_n"] == 50.0 and sel["step"] == 1024 and sel["within_limits"]
     # The walks ran: one 2-s walk per checkpoint and the PD, with tracking and peak torques from the real loop.
     pd = sel["pd_walks"]
-    assert pd["falls"] == 0 and len(pd["knee_rmse"]) == 1 and 0.0 < pd["knee_rmse"][0] < 0.5
-    assert 10.0 < pd["peak_torque_nm"][0] <= 142.0 and pd["peak_rate_nm_s"][0] > 0.0
+    assert pd["conditions"] == [[1.0, 0.0]] and sel["walk_conditions"] == [[1.0, 0.0]]
+    assert pd["falls"] == 0 and len(pd["knee_rmse"]) == 1 and 0.0 < pd["knee_rmse"][0][0] < 0.5
+    assert 10.0 < pd["peak_torque_nm"][0][0] <= 142.0 and pd["peak_rate_nm_s"][0][0] > 0.0
     lim = sel["scores"]["1024"]["limits"]
     assert lim["within"] and 0.0 < lim["knee_ratio"] < 10.0
     assert "selected step 1024" in capsys.readouterr().out
