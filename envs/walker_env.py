@@ -461,6 +461,15 @@ class ProstheticWalkerEnv(gym.Env):
         self.data.qvel[:] = qvel
         mujoco.mj_forward(self.model, self.data)
 
+    def push_now(self, force_n: float, duration_s: float = 0.1) -> None:
+        """Push the trunk from the next step on: ``force_n`` (N, forward positive) for ``duration_s`` (s) — a push
+        triggered by an event of the gait (a heel strike) rather than scheduled by time. It joins this episode's
+        pushes ahead of the scheduled ones still to come (a reset drops it)."""
+        if not (math.isfinite(force_n) and math.isfinite(duration_s) and duration_s > 0.0):
+            raise ValueError(f"push_now needs a finite force (N) and a duration > 0 s, got {force_n}, {duration_s}")
+        i = self._push_index
+        self.pushes = (*self.pushes[:i], Push(self.time, float(force_n), float(duration_s)), *self.pushes[i:])
+
     def snapshot(self) -> EnvSnapshot:
         """The whole closed-loop state of the plant: physics, virtual human, servo gains, slope, pushes, time and the
         noise generator. :meth:`restore` returns to it exactly (same model: no reset in between)."""

@@ -264,7 +264,8 @@ def run_training(
         train_s, val_s, spans = log_split
         data_info = {"sources": [str(s) for s in sources], "episodes": len(logs), "split": spans}
     else:
-        _say(progress, f"collecting {cfg.data.episodes} PD episodes of {cfg.data.seconds:g} s")
+        labels = "PD" if expert is None else f"expert ({Path(expert).name}) labelled"
+        _say(progress, f"collecting {cfg.data.episodes} {labels} episodes of {cfg.data.seconds:g} s")
         pd_eps, collect_seconds["pd"] = _collect_cached(
             backend,
             data_dir / "pd",

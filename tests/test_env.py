@@ -143,6 +143,33 @@ def test_push_moves_the_trunk() -> None:
     assert x_after((Push(0.05, 300.0, 0.1),)) > x_after(()) + 0.02
 
 
+def test_push_now_is_the_scheduled_push_triggered_by_an_event() -> None:
+    """push_now(F, d) at the step where a scheduled Push(t, F, d) would start gives the same trajectory, joins the
+    scheduled pushes without dropping them, and a reset drops it."""
+    later = Push(0.4, -150.0, 0.1)
+
+    def run(pushes: tuple, now_at: float | None) -> np.ndarray:
+        env = ProstheticWalkerEnv(pushes=pushes)
+        env.reset(seed=0)
+        for _ in range(120):
+            if now_at is not None and env.time >= now_at and len(env.pushes) == len(pushes):
+                env.push_now(300.0, 0.1)
+            env.step(np.zeros(2))
+        return env.data.qpos.copy()
+
+    scheduled = run((Push(0.1, 300.0, 0.1), later), None)
+    np.testing.assert_array_equal(run((later,), 0.1), scheduled)
+    assert np.abs(run((later,), None) - scheduled).max() > 1e-3  # the push did something
+    env = ProstheticWalkerEnv()
+    env.reset(seed=0)
+    env.push_now(100.0)
+    assert env.pushes == (Push(0.0, 100.0, 0.1),)
+    env.reset(seed=0)
+    assert env.pushes == ()
+    with pytest.raises(ValueError, match=r"finite force .* duration > 0"):
+        env.push_now(100.0, 0.0)
+
+
 def test_fall_terminates() -> None:
     env = ProstheticWalkerEnv()
     env.reset(seed=0)
