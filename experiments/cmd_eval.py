@@ -466,6 +466,9 @@ def run(args: argparse.Namespace) -> int:
         f"{'' if args.no_pushes else ' + push trials'}",
         file=sys.stderr,
     )
+    limits = getattr(getattr(factory, "meta", None), "command_limits", None)
+    if learned and limits:  # a network distilled from a limited RL expert: its torque is bounded as the expert's
+        print(f"  command limits from the checkpoint: {limits.describe()}", file=sys.stderr)
     log_header = {
         "controller": spec.to_dict(),
         "checkpoint": str(factory.checkpoint_path or ""),
@@ -496,6 +499,8 @@ def run(args: argparse.Namespace) -> int:
     if learned:
         config["checkpoint"] = str(factory.checkpoint_path)
         config |= {"budget_us": args.budget_us, "deadline_policy": episodes[0].get("deadline_policy")}
+        if limits:
+            config["command_limits"] = limits.to_dict()
     if args.controller == "edgedrnn":
         config |= {"governor": args.governor, "clock_mhz": args.clock_mhz}
     if board is not None:

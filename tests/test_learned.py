@@ -158,7 +158,9 @@ def test_eval_episodes_report_sparsity_and_macs(make_checkpoint) -> None:
         ControllerSpec("pd", checkpoint=str(ck))
 
 
-def test_command_limits_from_the_checkpoint_bound_torque_and_rate(make_checkpoint) -> None:
+def test_command_limits_from_the_checkpoint_bound_torque_and_rate(
+    make_checkpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A checkpoint's command_limits clip |τ| and slew τ from the torque applied last step (from 0 after a reset),
     on top of the motor saturation; they round-trip through the metadata, reach the export and its C header, and a
     malformed entry is refused naming the key."""
@@ -203,6 +205,15 @@ def test_command_limits_from_the_checkpoint_bound_torque_and_rate(make_checkpoin
     free.reset()
     raw = np.array([free.act_features(f).copy() for f in feats])
     assert np.abs(raw[:, 0]).max() > 12.0 and np.abs(np.diff(raw[:, 1])).max() > step  # both limits did act
+
+    # legloop eval says so and records them.
+    from experiments.cli import main
+
+    out = tmp_path / "ev"
+    argv = ["eval", "--controller", "deltagru", "--checkpoint", str(ck), "--seconds", "0.5", "--seeds", "0"]
+    assert main([*argv, "--no-pushes", "--no-log", "--out", str(out)]) == 0
+    assert "command limits from the checkpoint: knee ≤ 12 N·m; ankle ≤ 400 N·m/s" in capsys.readouterr().err
+    assert json.loads((out / "metrics.json").read_text())["config"]["command_limits"] == d["command_limits"]
 
     d["command_limits"] = {"torque_nm": [-1.0, 0.0]}
     meta_path.write_text(json.dumps(d))
