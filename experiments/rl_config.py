@@ -256,6 +256,9 @@ class SelectConfig:
     # The walks' conditions, [speed m/s, slope °] each (the slope randomised around it, as `legloop eval --slope`);
     # empty: each of `speeds` on level ground. Limits hold per condition.
     walk_conditions: list[list[float]] = field(default_factory=list)
+    # Factors of the trained residual bound to try at deployment, per checkpoint (1.0: as trained); the winner's
+    # factor is written into the run's rl.json. [1.0, 0.8]: twice the candidates, twice the selection time.
+    residual_scales: list[float] = field(default_factory=lambda: [1.0])
     max_tracking_ratio: float = 1.25
     max_torque_ratio: float = 1.0
     max_rate_ratio: float = 1.0
@@ -280,6 +283,13 @@ class SelectConfig:
             "select.walk_conditions",
             "up to 8 [speed m/s in [0.6, 1.5], slope ° in [-10, 10]] pairs (empty: each of select.speeds, level)",
         )
+        rs = self.residual_scales
+        _check(
+            isinstance(rs, list) and 1 <= len(rs) <= 8 and len(set(rs)) == len(rs)
+            and all(isinstance(f, (int, float)) and not isinstance(f, bool) and 0.0 < f <= 1.0 for f in rs),
+            "select.residual_scales",
+            "1–8 distinct factors in (0, 1] of the trained residual bound (1.0: as trained)",
+        )  # fmt: skip
         for key in ("max_tracking_ratio", "max_torque_ratio", "max_rate_ratio"):
             _check(0.0 < getattr(self, key) <= 10.0, f"select.{key}", "in (0, 10]")
 

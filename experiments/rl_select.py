@@ -16,9 +16,15 @@ most ``max_tracking_ratio`` × the PD's on the same walks and its peak |torque| 
 1.25, 1, 1). The winner is the best score within limits (ties: the later checkpoint); when no checkpoint is within
 limits, the best score, with ``within_limits: false`` (and said on the progress line).
 
+With ``select.residual_scales`` (factors of the trained residual bound, e.g. ``[1.0, 0.8]``) every checkpoint is
+also tried with its residual scaled down at deployment — a candidate per checkpoint and factor, keyed ``"STEPxF"``
+in ``scores`` — and a winning factor below 1 is written into the run's ``rl.json`` (``residual_scale``): less of a
+policy's correction can keep most of its push robustness and track closer to the PD (docs/rl.md, sixth round).
+
 The winner's policy and statistics become the run's ``policy.zip`` / ``vecnormalize.pkl`` and its ``rl.json`` gains
-``selection``: ``{"step", "score_n", "within_limits", "scores": {step: {"score_n", "pushes_n", "limits"}},
-"baseline_pd": …, "pd_walks": …, "seeds", "speeds", "wall_s"}``. The final policy stays in ``checkpoints/step_N``.
+``selection``: ``{"step", "residual_scale_factor", "score_n", "within_limits", "scores": {key: {"score_n",
+"pushes_n", "limits"}}, "baseline_pd": …, "pd_walks": …, "seeds", "speeds", "wall_s"}``. The final policy stays in
+``checkpoints/step_N``.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from experiments.rl_config import SelectConfig
 from experiments.rundir import write_json
 
 TRAIN_SUMMARY_FILE = "rl_train.json"  # the training summary experiments/rl_train.py writes; a selection updates it
+SCALED_DIR = "select_scaled"  # a selection's scaled-down checkpoint copies, under the run directory while it runs
 
 _STEP = re.compile(r"^step_(\d+)$")
 
@@ -192,15 +199,22 @@ def select_checkpoint(
         say(f"select: the PD's walks ({sel.walk_seconds:g} s × {len(sel.seeds)} seeds on {conds}): peak torque "
             f"{pd_walks['peak_torque_nm']} N·m, rate {pd_walks['peak_rate_nm_s']} N·m/s per condition")  # fmt: skip
     scores: dict[str, Any] = {}
+    scratch = run / SCALED_DIR  # scaled-down copies of the checkpoints (residual_scales), removed at the end
+    candidates: list[tuple[str, int, float, Path]] = []
     for step, d in found:
+        for factor in sel.residual_scales:
+            copy = d if factor == 1.0 else _scaled_copy(d, factor, scratch)
+            candidates.append((_key(step, factor), step, factor, copy))
+    for key, step, factor, d in candidates:
         score, pushes = push_score(d, sel, control_hz)
         entry: dict[str, Any] = {"score_n": round(score, 1), "pushes_n": pushes, "limits": None}
-        line = f"select: step {step}: mean largest push survived {score:.0f} N {pushes}"
+        scaled = "" if factor == 1.0 else f" (residual ×{factor:g})"
+        line = f"select: step {step}{scaled}: mean largest push survived {score:.0f} N {pushes}"
         if pd_walks is not None:
             entry["walks"] = walks(d, sel, control_hz)
             entry["limits"] = limits(entry["walks"], pd_walks, sel)
             line += "; " + _limits_text(entry["limits"])
-        scores[str(step)] = entry
+        scores[key] = entry
         say(line)
     baseline = None
     if sel.baseline:
@@ -208,23 +222,28 @@ def select_checkpoint(
         baseline = {"score_n": round(score, 1), "pushes_n": pushes}
         say(f"select: the PD alone: {score:.0f} N {pushes}")
 
-    def within(step: int) -> bool:
-        lim = scores[str(step)]["limits"]
+    def within(key: str) -> bool:
+        lim = scores[key]["limits"]
         return lim is None or bool(lim["within"])
 
-    best_step, best_dir = max(found, key=lambda sd: (within(sd[0]), scores[str(sd[0])]["score_n"], sd[0]))
-    if not within(best_step):
-        say(f"select: no checkpoint is within the limits; step {best_step} has the best push score")
+    # Best: within the limits, then the push score, then the later checkpoint, then the larger residual.
+    best_key, best_step, best_f, best_dir = max(
+        candidates, key=lambda c: (within(c[0]), scores[c[0]]["score_n"], c[1], c[2])
+    )
+    if not within(best_key):
+        say(f"select: no checkpoint is within the limits; step {best_key} has the best push score")
     selection = {
         "step": best_step,
-        "score_n": scores[str(best_step)]["score_n"],
-        "within_limits": within(best_step),
+        "residual_scale_factor": best_f,
+        "score_n": scores[best_key]["score_n"],
+        "within_limits": within(best_key),
         "scores": scores,
         "baseline_pd": baseline,
         "pd_walks": pd_walks,
         "seeds": list(sel.seeds),
         "speeds": list(sel.speeds),
         "walk_conditions": [list(c) for c in sel.conditions()],
+        "residual_scales": list(sel.residual_scales),
         "magnitudes": list(sel.magnitudes),
         "limits": {
             k: getattr(sel, k) for k in ("walk_seconds", "max_tracking_ratio", "max_torque_ratio", "max_rate_ratio")
@@ -237,7 +256,9 @@ def select_checkpoint(
         tmp = run / (f + ".tmp")
         shutil.copyfile(best_dir / f, tmp)
         tmp.replace(run / f)
-    meta = read_meta(best_dir)
+    meta = read_meta(best_dir)  # a scaled copy's holds the scaled residual_scale
+    if scratch.exists():
+        shutil.rmtree(scratch)
     training = _training_summary(run)
     if training is not None:  # a selection run again (`legloop rl select`) must not leave the old winner in it
         training = with_selection(training, selection)
@@ -246,6 +267,23 @@ def select_checkpoint(
     meta["selection"] = selection
     write_json(run / META_FILE, meta)
     return selection
+
+
+def _key(step: int, factor: float) -> str:
+    return str(step) if factor == 1.0 else f"{step}x{factor:g}"
+
+
+def _scaled_copy(d: Path, factor: float, scratch: Path) -> Path:
+    """A copy of checkpoint ``d`` whose residual bound is ``factor`` × its own (policy and statistics as they are)."""
+    out = scratch / f"{d.name}_x{factor:g}"
+    out.mkdir(parents=True, exist_ok=True)
+    for f in (POLICY_FILE, NORM_FILE):
+        shutil.copyfile(d / f, out / f)
+    meta = read_meta(d)
+    meta["residual_scale"] = round(float(meta["residual_scale"]) * factor, 6)
+    meta.pop("selection", None)
+    write_json(out / META_FILE, meta)
+    return out
 
 
 def with_selection(summary: dict[str, Any], selection: dict[str, Any]) -> dict[str, Any]:

@@ -544,6 +544,8 @@ def test_new_config_options_are_validated() -> None:
         ({"select": {"walk_seconds": 1.0}}, r"select\.walk_seconds must be 0 \(no limits\) or in \[2, 600\] s"),
         ({"select": {"max_tracking_ratio": 0.0}}, r"select\.max_tracking_ratio must be in \(0, 10\]"),
         ({"select": {"walk_conditions": [[1.0]]}}, r"select\.walk_conditions must be up to 8 \[speed m/s"),
+        ({"select": {"residual_scales": [1.0, 1.2]}}, r"select\.residual_scales must be 1–8 distinct factors"),
+        ({"select": {"residual_scales": []}}, r"select\.residual_scales must be"),
         ({"select": {"walk_conditions": [[1.0, 30.0]]}}, r"select\.walk_conditions must be .*slope ° in \[-10, 10\]"),
         ({"residual": {"envelope": 1.5}}, r"residual\.envelope must be in \[0, 1\]"),
         ({"residual": {"torque_limit_nm": [100.0, -1.0]}}, r"residual\.torque_limit_nm must be \[knee, ankle\]"),
@@ -633,6 +635,42 @@ def test_select_keeps_to_the_tracking_and_torque_limits(
     assert sel["step"] == 1024 and not sel["within_limits"] and "no checkpoint is within the limits" in lines[-1]
     # Looser limits from the config: 1024's ankle (1.26×) is within 1.3×.
     assert sel_mod.select_checkpoint(run, SelectConfig(max_tracking_ratio=1.3))["step"] == 1024
+
+
+def test_select_tries_scaled_down_residuals(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """select.residual_scales: every checkpoint also runs with its residual bound scaled at deployment; a scaled
+    candidate that wins within the limits becomes the run's policy with the scaled bound in rl.json, the scratch
+    copies are removed, and the plain checkpoints are untouched."""
+    import experiments.rl_select as sel_mod
+    from controllers.rl_policy import load_rl_checkpoint
+    from experiments.rl_config import SelectConfig
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run, ignore=shutil.ignore_patterns("tb"))
+    trained_scale = json.loads((run / "checkpoints" / "step_1024" / "rl.json").read_text())["residual_scale"]
+    pd = {"conditions": [[1.0, 0.0]], "knee_rmse": [[0.10]], "ankle_rmse": [[0.10]], "falls": 0,
+          "peak_torque_nm": [[100.0, 100.0]], "peak_rate_nm_s": [[1e4, 1e4]]}  # fmt: skip
+    off = pd | {"knee_rmse": [[0.2]]}  # 2x the PD's tracking: outside
+    walked = {None: pd, "step_512": off, "step_1024": off, "step_512_x0.5": pd, "step_1024_x0.5": pd}
+    fake = {None: 250.0, "step_512": 400.0, "step_1024": 400.0, "step_512_x0.5": 300.0, "step_1024_x0.5": 280.0}
+    seen: list[float] = []
+
+    def fake_push(d: Path | None, sel: SelectConfig, hz: float) -> tuple[float, list[float]]:
+        if d is not None:  # what the candidate would run with
+            seen.append(json.loads((d / "rl.json").read_text())["residual_scale"])
+        return fake[d.name if d else None], [1.0]
+
+    monkeypatch.setattr(sel_mod, "walks", lambda d, sel, hz: walked[d.name if d else None])
+    monkeypatch.setattr(sel_mod, "push_score", fake_push)
+    sel = sel_mod.select_checkpoint(run, SelectConfig(residual_scales=[1.0, 0.5]))
+    assert (sel["step"], sel["residual_scale_factor"], sel["within_limits"]) == (512, 0.5, True)
+    assert set(sel["scores"]) == {"512", "512x0.5", "1024", "1024x0.5"}
+    assert sorted(seen) == sorted([trained_scale, trained_scale * 0.5] * 2)
+    meta = json.loads((run / "rl.json").read_text())
+    assert meta["residual_scale"] == pytest.approx(trained_scale * 0.5)
+    assert load_rl_checkpoint(run).residual_scale == pytest.approx(trained_scale * 0.5)
+    assert not (run / sel_mod.SCALED_DIR).exists()
+    assert json.loads((run / "checkpoints" / "step_512" / "rl.json").read_text())["residual_scale"] == trained_scale
 
 
 def test_select_command_runs_push_trials(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
