@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from envs.human import PROSTHESIS
 from envs.walker_env import ProstheticWalkerEnv
 from experiments.evaluate import EvalConfig
+from experiments.report.gait import CONTACT_OFF_N, CONTACT_ON_N
 from hil.spec import ControllerSpec
 
-CONTACT_ON_N, CONTACT_OFF_N = 50.0, 20.0  # the gait metrics' contact thresholds (experiments/report/gait.py)
 MIN_SWING_S = 0.15  # below this off the ground a contact is a bounce, not a new step
 PUSH_S = 0.1
 
@@ -107,11 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     rows, out = [], {}
     for label, spec in specs:
         t0 = time.perf_counter()
-        factory = spec.factory()
-        eps = [episode(factory, s, m, a) for m in mags for s in seeds]
-        close = getattr(factory, "close", None)
-        if close is not None:
-            close()
+        with spec.factory() as factory:
+            eps = [episode(factory, s, m, a) for m in mags for s in seeds]
         per_mag = [sum(e["fell"] for e in eps if e["magnitude_n"] == m) for m in mags]
         rows.append([label, *[f"{n}/{len(seeds)}" for n in per_mag], str(sum(per_mag)),
                      str(sum(e["pushes"] for e in eps)), f"{time.perf_counter() - t0:.0f}"])  # fmt: skip

@@ -24,7 +24,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from controllers.command_limits import check_joint_limits
+from controllers.command_limits import CommandLimits, check_joint_limits
 from controllers.pd import STANCE, AmproPD
 from envs.walker_env import ProstheticWalkerEnv, Push
 
@@ -118,11 +118,8 @@ class ResidualCore:
         self._ek, self._ea = self._pk * e, self._pa * e
         self.torque_limit = check_joint_limits(torque_limit, "torque_limit", "N·m")
         self.rate_limit = check_joint_limits(rate_limit, "rate_limit", "N·m/s")
-        inf = math.inf
-        tl = self.torque_limit or (None, None)
-        self._lk, self._la = (inf if v is None else v for v in tl)
-        rl = self.rate_limit or (None, None)
-        self._sk, self._sa = (inf if v is None else v * pd.dt for v in rl)  # N·m per control step
+        # inf for none; the rate limit in N·m per control step
+        self._lk, self._la, self._sk, self._sa = CommandLimits(self.torque_limit, self.rate_limit).per_step(pd.dt)
         self.obs = np.zeros(OBS_SIZE, dtype=np.float32)
         self.prev_action = np.zeros(2)
         self.out = np.zeros(2)  # the torque of the last step, N·m

@@ -466,7 +466,7 @@ def run(args: argparse.Namespace) -> int:
         f"{'' if args.no_pushes else ' + push trials'}",
         file=sys.stderr,
     )
-    limits = getattr(getattr(factory, "meta", None), "command_limits", None)
+    limits = factory.meta.command_limits if learned else None
     if learned and limits:  # a network distilled from a limited RL expert: its torque is bounded as the expert's
         print(f"  command limits from the checkpoint: {limits.describe()}", file=sys.stderr)
     log_header = {

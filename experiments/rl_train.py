@@ -40,7 +40,7 @@ from controllers.residual import layout_to_json, make_residual_env
 from controllers.rl_policy import FORMAT, META_FILE, NORM_FILE, POLICY_FILE
 from envs.files import atomic_write_text
 from experiments.rl_config import RLConfig
-from experiments.rl_select import TRAIN_SUMMARY_FILE
+from experiments.rl_select import TRAIN_SUMMARY_FILE, select_checkpoint, with_selection
 from experiments.rundir import OutputExistsError, prepare_out, provenance, write_json
 
 OUT_FILES = (POLICY_FILE, NORM_FILE, META_FILE, TRAIN_SUMMARY_FILE)
@@ -259,8 +259,6 @@ def train_rl(
     finally:
         vec.close()
     if cfg.select.enabled:
-        from experiments.rl_select import select_checkpoint, with_selection
-
         log = (lambda msg: print(msg, file=sys.stderr)) if progress else None
         sel = select_checkpoint(out, cfg.select, cfg.env.control_hz, progress=log)  # also updates rl_train.json
         summary = with_selection(summary, sel)
