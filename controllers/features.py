@@ -1,20 +1,24 @@
 """Feature sets: what a learned controller sees, computed the same way from a live sensor stream and from a log.
 
-A feature set maps the prosthesis sensor vector (:mod:`envs.sensors`) plus, for ``ampro``, the PD's reference
-(domain and desired knee trajectory, from :meth:`controllers.pd.AmproPD.update_reference`) to the network input.
+A feature set maps the prosthesis sensor vector (:mod:`envs.sensors`) plus, for ``ampro`` and ``ampro_plus``, the
+PD's reference (domain, desired knee trajectory and phase, from :meth:`controllers.pd.AmproPD.update_reference`) to
+the network input.
 
-========  ======  ==============================================================================================
-name      size    features (in order)
-========  ======  ==============================================================================================
-ampro     5       ishumanswing (1 = prosthesis stance), knee position error q_k − q_k,des (rad), knee velocity
+==========  ====  ============================================================================================
+name        size  features (in order)
+==========  ====  ============================================================================================
+ampro       5     ishumanswing (1 = prosthesis stance), knee position error q_k − q_k,des (rad), knee velocity
                   error (rad/s), ankle position (rad), ankle velocity (rad/s) — the paper's five inputs
-sensors   7       the raw prosthesis sensors: knee angle, knee velocity, ankle angle, ankle velocity, thigh angle,
+sensors     7     the raw prosthesis sensors: knee angle, knee velocity, ankle angle, ankle velocity, thigh angle,
                   thigh velocity, load (N) — the network must infer the gait phase itself
-========  ======  ==============================================================================================
+ampro_plus  9     ampro's five, then thigh angle (rad), thigh velocity (rad/s), load (N) and the PD's phase τ
+                  (clipped to [-0.5, 1.5]) — what a residual RL expert observes besides the PD's outputs and its
+                  own last action: a push shows in the thigh before the knee, so its student needs them
+==========  ====  ============================================================================================
 
-Logs use the AMPRO CSV column names (shared/facts/ampro.md) plus three legloop columns for the sensors the AMPRO
-schema lacks (``thigh_angle``, ``thigh_velocity``, ``load``); :data:`FEATURE_COLUMNS` says which columns each set
-reads. Normalisation (z-score) constants travel with the checkpoint as a :class:`Normalizer`.
+Logs use the AMPRO CSV column names (shared/facts/ampro.md; ``tau`` is its phase) plus three legloop columns for
+the sensors the AMPRO schema lacks (``thigh_angle``, ``thigh_velocity``, ``load``); :data:`FEATURE_COLUMNS` says
+which columns each set reads. Normalisation (z-score) constants travel with the checkpoint as a :class:`Normalizer`.
 """
 
 from __future__ import annotations
@@ -26,11 +30,18 @@ import numpy as np
 
 from envs.sensors import SENSOR_NAMES
 
-FEATURE_SETS = ("ampro", "sensors")
+FEATURE_SETS = ("ampro", "sensors", "ampro_plus")
 FEATURE_NAMES = {
     "ampro": ("ishumanswing", "knee_pos_error", "knee_vel_error", "ankle_pos", "ankle_vel"),
     "sensors": SENSOR_NAMES,
-}
+    "ampro_plus": (
+        "ishumanswing", "knee_pos_error", "knee_vel_error", "ankle_pos", "ankle_vel", "thigh_angle", "thigh_vel",
+        "load", "tau",
+    ),
+}  # fmt: skip
+# The PD's phase as a feature: clipped as the residual RL policy sees it (controllers.residual), so the few steps
+# where τ overshoots at a domain switch do not stretch its normalisation.
+PHASE_MIN, PHASE_MAX = -0.5, 1.5
 # Log columns each feature set reads (AMPRO names; thigh_* and load are legloop additions).
 FEATURE_COLUMNS = {
     "ampro": (
@@ -52,6 +63,7 @@ FEATURE_COLUMNS = {
         "load",
     ),
 }
+FEATURE_COLUMNS["ampro_plus"] = FEATURE_COLUMNS["ampro"] + ("thigh_angle", "thigh_velocity", "load", "tau")
 # Targets: the PD torques, [knee, ankle] in N·m.
 TARGET_COLUMNS = ("torque_pd_knee", "torque_pd_ankle")
 # The PD's own torque, [knee, ankle] N·m, under the labels: = the labels with the PD as expert; with an RL expert
@@ -86,7 +98,7 @@ def features_from_columns(name: str, columns: Mapping[str, np.ndarray]) -> np.nd
         raise KeyError(f"feature set {name!r} needs log column(s) {', '.join(missing)}")
     c = {k: np.asarray(columns[k], dtype=np.float64) for k in FEATURE_COLUMNS[name]}
     cols: tuple[np.ndarray, ...]
-    if name == "ampro":
+    if name in ("ampro", "ampro_plus"):
         cols = (
             c["ishumanswing"],
             c["position_actual_knee"] - c["position_desired_knee"],
@@ -94,21 +106,35 @@ def features_from_columns(name: str, columns: Mapping[str, np.ndarray]) -> np.nd
             c["position_actual_ankle"],
             c["velocity_actual_ankle"],
         )
+        if name == "ampro_plus":
+            cols += (c["thigh_angle"], c["thigh_velocity"], c["load"], np.clip(c["tau"], PHASE_MIN, PHASE_MAX))
     else:
         cols = tuple(c[k] for k in FEATURE_COLUMNS["sensors"])
     return np.stack(cols, axis=-1).astype(np.float32)
 
 
 def features_from_obs(
-    name: str, obs: np.ndarray, domain: float, knee_des: float, knee_vel_des: float, out: np.ndarray
+    name: str,
+    obs: np.ndarray,
+    domain: float,
+    knee_des: float,
+    knee_vel_des: float,
+    out: np.ndarray,
+    phase: float = 0.0,
 ) -> np.ndarray:
-    """Features of one control step into `out` (float32 [F]); the same arithmetic as :func:`features_from_columns`."""
-    if name == "ampro":
+    """Features of one control step into `out` (float32 [F]); the same arithmetic as :func:`features_from_columns`.
+    ``domain``, ``knee_des``, ``knee_vel_des`` and ``phase`` are the PD reference's (unused by ``sensors``)."""
+    if name != "sensors":
         out[0] = domain
         out[1] = float(obs[0]) - knee_des
         out[2] = float(obs[1]) - knee_vel_des
         out[3] = obs[2]
         out[4] = obs[3]
+        if name == "ampro_plus":
+            out[5] = obs[4]
+            out[6] = obs[5]
+            out[7] = obs[6]
+            out[8] = PHASE_MIN if phase < PHASE_MIN else (PHASE_MAX if phase > PHASE_MAX else phase)
     else:
         out[:] = obs
     return out

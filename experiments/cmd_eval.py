@@ -121,7 +121,9 @@ def register(sub: Subparsers) -> None:
         "legloop rl train (or one of its checkpoints/step_N)",
     )
     p.add_argument(
-        "--features", choices=["ampro", "sensors"], help="require the checkpoint to use this feature set (default: any)"
+        "--features",
+        choices=["ampro", "sensors", "ampro_plus"],
+        help="require the checkpoint to use this feature set (default: any)",
     )
     p.add_argument("--budget-us", type=float, default=21.0, help="learned controllers: latency budget per step, µs")
     p.add_argument(

@@ -1,7 +1,7 @@
 """`legloop train`: imitation-train the prosthesis controller (BC → DAgger → delta fine-tune with QAT → export).
 
-    legloop train [--config FILE] [--data DIR|CSV ...] [--features ampro|sensors] [--expert pd|rl:DIR] --out DIR
-                  [--restart] [--force]
+    legloop train [--config FILE] [--data DIR|CSV ...] [--features ampro|sensors|ampro_plus] [--expert pd|rl:DIR]
+                  --out DIR [--restart] [--force]
 
 Without ``--data`` it first collects PD-baseline rollouts in simulation (``DIR/data/``) and runs DAgger rounds;
 with ``--data`` (run directories or AMPRO CSV logs of a real prosthesis) it trains on those alone, by default with
@@ -51,7 +51,7 @@ def register(sub: Subparsers) -> None:
     )
     p.add_argument(
         "--features",
-        choices=["ampro", "sensors"],
+        choices=["ampro", "sensors", "ampro_plus"],
         default=None,
         help="network inputs (default: the config's; an AMPRO CSV log implies ampro)",
     )

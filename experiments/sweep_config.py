@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controllers.features import FEATURE_SETS
 from experiments.train_config import CONFIG_DIR, DEFAULT_CONFIG
 from hil.governors import GOVERNORS, governor_name
 
@@ -57,7 +58,6 @@ CONTROLLER_NAMES = BUILTIN + LEARNED + POLICIES_RL
 WITH_CHECKPOINT = LEARNED + POLICIES_RL
 DELTA = ("deltagru", "edgedrnn")
 POLICIES = ("hold", "fallback_pd", "stop", "period", "none")
-FEATURE_SETS = ("ampro", "sensors")
 
 TRAIN_PREFIX = "train."
 TOP_LEVEL = ("description", "baseline", "defaults", "grid", "task")

@@ -100,7 +100,7 @@ class LearnedController:
     backend
         The inference backend; its ``input_size`` must be the feature set's and ``n_outputs`` 2 [knee, ankle].
     feature_set
-        ``ampro`` (needs the AMPRO reference) or ``sensors``.
+        ``ampro`` or ``ampro_plus`` (need the AMPRO reference) or ``sensors``.
     dt
         Control period, s: the AMPRO reference's swing phase is time-based, and ``period`` holds results later
         than one period.
@@ -152,7 +152,7 @@ class LearnedController:
         self.dt = float(dt)
         self.policy = check_policy(policy if policy is not None else DEFAULT_POLICY.get(backend.kind, "hold"))
         self.monitor = DeadlineMonitor(budget_s, self.policy, 2, capacity, period_s=self.dt)
-        needs_reference = self.feature_set == "ampro" or self.policy == FALLBACK_PD or self.residual
+        needs_reference = self.feature_set != "sensors" or self.policy == FALLBACK_PD or self.residual
         # The PD is the reference generator of the 'ampro' error features (and the fallback_pd policy's law, and a
         # pd_residual network's prior).
         self.reference: AmproPD | None = AmproPD(self.dt, walker=walker) if needs_reference else None
@@ -241,7 +241,9 @@ class LearnedController:
                 fallback = pd_torque(ref, observation, self._prior)  # the prior is also fallback_pd's torque
             elif self.policy == FALLBACK_PD:
                 fallback = pd_torque(ref, observation, self._fallback)
-            features_from_obs(self.feature_set, observation, ref.domain, ref.knee_des, ref.knee_vel_des, self.features)
+            features_from_obs(
+                self.feature_set, observation, ref.domain, ref.knee_des, ref.knee_vel_des, self.features, ref.phase
+            )
         else:
             features_from_obs(self.feature_set, observation, 0.0, 0.0, 0.0, self.features)
         return self._infer(fallback)

@@ -10,7 +10,7 @@ import torch
 
 from controllers.base import Controller
 from controllers.checkpoint import CheckpointError
-from controllers.features import FEATURE_COLUMNS, features_from_columns
+from controllers.features import FEATURE_COLUMNS, FEATURE_NAMES, features_from_columns
 from controllers.pd import AmproPD
 from envs.walker_env import ProstheticWalkerEnv
 from experiments.evaluate import EvalConfig, evaluate
@@ -76,10 +76,11 @@ def test_matches_torch_step(theta_x: float, theta_h: float, use: bool, make_chec
         assert c.sparsity() < 0.05  # Θ = 0: only the piecewise-constant domain flag is ever unchanged
 
 
-def test_ampro_features_equal_log_columns_of_the_same_run(make_checkpoint) -> None:
+@pytest.mark.parametrize("feature_set", ["ampro", "ampro_plus"])
+def test_ampro_features_equal_log_columns_of_the_same_run(feature_set: str, make_checkpoint) -> None:
     """Closed loop on the walker (PD drives, the learned controller sees the same sensors): its features equal
     features_from_columns on the columns such a run logs, and its torques equal torch on those features."""
-    ck = make_checkpoint("c.pt", hidden=32, theta_x=4 / 256, theta_h=0.05)
+    ck = make_checkpoint("c.pt", feature_set=feature_set, hidden=32, theta_x=4 / 256, theta_h=0.05)
     env = ProstheticWalkerEnv(speed=1.0, sensor_noise=True)
     obs, _ = env.reset(seed=3)
     pd = AmproPD(env.dt, walker=env.walker)
@@ -87,9 +88,9 @@ def test_ampro_features_equal_log_columns_of_the_same_run(make_checkpoint) -> No
     pd.reset()
     c.reset()
     T = 300
-    names = FEATURE_COLUMNS["ampro"]
+    names = FEATURE_COLUMNS[feature_set]
     log = {k: np.zeros(T) for k in names}
-    feats = np.zeros((T, 5), dtype=np.float32)
+    feats = np.zeros((T, len(FEATURE_NAMES[feature_set])), dtype=np.float32)
     torques = np.zeros((T, 2))
     for t in range(T):
         torques[t] = c.act(obs)
@@ -104,6 +105,10 @@ def test_ampro_features_equal_log_columns_of_the_same_run(make_checkpoint) -> No
             "velocity_desired_knee": ref.knee_vel_des,
             "position_actual_ankle": obs[2],
             "velocity_actual_ankle": obs[3],
+            "thigh_angle": obs[4],
+            "thigh_velocity": obs[5],
+            "load": obs[6],
+            "tau": ref.phase,
         }
         for k in names:
             log[k][t] = row[k]
@@ -113,8 +118,11 @@ def test_ampro_features_equal_log_columns_of_the_same_run(make_checkpoint) -> No
         assert (ref.domain, ref.knee_des) == (pd.domain, pd.knee_des)
     env.close()
     assert 0 < log["ishumanswing"].sum() < T  # both domains visited
-    np.testing.assert_array_equal(feats, features_from_columns("ampro", log))
+    np.testing.assert_array_equal(feats, features_from_columns(feature_set, log))
     np.testing.assert_allclose(torques, torch_reference(ck, feats), rtol=0, atol=1e-3)
+    if feature_set == "ampro_plus":
+        assert np.ptp(feats[:, 8]) > 0.5  # the phase moves through the stride
+        assert feats[:, 8].min() >= -0.5 and feats[:, 8].max() <= 1.5  # clipped as the RL policy sees it
 
 
 def test_sensors_feature_set_and_saturation(make_checkpoint) -> None:
