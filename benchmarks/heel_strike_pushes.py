@@ -9,9 +9,10 @@ Each controller is ``NAME`` or ``NAME=CHECKPOINT`` (``pd``; ``rl=DIR`` of ``legl
 One episode per seed and magnitude: the walker at ``--speed`` on the randomised slope centred on ``--slope`` (faded in
 over the first 3 s, as ``legloop eval --slope``), randomised body and sensor noise, for ``--seconds``. From
 ``--start`` s on, every ``--every``-th heel strike of the prosthetic foot (its contact force rising through 50 N after
-at least 0.15 s below 20 N) triggers a 0.1-s trunk push of the episode's magnitude, forward and backward in turn — the
-push lands as the prosthesis takes the body's weight, where the controller switches to stance. Time-scheduled pushes
-(``legloop eval``'s push trials) land at every phase; these find the one phase.
+at least 0.15 s below 20 N: :class:`envs.walker_env.HeelStrikePusher`, which `legloop rl train` can train under)
+triggers a 0.1-s trunk push of the episode's magnitude, forward and backward in turn — the push lands as the
+prosthesis takes the body's weight, where the controller switches to stance. Time-scheduled pushes (``legloop
+eval``'s push trials) land at every phase; these find the one phase.
 
 Printed per controller: falls per magnitude (of the seeds), all falls (of seeds × magnitudes), pushes delivered
 before the falls, and the wall time. Seeds default to the evaluation's (5–9, never used in training or selection).
@@ -28,13 +29,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from envs.human import PROSTHESIS
-from envs.walker_env import ProstheticWalkerEnv
+from envs.walker_env import HeelStrikePusher, ProstheticWalkerEnv
 from experiments.evaluate import EvalConfig
-from experiments.report.gait import CONTACT_OFF_N, CONTACT_ON_N
 from hil.spec import ControllerSpec
 
-MIN_SWING_S = 0.15  # below this off the ground a contact is a bounce, not a new step
 PUSH_S = 0.1
 
 
@@ -45,29 +43,16 @@ def episode(factory: Any, seed: int, magnitude: float, a: argparse.Namespace) ->
     ctrl = factory(env)
     ctrl.reset()
     peak = env.peak_torque
-    gap = round(MIN_SWING_S / env.dt)
-    on, off_steps, strikes, pushes, sign = True, 0, 0, 0, 1.0  # an episode starts in prosthetic stance
+    pusher = HeelStrikePusher(magnitude, every=a.every, start_s=a.start, duration_s=PUSH_S)
     fell = False
     for _ in range(round(a.seconds / env.dt)):
         obs, _, fell, _, _ = env.step(ctrl.act(obs) / peak)
         if fell:
             break
-        f = env.human.foot_force(env.data, PROSTHESIS)
-        if on:
-            if f < CONTACT_OFF_N:
-                on, off_steps = False, 0
-            continue
-        off_steps += 1
-        if f > CONTACT_ON_N:
-            on = True
-            if off_steps >= gap and env.time >= a.start:
-                strikes += 1
-                if strikes % a.every == 0:
-                    env.push_now(sign * magnitude, PUSH_S)
-                    sign, pushes = -sign, pushes + 1
+        pusher.after_step(env)
     env.close()
     return {"seed": seed, "magnitude_n": magnitude, "fell": bool(fell), "time_s": round(env.time, 3),
-            "pushes": pushes}  # fmt: skip
+            "pushes": pusher.pushes}  # fmt: skip
 
 
 def _nth(n: int) -> str:

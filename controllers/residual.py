@@ -26,7 +26,7 @@ from gymnasium import spaces
 
 from controllers.command_limits import CommandLimits, check_joint_limits
 from controllers.pd import STANCE, AmproPD
-from envs.walker_env import ProstheticWalkerEnv, Push
+from envs.walker_env import HeelStrikePusher, ProstheticWalkerEnv, Push
 
 # The policy's observation, in order: (name, size). Raw values; the trainer normalises them (VecNormalize).
 OBS_LAYOUT: tuple[tuple[str, int], ...] = (
@@ -222,7 +222,11 @@ class RandomPushes:
     ``pattern = "train"``: what `legloop eval`'s push trials do instead — ``count`` pushes of one magnitude per
     episode (uniform in [``min_n``, upper]) alternating forward and backward (the first either way), the first at a
     uniform time in [``start_s``, ``start_s`` + interval], then every interval (``interval_s`` × U(0.8, 1.2) per
-    episode, so the pushes land at different gait phases), those after ``end_s`` dropped."""
+    episode, so the pushes land at different gait phases), those after ``end_s`` dropped.
+
+    ``heel_strike`` > 0: that fraction of the pushed episodes is pushed at the gait's weakest moment instead — one
+    magnitude per episode (uniform in [``min_n``, upper]), at every ``every``-th heel strike of the prosthetic foot in
+    [``start_s``, ``end_s``], alternating (:class:`envs.walker_env.HeelStrikePusher`; :meth:`draw_episode`)."""
 
     probability: float = 0.5
     count: int = 3
@@ -235,6 +239,8 @@ class RandomPushes:
     ramp: float = 0.5
     pattern: str = "random"  # "random" or "train" (see the class docstring)
     interval_s: float = 1.13
+    heel_strike: float = 0.0  # fraction of the pushed episodes pushed at heel strikes instead (0: none)
+    every: int = 2  # those: at every this-many-th prosthetic heel strike
 
     def validate(self) -> None:
         if not 0.0 <= self.probability <= 1.0:
@@ -253,6 +259,12 @@ class RandomPushes:
             raise ValueError(f"push pattern must be one of {', '.join(PUSH_PATTERNS)}, got {self.pattern!r}")
         if not 0.2 <= self.interval_s <= 10.0:
             raise ValueError(f"push interval must be in [0.2, 10] s, got {self.interval_s}")
+        if not 0.0 <= self.heel_strike <= 1.0:
+            raise ValueError(
+                f"heel_strike must be in [0, 1] (a fraction of the pushed episodes), got {self.heel_strike}"
+            )
+        if self.every < 1:
+            raise ValueError(f"every must be >= 1 (a push at every N-th heel strike), got {self.every}")
 
     def upper(self, progress: float = 1.0) -> float:
         """The largest magnitude drawn at training ``progress`` (0 … 1), N."""
@@ -262,8 +274,24 @@ class RandomPushes:
         return self.start_max_n + (self.max_n - self.start_max_n) * f
 
     def draw(self, rng: np.random.Generator, progress: float = 1.0) -> tuple[Push, ...]:
+        """One episode's time-scheduled pushes (heel-strike episodes come only from :meth:`draw_episode`)."""
         if self.count == 0 or rng.random() >= self.probability:
             return ()
+        return self._timed(rng, progress)
+
+    def draw_episode(
+        self, rng: np.random.Generator, progress: float = 1.0
+    ) -> tuple[tuple[Push, ...], HeelStrikePusher | None]:
+        """One episode's pushes: time-scheduled ones (the env's ``pushes`` option), or a heel-strike pusher to call
+        after every step. With ``heel_strike`` 0 the same draws as :meth:`draw` (the generator's stream unchanged)."""
+        if self.count == 0 or rng.random() >= self.probability:
+            return (), None
+        if self.heel_strike > 0.0 and rng.random() < self.heel_strike:
+            mag = rng.uniform(self.min_n, self.upper(progress)) * rng.choice((-1.0, 1.0))
+            return (), HeelStrikePusher(mag, self.every, self.start_s, self.end_s, self.duration_s)
+        return self._timed(rng, progress), None
+
+    def _timed(self, rng: np.random.Generator, progress: float) -> tuple[Push, ...]:
         if self.pattern == "train":
             interval = self.interval_s * rng.uniform(0.8, 1.2)
             t0 = rng.uniform(self.start_s, self.start_s + interval)
@@ -382,15 +410,19 @@ class ResidualPDEnv(gym.Wrapper):
         self._v_cmd = 1.0
         self._push_starts: tuple[float, ...] = ()  # this episode's push start times, s
         self._push_next = 0  # index of the next push to start
+        self._pusher: HeelStrikePusher | None = None  # this episode's heel-strike pushes, if any
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         if seed is not None:
             # A generator of its own (salted), so the pushes do not shift the env's randomisation stream.
             self._push_rng = np.random.default_rng([seed, 0x9E5])
         w = self.walker
+        self._pusher = None
         if self.random_pushes is not None:
-            drawn = self.random_pushes.draw(self._push_rng, self.progress)
-            options = {"pushes": drawn} | dict(options or {})  # the caller's own pushes option wins
+            drawn, self._pusher = self.random_pushes.draw_episode(self._push_rng, self.progress)
+            if options and "pushes" in options:
+                self._pusher = None  # the caller's own pushes option wins
+            options = {"pushes": drawn} | dict(options or {})
         sensors, info = self.env.reset(seed=seed, options=options)
         self._push_starts = tuple(sorted(p.time_s for p in w.pushes))
         self._push_next = 0
@@ -423,6 +455,8 @@ class ResidualPDEnv(gym.Wrapper):
         torque = core.torque(np.asarray(action))
         np.divide(torque, core.peak, out=self._norm_action)
         sensors, _, terminated, truncated, info = self.env.step(self._norm_action)
+        if self._pusher is not None:
+            self._pusher.after_step(self.walker)
         obs = core.observe(sensors)
         w = self.weights
         pd = core.pd
@@ -440,6 +474,9 @@ class ResidualPDEnv(gym.Wrapper):
             while self._push_next < len(starts) and starts[self._push_next] <= t:
                 self._push_next += 1
             if self._push_next and t < starts[self._push_next - 1] + w.recovery_s:
+                tw = w.tracking_pushed
+        elif w.tracking_pushed is not None and self._pusher is not None:
+            if self.walker.time < self._pusher.last_push_s + w.recovery_s:
                 tw = w.tracking_pushed
         tk = tw if w.tracking_knee is None else w.tracking_knee
         r_tracking = -(tk * ek * ek + tw * ea * ea)

@@ -55,6 +55,73 @@ class Push:
     duration_s: float = 0.1
 
 
+class HeelStrikePusher:
+    """Trunk pushes triggered by the gait: at every ``every``-th heel strike of the prosthetic foot from ``start_s`` to
+    ``end_s`` (s of episode time), a push of ``force_n`` N for ``duration_s`` s, forward and backward in turn (the
+    sign of ``force_n`` first). A heel strike is the foot's contact force rising through ``on_n`` after at least
+    ``min_swing_s`` off the ground (it left at ``off_n``): the push lands as the prosthesis takes the body's weight,
+    where a phase-based controller switches to stance — the PD's weakest moment (issue #16), which time-scheduled
+    pushes hit only by chance.
+
+    Call :meth:`reset` with the episode and :meth:`after_step` after every control step of ``env``
+    (:meth:`ProstheticWalkerEnv.push_now` does the pushing); :attr:`pushes` counts them, :attr:`last_push_s` is the
+    time of the latest (−inf: none yet). An episode starts in prosthetic stance (the env's start posture).
+    """
+
+    def __init__(
+        self,
+        force_n: float,
+        every: int = 2,
+        start_s: float = 3.0,
+        end_s: float = math.inf,
+        duration_s: float = 0.1,
+        *,
+        on_n: float = 50.0,  # the gait metrics' contact thresholds (experiments.report.gait)
+        off_n: float = 20.0,
+        min_swing_s: float = 0.15,  # shorter off the ground is a bounce, not a new step
+    ) -> None:
+        if not math.isfinite(force_n):
+            raise ValueError(f"push force must be finite (N), got {force_n}")
+        if int(every) < 1:
+            raise ValueError(f"every must be >= 1 (a push at every N-th heel strike), got {every}")
+        if not 0.0 <= start_s <= end_s:
+            raise ValueError(f"heel-strike pushes need 0 <= start_s <= end_s, got {start_s}, {end_s}")
+        if not 0.0 < duration_s <= 1.0:
+            raise ValueError(f"push duration must be in (0, 1] s, got {duration_s}")
+        self.force_n, self.every, self.start_s, self.end_s = float(force_n), int(every), float(start_s), float(end_s)
+        self.duration_s, self.on_n, self.off_n, self.min_swing_s = float(duration_s), on_n, off_n, min_swing_s
+        self.reset()
+
+    def reset(self) -> None:
+        self._on, self._off_steps, self._strikes, self._sign = True, 0, 0, 1.0
+        self.pushes = 0
+        self.last_push_s = -math.inf
+
+    def after_step(self, env: ProstheticWalkerEnv) -> bool:
+        """Watch the prosthetic foot after one control step; push (from the next step on) at a counted heel strike.
+        True when it pushed."""
+        f = env.human.foot_force(env.data, PROSTHESIS)
+        if self._on:
+            if f < self.off_n:
+                self._on, self._off_steps = False, 0
+            return False
+        self._off_steps += 1
+        if f <= self.on_n:
+            return False
+        self._on = True
+        t = env.time
+        if self._off_steps * env.dt < self.min_swing_s - 1e-9 or not self.start_s <= t <= self.end_s:
+            return False
+        self._strikes += 1
+        if self._strikes % self.every:
+            return False
+        env.push_now(self._sign * self.force_n, self.duration_s)
+        self._sign = -self._sign
+        self.pushes += 1
+        self.last_push_s = t
+        return True
+
+
 def _check_pushes(pushes: Sequence[Push]) -> tuple[Push, ...]:
     out = tuple(pushes)
     for p in out:

@@ -34,6 +34,7 @@ import numpy as np
 from controllers.base import Controller
 from controllers.pd import AmproPD
 from controllers.residual import RandomPushes
+from envs.walker_env import HeelStrikePusher
 from experiments.ampro_log import ANKLE_CONTROL_FACTOR, KNEE_CONTROL_FACTOR
 from experiments.dataset import (
     EPISODE_COLUMNS,
@@ -80,6 +81,7 @@ class EpisodeTask:
     stage: str = "pd"
     env_options: dict[str, Any] = field(default_factory=dict)
     expert: str | None = None  # an RL checkpoint directory whose torques label the data (None: the PD's)
+    pusher: HeelStrikePusher | None = None  # pushes at heel strikes (RandomPushes.heel_strike), else env_options'
 
     @property
     def name(self) -> str:
@@ -94,12 +96,13 @@ def _env_kwargs(task: EpisodeTask) -> dict[str, Any]:
     return kw | dict(task.env_options)
 
 
-def _episode_pushes(pushes: RandomPushes | None, seed: int) -> dict[str, Any]:
-    """The env option of one episode's pushes (none: no option), drawn from the episode's own seeded generator."""
+def _episode_pushes(pushes: RandomPushes | None, seed: int) -> tuple[dict[str, Any], HeelStrikePusher | None]:
+    """One episode's pushes, drawn from its own seeded generator: the env option of time-scheduled ones (none: no
+    option) and a heel-strike pusher (or None)."""
     if pushes is None:
-        return {}
-    drawn = pushes.draw(np.random.default_rng([seed, 0x9E5]))
-    return {"pushes": drawn} if drawn else {}
+        return {}, None
+    drawn, pusher = pushes.draw_episode(np.random.default_rng([seed, 0x9E5]))
+    return ({"pushes": drawn} if drawn else {}), pusher
 
 
 def load_driver(spec: DriverSpec, env: Any) -> Controller:
@@ -240,7 +243,12 @@ def collect_episode(task: EpisodeTask) -> tuple[int, dict[str, np.ndarray], dict
             ppa,
         )
 
-    result = rollout(env, mix, obs, steps, [record])
+    observers = [record]
+    if task.pusher is not None:
+        pusher = task.pusher
+        pusher.reset()
+        observers.append(lambda k, obs, torque: pusher.after_step(env))  # before step k: the state after k − 1
+    result = rollout(env, mix, obs, steps, observers)
     n = result.steps
     fell = result.fell
     pd_steps = int(np.count_nonzero(use_pd[:n])) if use_pd is not None else n
@@ -264,6 +272,9 @@ def collect_episode(task: EpisodeTask) -> tuple[int, dict[str, np.ndarray], dict
         "stage": task.stage,
         "expert": task.expert or "pd",
     }
+    if task.pusher is not None:  # pushed at heel strikes: the magnitude (N, the first push's sign) and the count
+        meta["heel_strike_push_n"] = task.pusher.force_n
+        meta["heel_strike_pushes"] = task.pusher.pushes
     env.close()
     return task.index, columns, meta
 
@@ -344,6 +355,7 @@ def collect(
         raise TypeError(f"driver must be a DriverSpec, got {type(driver).__name__}")
     out = Path(out_dir)
     _prepare_dir(out, overwrite)
+    drawn = [_episode_pushes(pushes, seed0 + i) for i in range(n_episodes)]
     tasks = [
         EpisodeTask(
             index=i,
@@ -355,8 +367,9 @@ def collect(
             driver=driver,
             beta=float(beta),
             stage=stage,
-            env_options=dict(env_options or {}) | _episode_pushes(pushes, seed0 + i),
+            env_options=dict(env_options or {}) | drawn[i][0],
             expert=expert,
+            pusher=drawn[i][1],
         )
         for i in range(n_episodes)
     ]

@@ -160,6 +160,10 @@ class PushConfig:
     # direction, every ~interval_s — the shape of `legloop eval`'s push trials (controllers.residual.RandomPushes)
     pattern: str = "train"
     interval_s: float = 1.13
+    # This fraction of the pushed episodes is pushed at every `every`-th prosthetic heel strike instead (one magnitude
+    # per episode, alternating): the PD's weakest phase, issue #16's "hardest condition" (0: none)
+    heel_strike: float = 0.0
+    every: int = 2
 
     def _pushes(self) -> RandomPushes:
         kw = dataclasses.asdict(self)

@@ -138,7 +138,8 @@ def _collect_pushes(cfg: TrainConfig, seconds: float) -> dict[str, Any]:
 
     d = cfg.data
     pushes = RandomPushes(probability=d.push_fraction, count=max(1, int(seconds)), start_s=2.0, end_s=seconds - 1.0,
-                          min_n=d.push_min_n, max_n=d.push_max_n, pattern="train")  # fmt: skip
+                          min_n=d.push_min_n, max_n=d.push_max_n, pattern="train",
+                          heel_strike=d.push_heel_strike)  # fmt: skip
     return {"pushes": pushes}
 
 

@@ -65,6 +65,9 @@ class DataConfig:
     push_fraction: float = 0.0
     push_min_n: float = 50.0
     push_max_n: float = 300.0
+    # This fraction of the pushed episodes is pushed at every 2nd heel strike of the prosthetic foot instead (one
+    # magnitude, alternating; envs.walker_env.HeelStrikePusher): the recoveries of an expert trained to them.
+    push_heel_strike: float = 0.0
 
     def validate(self) -> None:
         _check(self.episodes >= 1, "data.episodes", ">= 1")
@@ -77,6 +80,7 @@ class DataConfig:
         _check(0.0 <= self.push_fraction <= 1.0, "data.push_fraction", "in [0, 1]")
         _check(0.0 <= self.push_min_n <= self.push_max_n <= 2000.0, "data.push_min_n / push_max_n",
                "0 <= push_min_n <= push_max_n <= 2000 N")  # fmt: skip
+        _check(0.0 <= self.push_heel_strike <= 1.0, "data.push_heel_strike", "in [0, 1]")
 
 
 @dataclass

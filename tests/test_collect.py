@@ -87,6 +87,18 @@ def test_push_trains_per_episode(runs, tmp_path) -> None:
         assert a.read_bytes() == b.read_bytes()
 
 
+def test_heel_strike_pushes_per_episode(tmp_path) -> None:
+    """``pushes`` with ``heel_strike`` 1: every episode is pushed at its prosthetic heel strikes (here far beyond what
+    the PD survives, so the pushes provably reached the walker); the manifest says how many and how hard."""
+    from controllers.residual import RandomPushes
+
+    shoves = RandomPushes(probability=1.0, count=1, start_s=0.5, end_s=4.0, min_n=1500.0, max_n=1500.0,
+                          duration_s=0.3, heel_strike=1.0, every=1)  # fmt: skip
+    collect(tmp_path / "h", 1, 5.0, seed0=7, workers=1, progress=False, pushes=shoves)
+    (ep,) = load_dataset([tmp_path / "h"])
+    assert ep.meta["fell"] and ep.meta["heel_strike_pushes"] >= 1 and abs(ep.meta["heel_strike_push_n"]) == 1500.0
+
+
 def test_refuses_existing_data_set_unless_overwrite(runs, tmp_path) -> None:
     d = tmp_path / "d"
     collect(d, 2, 0.05, workers=1, progress=False)

@@ -529,6 +529,37 @@ def test_push_curriculum() -> None:
     assert max(abs(p.force_n) for p in env.walker.pushes) <= 150.0
 
 
+def test_heel_strike_pushes_in_training() -> None:
+    """``heel_strike``: that fraction of the pushed episodes is pushed at prosthetic heel strikes (the wrapper calls
+    the pusher after every step); 0 leaves the time-scheduled draws and their stream exactly as before."""
+    from controllers.residual import RandomPushes
+    from envs.walker_env import HeelStrikePusher
+
+    timed = RandomPushes(probability=1.0, count=4, min_n=100.0, max_n=200.0, pattern="train")
+    for seed in range(5):
+        drawn, pusher = timed.draw_episode(np.random.default_rng(seed))
+        assert pusher is None and drawn == timed.draw(np.random.default_rng(seed))
+    hs = RandomPushes(probability=1.0, count=4, start_s=1.0, end_s=5.0, min_n=100.0, max_n=200.0, heel_strike=1.0,
+                      every=1)  # fmt: skip
+    drawn, pusher = hs.draw_episode(np.random.default_rng(0))
+    assert drawn == () and isinstance(pusher, HeelStrikePusher) and 100.0 <= abs(pusher.force_n) <= 200.0
+    for bad, match in (({"heel_strike": 1.5}, "heel_strike must be in"), ({"every": 0}, "every must be >= 1")):
+        with pytest.raises(ValueError, match=match):
+            RandomPushes(**bad).validate()  # type: ignore[arg-type]
+    env = make_residual_env({"speed": 1.0}, pushes=hs)
+    assert isinstance(env, ResidualPDEnv)
+    env.reset(seed=0)
+    starts = []
+    for _ in range(1200):  # 6 s at 200 Hz: heel strikes about once a second from 1 s to 5 s
+        env.step(np.zeros(2, np.float32))
+        assert env._pusher is not None
+        starts.append(env._pusher.last_push_s)
+    pushes = env.walker.pushes
+    assert 3 <= len(pushes) <= 6 and all(1.0 <= p.time_s <= 5.0 for p in pushes)
+    assert [p.force_n for p in pushes[:2]] == [env._pusher.force_n, -env._pusher.force_n]  # alternating
+    assert sorted(set(starts) - {-np.inf}) == [p.time_s for p in pushes]
+
+
 def test_new_config_options_are_validated() -> None:
     from experiments.rl_config import rl_config_from_dict
     from experiments.train_config import ConfigError
