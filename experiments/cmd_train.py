@@ -13,11 +13,12 @@ delta-GRU is ``DIR/controller.pt`` (+ ``.json``), exported to ``DIR/export/``; s
 ``DIR/stages/``, TensorBoard scalars in ``DIR/tb/``, a summary in ``DIR/train.json``. An interrupted run resumes
 where it stopped (finished stages are loaded) when started again with the same arguments. ``--expert rl:DIR``
 distils a residual RL controller (``legloop rl train``) instead of the PD: its torques are the labels, by default
-with ``experiments/configs/train_distil.toml`` (the default network, push trains in half the episodes so the data
-holds the expert's recoveries, and sparser delta thresholds: Θx 10/256, L1 weight 4). With ``target =
-"pd_residual"`` in the config the network learns the expert's correction to the PD (label − the PD's own torque)
-and runs beside the PD, as the RL policy did: every learned controller (``--controller deltagru|edgedrnn|board``)
-then applies PD torque + network output.
+with ``experiments/configs/train_distil.toml`` (the default network on the ``ampro_plus`` features — the thigh, the
+load and the PD's phase besides the paper's five — push trains in half the episodes so the data holds the expert's
+recoveries, and sparser delta thresholds: Θx 16/256, L1 weight 4) and ``target = "pd_residual"``: the network
+learns the expert's correction to the PD (label − the PD's own torque) and runs beside the PD, as the RL policy
+did: every learned controller (``--controller deltagru|edgedrnn|board``) then applies PD torque + network output.
+``target = "torque"`` in a config learns the torques themselves.
 """
 
 from __future__ import annotations

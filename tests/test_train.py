@@ -218,13 +218,14 @@ def test_size_configs_are_the_default_but_for_the_hidden_size() -> None:
         assert sized == default | {"model": {k: v for k, v in default["model"].items() if k != "hidden_size"}}
 
 
-def test_distil_config_is_the_default_but_for_pushes_in_the_data_and_sparsity() -> None:
+def test_distil_config_is_the_default_but_for_inputs_target_pushes_in_the_data_and_sparsity() -> None:
     default = load_config().full_dict()
     distil = load_config(CONFIG_DIR / "train_distil.toml").full_dict()
     pushes = {"push_fraction": 0.5, "push_min_n": 100.0, "push_max_n": 400.0}
-    sparser = {"theta_x": 10 / 256, "l1_weight": 4.0}
-    assert default["data"]["push_fraction"] == 0.0
-    assert distil == default | {"data": default["data"] | pushes, "delta": default["delta"] | sparser}
+    sparser = {"theta_x": 16 / 256, "l1_weight": 4.0}
+    io = {"feature_set": "ampro_plus", "target": "pd_residual"}
+    assert default["data"]["push_fraction"] == 0.0 and default["feature_set"] == "ampro"
+    assert distil == default | io | {"data": default["data"] | pushes, "delta": default["delta"] | sparser}
 
 
 @pytest.mark.parametrize(
