@@ -31,7 +31,7 @@ import numpy as np
 from envs.sensors import SENSOR_NAMES
 
 FEATURE_SETS = ("ampro", "sensors", "ampro_plus")
-FEATURE_NAMES = {
+FEATURE_NAMES: dict[str, tuple[str, ...]] = {
     "ampro": ("ishumanswing", "knee_pos_error", "knee_vel_error", "ankle_pos", "ankle_vel"),
     "sensors": SENSOR_NAMES,
     "ampro_plus": (
@@ -43,7 +43,7 @@ FEATURE_NAMES = {
 # where τ overshoots at a domain switch do not stretch its normalisation.
 PHASE_MIN, PHASE_MAX = -0.5, 1.5
 # Log columns each feature set reads (AMPRO names; thigh_* and load are legloop additions).
-FEATURE_COLUMNS = {
+FEATURE_COLUMNS: dict[str, tuple[str, ...]] = {
     "ampro": (
         "ishumanswing",
         "position_actual_knee",

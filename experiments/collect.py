@@ -247,7 +247,11 @@ def collect_episode(task: EpisodeTask) -> tuple[int, dict[str, np.ndarray], dict
     if task.pusher is not None:
         pusher = task.pusher
         pusher.reset()
-        observers.append(lambda k, obs, torque: pusher.after_step(env))  # before step k: the state after k − 1
+
+        def push_at_heel_strikes(k: int, obs: np.ndarray, torque: np.ndarray) -> None:
+            pusher.after_step(env)  # before step k: on the state after step k − 1, the push lands in step k
+
+        observers.append(push_at_heel_strikes)
     result = rollout(env, mix, obs, steps, observers)
     n = result.steps
     fell = result.fell
