@@ -6,6 +6,8 @@
 #
 #   bash benchmarks/rl_eval_grid.sh OUTDIR [legloop eval options, e.g. --controller rl --checkpoint RUN]
 #   python benchmarks/rl_vs_pd.py OUTDIR_OF_THE_PD OUTDIR
+# SEEDS=300,301,302,303,304 runs the same grid on other seeds (e.g. held out, to choose among variants before the
+# evaluation's seeds see the one chosen).
 set -euo pipefail
 out=${1:?usage: rl_eval_grid.sh OUTDIR [legloop eval options]}
 shift
@@ -14,7 +16,7 @@ legloop=${LEGLOOP:-$here/.venv/bin/legloop}
 mkdir -p "$out"
 for cond in "0.8 0" "1.0 -3" "1.0 0" "1.0 3" "1.2 0"; do
     read -r speed slope <<<"$cond"
-    "$legloop" eval "$@" --speed "$speed" --slope "$slope" --seeds 5,6,7,8,9 --seconds 60 \
+    "$legloop" eval "$@" --speed "$speed" --slope "$slope" --seeds "${SEEDS:-5,6,7,8,9}" --seconds 60 \
         --out "$out/v${speed}_s${slope}" >"$out/v${speed}_s${slope}.log" 2>&1 \
         || { echo "failed: $out/v${speed}_s${slope}.log" >&2; exit 1; }
     echo "done: v${speed}_s${slope}"
