@@ -362,7 +362,7 @@ class ResidualPDEnv(gym.Wrapper):
     | env | – | a :class:`envs.walker_env.ProstheticWalkerEnv` (or a ``gymnasium.make`` of it); made without pushes |
     | residual_scale | 0.25 | the action's bound, a fraction of the motor peak torque |
     | weights | :class:`RewardWeights` () | the reward weights |
-    | pushes | None | :class:`RandomPushes`: random trunk pushes drawn per episode from the wrapper's seeded generator |
+    | pushes | None | :class:`RandomPushes`: trunk pushes per episode, time-scheduled or at prosthetic heel strikes |
     | max_delta | None | the residual's slew limit: the applied action moves ≤ this per control step (None: none) |
     | envelope | None | above this fraction of the motor peak the torque is never larger than the PD's (None: none) |
     | torque_limit | None | hard limit on the command, N·m per joint ``(knee, ankle)`` (None: none) |
