@@ -270,12 +270,14 @@ class TrainConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """Every key, except ``target``, an ``[aux]`` table and the ``delta.latency_*`` keys left at their defaults
-        (off): run directories, checkpoints and sweep task ids made before they existed describe the same training
-        and still match."""
+        """Every key, except ``target``, an ``[aux]`` table, ``data.push_heel_strike`` and the ``delta.latency_*``
+        keys left at their defaults (off): run directories, checkpoints and sweep task ids made before they existed
+        describe the same training and still match."""
         d = dataclasses.asdict(self)
         if self.target == "torque":
             del d["target"]
+        if self.data.push_heel_strike == 0.0:
+            del d["data"]["push_heel_strike"]
         if self.aux == AuxConfig():
             del d["aux"]
         # Likewise the delta stage's latency keys left at their defaults (off).

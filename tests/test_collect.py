@@ -97,6 +97,12 @@ def test_heel_strike_pushes_per_episode(tmp_path) -> None:
     collect(tmp_path / "h", 1, 5.0, seed0=7, workers=1, progress=False, pushes=shoves)
     (ep,) = load_dataset([tmp_path / "h"])
     assert ep.meta["fell"] and ep.meta["heel_strike_pushes"] >= 1 and abs(ep.meta["heel_strike_push_n"]) == 1500.0
+    # The train config's key for it is left out of run specs and sweep task ids while off (older runs still match).
+    from experiments.train_config import config_from_dict
+
+    assert "push_heel_strike" not in config_from_dict({}).to_dict()["data"]
+    on = config_from_dict({"data": {"push_heel_strike": 0.5}})
+    assert on.to_dict()["data"]["push_heel_strike"] == 0.5 and config_from_dict(on.to_dict()) == on
 
 
 def test_refuses_existing_data_set_unless_overwrite(runs, tmp_path) -> None:
