@@ -412,7 +412,7 @@ def run_training(
             _say(progress, f"stage {spec.name}: loaded {ckpt} (finished earlier)")
         else:
             if scaling is None:
-                scaling = Scaling.fit(train_s)
+                scaling = Scaling.fit(train_s, cfg.model.input_gain)
             train_p, val_p = Prepared.build(train_s, scaling), Prepared.build(val_s, scaling)
             if spec.steps:
                 _say(progress, f"stage {spec.name}: up to {spec.steps} steps on {train_p.steps} rows of log")

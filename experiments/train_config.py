@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from controllers.deltagru import HIDDEN_SIZES
-from controllers.features import FEATURE_SETS, TARGETS
+from controllers.features import FEATURE_NAMES, FEATURE_SETS, TARGETS
 from controllers.fixedpoint import MAX_LAYERS, THETA_MAX_VALUE
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -41,10 +41,15 @@ class ModelConfig:
 
     hidden_size: int = 64  # as train_default.toml: 2L-64H meets 21 µs on every step (docs/governor.md)
     num_layers: int = 2
+    # One multiplier per input feature on its z-score (empty: none), fixed in the checkpoint's normalisation: an input
+    # with gain g crosses the one threshold Θx at 1/g of the change — a per-input threshold the accelerator does not
+    # have (a push shows first in the thigh's velocity: docs/rl.md, seventh round).
+    input_gain: list[float] = field(default_factory=list)
 
     def validate(self) -> None:
         _check(self.hidden_size in HIDDEN_SIZES, "model.hidden_size", "a multiple of 8 from 16 to 256")
         _check(1 <= self.num_layers <= MAX_LAYERS, "model.num_layers", f"1 … {MAX_LAYERS}")
+        _check(all(0.0 < g <= 16.0 for g in self.input_gain), "model.input_gain", "multipliers in (0, 16]")
 
 
 @dataclass
@@ -267,17 +272,22 @@ class TrainConfig:
         _check(1 <= self.workers <= 64, "workers", "in 1 … 64")
         for part in (self.model, self.data, self.optim, self.bc, self.dagger, self.delta, self.logs, self.aux):
             part.validate()
+        names = FEATURE_NAMES[self.feature_set]
+        per = f"one multiplier per {self.feature_set!r} feature ({len(names)}: {', '.join(names)})"
+        _check(len(self.model.input_gain) in (0, len(names)), "model.input_gain", f"empty or {per}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """Every key, except ``target``, an ``[aux]`` table, ``data.push_heel_strike`` and the ``delta.latency_*``
-        keys left at their defaults (off): run directories, checkpoints and sweep task ids made before they existed
-        describe the same training and still match."""
+        """Every key, except ``target``, an ``[aux]`` table, ``data.push_heel_strike``, ``model.input_gain`` and the
+        ``delta.latency_*`` keys left at their defaults (off): run directories, checkpoints and sweep task ids made
+        before they existed describe the same training and still match."""
         d = dataclasses.asdict(self)
         if self.target == "torque":
             del d["target"]
         if self.data.push_heel_strike == 0.0:
             del d["data"]["push_heel_strike"]
+        if not self.model.input_gain:
+            del d["model"]["input_gain"]
         if self.aux == AuxConfig():
             del d["aux"]
         # Likewise the delta stage's latency keys left at their defaults (off).

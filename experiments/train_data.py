@@ -159,12 +159,16 @@ class Scaling:
     target_offset: np.ndarray
 
     @classmethod
-    def fit(cls, series: Sequence[Series]) -> Scaling:
+    def fit(cls, series: Sequence[Series], input_gain: Sequence[float] = ()) -> Scaling:
+        """Fit on the training series; ``input_gain`` (one per feature, empty: none) multiplies each z-score."""
         x = np.concatenate([s.x for s in series])
         y = np.concatenate([s.y for s in series]).astype(np.float64)
         std = y.std(axis=0)
         scale = np.where(std < 1e-3, 1.0, std).astype(np.float32)
-        return cls(Normalizer.fit(x), scale, y.mean(axis=0).astype(np.float32))
+        norm = Normalizer.fit(x)
+        if len(input_gain):
+            norm = Normalizer(norm.mean, (norm.std / np.asarray(input_gain, np.float32)).astype(np.float32))
+        return cls(norm, scale, y.mean(axis=0).astype(np.float32))
 
     @classmethod
     def from_meta(cls, meta: CheckpointMeta) -> Scaling:

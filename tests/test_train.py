@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -243,11 +244,29 @@ def test_distil_config_is_the_default_but_for_inputs_target_pushes_in_the_data_a
         ({"delta": 3}, "delta must be a table"),
         ({"feature_set": "eeg"}, "feature_set"),
         ({"optim": {"l1_weight": -1.0}}, "optim.l1_weight"),
+        ({"model": {"input_gain": [1.0, 2.0]}}, "model.input_gain must be empty or one multiplier per 'ampro' feature"),
+        ({"model": {"input_gain": [1.0, 1.0, 1.0, 1.0, 0.0]}}, "model.input_gain must be multipliers in (0, 16]"),
     ],
 )
 def test_bad_config_names_the_key(raw: dict, needle: str) -> None:
-    with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
+    with pytest.raises(ConfigError, match=re.escape(needle)):
         config_from_dict(raw)
+
+
+def test_input_gain_scales_the_z_scores_in_the_checkpoints_normalisation() -> None:
+    """model.input_gain multiplies each feature's z-score (std / gain in the stored normaliser, so every backend
+    applies it); off, the key stays out of run specs and sweep task ids."""
+    from experiments.train_data import Scaling, Series
+
+    rng = np.random.default_rng(0)
+    series = [Series("a", rng.normal(size=(200, 5)).astype(np.float32), rng.normal(size=(200, 2)).astype(np.float32))]
+    plain, gained = Scaling.fit(series), Scaling.fit(series, [1.0, 1.0, 1.0, 1.0, 3.0])
+    np.testing.assert_array_equal(gained.norm.mean, plain.norm.mean)
+    np.testing.assert_allclose(gained.norm(series[0].x)[:, 4], 3.0 * plain.norm(series[0].x)[:, 4], rtol=1e-5)
+    np.testing.assert_array_equal(gained.norm(series[0].x)[:, :4], plain.norm(series[0].x)[:, :4])
+    assert "input_gain" not in config_from_dict({}).to_dict()["model"]
+    on = config_from_dict({"model": {"input_gain": [1.0, 1.0, 1.0, 1.0, 3.0]}})
+    assert on.to_dict()["model"]["input_gain"] == [1.0, 1.0, 1.0, 1.0, 3.0] and config_from_dict(on.to_dict()) == on
 
 
 def test_bad_config_file_via_cli(tmp_path: Path, capsys) -> None:
