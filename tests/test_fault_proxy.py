@@ -154,22 +154,24 @@ def test_duplicated_and_delayed_responses_are_counted_by_the_host_as_injected(
     c_compiler: None, damper: Path, tmp_path: Path, capsys
 ) -> None:
     # Responses held back 150 ms (> the 100 ms step timeout): each is a timeout, then a stale answer some steps later.
-    # Seed 2 puts 11 duplicates and 8 delays in 1000 steps, the last delay at step 776 and the last duplicate at 929 (an
-    # answer still on its way when the episode ends would be counted after it).
+    # Seed 121 at 0.5 % each puts 6 duplicates and 7 delays in 1000 steps, the last delay at step 368 and the last
+    # duplicate at 940. An answer still on its way when the episode ends would be counted after it: the last one
+    # comes 50 ms after its step's timeout, and the 631 steps after it take longer than that even on a fast host
+    # (seed 2 at 1 %, last delay at 776, left 223 steps: a host at ~0.1 ms per step sometimes ended first).
     out = tmp_path / "dup"
     args = ["--controller", "board", "--emulate", "c", "--checkpoint", str(damper), "--seconds", "5"]
-    faults = ["--fault-duplicate", "0.01", "--fault-delay-ms", "150", "--fault-delay", "0.01", "--fault-seed", "2"]
+    faults = ["--fault-duplicate", "0.005", "--fault-delay-ms", "150", "--fault-delay", "0.005", "--fault-seed", "121"]
     code = _eval([*args, *faults, "--step-timeout-ms", str(FAULT_STEP_TIMEOUT_MS)], out)
     assert code == 0, capsys.readouterr().err
     ep, _, cols = _episode(out)
     link, inj = ep["link"], ep["link"]["injected"]
     assert ep["ended"] == "completed" and link["steps"] == 1000
-    assert inj["duplicate"] == 11 and inj["delayed"] == 8 and inj["drop"] == inj["corrupt"] == inj["truncate"] == 0
+    assert inj["duplicate"] == 6 and inj["delayed"] == 7 and inj["drop"] == inj["corrupt"] == inj["truncate"] == 0
     assert link["duplicates"] == inj["duplicate"]
     assert link["stale"] == link["timeouts"] == link["steps_lost"] == inj["delayed"]
     assert link["crc_errors"] == link["truncated"] == link["malformed"] == link["seq_gaps"] == 0
     # Step by step: a delayed answer loses its own step; a duplicate is seen on the next step's exchange.
-    want = _expected_faults(FaultConfig(duplicate=0.01, delay=0.01, delay_ms=DelaySpec.parse("150"), seed=2), 1000)
+    want = _expected_faults(FaultConfig(duplicate=0.005, delay=0.005, delay_ms=DelaySpec.parse("150"), seed=121), 1000)
     events = cols["link_events"].astype(np.int64)
     np.testing.assert_array_equal(np.flatnonzero(events & LINK_EVENT_LOST), np.flatnonzero(want == DELAY))
     np.testing.assert_array_equal(np.flatnonzero(events & LINK_EVENT_DUPLICATE), np.flatnonzero(want == DUPLICATE) + 1)
