@@ -102,15 +102,16 @@ def main() -> None:
         mp, mr = float(np.median(everyone["pd"])), float(np.median(everyone["rl"]))
         print(f"median largest push survived over all {len(everyone['rl'])} episodes: {mr:.0f} N vs the PD's "
               f"{mp:.0f} N ({mr / mp:.2f}×)")  # fmt: skip
-        ap_, ar_ = float(np.mean(everyone["pd"])), float(np.mean(everyone["rl"]))
+        mean_pd, mean_rl = float(np.mean(everyone["pd"])), float(np.mean(everyone["rl"]))
         up, down = sum(r > p for r, p in pairs), sum(r < p for r, p in pairs)
-        print(f"mean {ar_:.0f} N vs the PD's {ap_:.0f} N ({ar_ / ap_:.2f}×); the same episode survived a larger push "
-              f"than the PD's in {up}, a smaller in {down}, the same in {len(pairs) - up - down}")  # fmt: skip
+        print(f"mean {mean_rl:.0f} N vs the PD's {mean_pd:.0f} N ({mean_rl / mean_pd:.2f}×); the same episode "
+              f"survived a larger push than the PD's in {up}, a smaller in {down}, the same in "
+              f"{len(pairs) - up - down}")  # fmt: skip
         rows["all"] = {
             "median_push_n": {"pd": mp, "rl": mr},
             "ratio": round(mr / mp, 3),
-            "mean_push_n": {"pd": round(ap_, 1), "rl": round(ar_, 1)},
-            "mean_ratio": round(ar_ / ap_, 3),
+            "mean_push_n": {"pd": round(mean_pd, 1), "rl": round(mean_rl, 1)},
+            "mean_ratio": round(mean_rl / mean_pd, 3),
             "paired": {"larger": up, "smaller": down, "same": len(pairs) - up - down},
         }
     if args.json:

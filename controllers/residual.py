@@ -274,16 +274,14 @@ class RandomPushes:
         return self.start_max_n + (self.max_n - self.start_max_n) * f
 
     def draw(self, rng: np.random.Generator, progress: float = 1.0) -> tuple[Push, ...]:
-        """One episode's time-scheduled pushes (heel-strike episodes come only from :meth:`draw_episode`)."""
-        if self.count == 0 or rng.random() >= self.probability:
-            return ()
-        return self._timed(rng, progress)
+        """One episode's time-scheduled pushes (the env's ``pushes`` option; a heel-strike episode has none)."""
+        return self.draw_episode(rng, progress)[0]
 
     def draw_episode(
         self, rng: np.random.Generator, progress: float = 1.0
     ) -> tuple[tuple[Push, ...], HeelStrikePusher | None]:
         """One episode's pushes: time-scheduled ones (the env's ``pushes`` option), or a heel-strike pusher to call
-        after every step. With ``heel_strike`` 0 the same draws as :meth:`draw` (the generator's stream unchanged)."""
+        after every step. With ``heel_strike`` 0 the generator's stream is the one before heel strikes existed."""
         if self.count == 0 or rng.random() >= self.probability:
             return (), None
         if self.heel_strike > 0.0 and rng.random() < self.heel_strike:
