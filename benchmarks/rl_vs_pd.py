@@ -11,13 +11,16 @@ on the same seed, peak
 network's mean temporal sparsity (fraction of weight columns not fetched; – for the PD and the RL policy). Under the
 table: the median and the mean largest push survived over all episodes, and how many episodes (same condition and
 seed) survived a larger / smaller push than the PD — `legloop eval`'s ladder (50, 100, …, 300, 400, 500 N) moves a
-median in steps of 50 N or more, so one step is already a 1.2× gain.
+median in steps of 50 N or more, so one step is already a 1.2× gain — and the two-sided sign test's p on those
+pairs (ties dropped): the chance of a split at least that uneven if neither controller survived larger pushes more
+often. A median that moved one ladder step with p ≳ 0.1 is a step the episodes happened to take.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,14 @@ def _episode_torques(run: Path, seed: int) -> tuple[float, float, float, float]:
     tk, ta = cols["torque_actual_knee"], cols["torque_actual_ankle"]
     rate = lambda x: float(np.abs(np.diff(x)).max() / dt) if len(x) > 1 else 0.0  # noqa: E731
     return float(np.abs(tk).max()), float(np.abs(ta).max()), rate(tk), rate(ta)
+
+
+def sign_test_p(larger: int, smaller: int) -> float:
+    """Two-sided exact sign test: P(a split at least as uneven as larger:smaller | each untied pair is a fair coin)."""
+    n, k = larger + smaller, min(larger, smaller)
+    if n == 0:
+        return 1.0
+    return min(1.0, 2.0 * sum(math.comb(n, i) for i in range(k + 1)) / 2.0**n)
 
 
 def condition(run: Path, seeds: list[int] | None = None) -> dict[str, Any]:
@@ -104,15 +115,16 @@ def main() -> None:
               f"{mp:.0f} N ({mr / mp:.2f}×)")  # fmt: skip
         mean_pd, mean_rl = float(np.mean(everyone["pd"])), float(np.mean(everyone["rl"]))
         up, down = sum(r > p for r, p in pairs), sum(r < p for r, p in pairs)
+        p_sign = sign_test_p(up, down)
         print(f"mean {mean_rl:.0f} N vs the PD's {mean_pd:.0f} N ({mean_rl / mean_pd:.2f}×); the same episode "
               f"survived a larger push than the PD's in {up}, a smaller in {down}, the same in "
-              f"{len(pairs) - up - down}")  # fmt: skip
+              f"{len(pairs) - up - down} (sign test, two-sided: p = {p_sign:.2g})")  # fmt: skip
         rows["all"] = {
             "median_push_n": {"pd": mp, "rl": mr},
             "ratio": round(mr / mp, 3),
             "mean_push_n": {"pd": round(mean_pd, 1), "rl": round(mean_rl, 1)},
             "mean_ratio": round(mean_rl / mean_pd, 3),
-            "paired": {"larger": up, "smaller": down, "same": len(pairs) - up - down},
+            "paired": {"larger": up, "smaller": down, "same": len(pairs) - up - down, "sign_test_p": round(p_sign, 4)},
         }
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")

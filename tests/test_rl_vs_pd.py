@@ -1,0 +1,38 @@
+"""benchmarks/rl_vs_pd.py: the sign test under the paired push count."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+from pathlib import Path
+
+import pytest
+
+# benchmarks/ is a folder of scripts, not an installed package: load the script by its path.
+_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "rl_vs_pd.py"
+_spec = importlib.util.spec_from_file_location("rl_vs_pd", _PATH)
+assert _spec is not None and _spec.loader is not None
+rl_vs_pd = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(rl_vs_pd)
+sign_test_p = rl_vs_pd.sign_test_p
+
+
+def _brute_force(larger: int, smaller: int) -> float:
+    """Every equally likely sequence of n fair coins; the share at least as uneven as the observed split."""
+    n = larger + smaller
+    gap = abs(larger - smaller)
+    hits = sum(abs(2 * sum(bits) - n) >= gap for bits in itertools.product((0, 1), repeat=n))
+    return hits / 2**n
+
+
+@pytest.mark.parametrize("larger,smaller", [(5, 0), (0, 5), (9, 1), (6, 6), (7, 3), (1, 0), (8, 4)])
+def test_sign_test_matches_enumerating_every_outcome(larger: int, smaller: int) -> None:
+    assert sign_test_p(larger, smaller) == pytest.approx(_brute_force(larger, smaller))
+
+
+def test_sign_test_values_a_reader_can_check() -> None:
+    assert sign_test_p(5, 0) == pytest.approx(2 / 32)  # all five the same way: 2 of 32 outcomes
+    assert sign_test_p(1, 9) == pytest.approx(2 * 11 / 1024)
+    assert sign_test_p(0, 0) == 1.0  # nothing untied: no evidence either way
+    assert sign_test_p(32, 33) == 1.0
+    assert sign_test_p(52, 17) < 1e-4 < sign_test_p(42, 23) < 0.05  # session 14's and 15's 100-episode splits
