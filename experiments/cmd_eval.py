@@ -152,6 +152,16 @@ def register(sub: Subparsers) -> None:
     p.add_argument(
         "--clock-mhz", type=float, default=125.0, help="edgedrnn, board --emulate python: accelerator clock, MHz"
     )
+    for which, trained in (("x", "inputs"), ("h", "hidden state")):
+        p.add_argument(
+            f"--theta-{which}",
+            type=float,
+            default=None,
+            metavar="Θ",
+            help=f"deltagru, edgedrnn, board: run with this delta threshold on the {trained} instead of the "
+            "checkpoint's, in its normalised units (0.375 = 96/256, i.e. 96 LSB of EdgeDRNN's Q8.8 register; 0: every "
+            "change fires) — EdgeDRNN's thresholds are registers, so a trained network can be tried at others",
+        )
     p.add_argument("--replay", metavar="LOG.csv", help="learned controllers: open-loop replay of a recorded log")
     p.add_argument("--gain-scale", type=float, default=1.0, help="multiply the PD gains (e.g. 0.2 for 'gains / 5')")
     p.add_argument("--speed", type=float, default=1.0, help="target walking speed, m/s (0.6-1.5)")
@@ -290,6 +300,8 @@ def _check_learned_args(args: argparse.Namespace) -> None:
         ("--deadline-policy", args.deadline_policy is not None),
         ("--budget-us", args.budget_us != 21.0),
         ("--clock-mhz", args.clock_mhz != 125.0),
+        ("--theta-x", args.theta_x is not None),
+        ("--theta-h", args.theta_h is not None),
     ]
     if args.controller == "rl":
         for flag, given in network_flags:
@@ -311,6 +323,10 @@ def _check_learned_args(args: argparse.Namespace) -> None:
         if args.clock_mhz != 125.0 and not (args.controller == "board" and args.emulate == "python"):
             raise CliError("--clock-mhz applies to --controller edgedrnn and board --emulate python (a real board "
                            "reports its clock)")  # fmt: skip
+    if args.controller == "gru" and (args.theta_x is not None or args.theta_h is not None):
+        raise CliError("--theta-x / --theta-h apply to --controller deltagru, edgedrnn and board (gru runs Θ = 0)")
+    if args.replay and (args.theta_x is not None or args.theta_h is not None):
+        raise CliError("--theta-x / --theta-h apply to closed-loop runs, not to --replay")
     if not 0.0 < args.budget_us <= 1e6:
         raise CliError(f"--budget-us must be in (0, 1e6] µs, got {args.budget_us}")
     if not 0.0 < args.clock_mhz <= 10_000.0:
@@ -437,6 +453,8 @@ def run(args: argparse.Namespace) -> int:
             governor=args.governor,
             clock_hz=args.clock_mhz * 1e6,
             board=board,
+            theta_x=args.theta_x,
+            theta_h=args.theta_h,
         )
         if board is not None:
             print(f"legloop eval: connecting to the {board.where} …", file=sys.stderr)
@@ -469,6 +487,9 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     limits = factory.meta.command_limits if learned else None
+    if spec.theta_x is not None or spec.theta_h is not None:
+        given = [f"Θ{w} {v:g}" for w, v in (("x", spec.theta_x), ("h", spec.theta_h)) if v is not None]
+        print(f"  thresholds overridden: {', '.join(given)} (the checkpoint's are not used)", file=sys.stderr)
     if learned and limits:  # a network distilled from a limited RL expert: its torque is bounded as the expert's
         print(f"  command limits from the checkpoint: {limits.describe()}", file=sys.stderr)
     log_header = {

@@ -231,3 +231,43 @@ def test_command_limits_from_the_checkpoint_bound_torque_and_rate(
     meta_path.write_text(json.dumps(d))
     with pytest.raises(CheckpointError, match="command_limits must be"):
         load_checkpoint(ck)
+
+
+def test_eval_runs_a_delta_network_at_other_thresholds(
+    make_checkpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`legloop eval --theta-x/--theta-h` run a checkpoint at thresholds it was not trained with (EdgeDRNN's are
+    registers): Θh = 0 fires more columns than the checkpoint's, the run records what it used, and the flags are
+    refused where no threshold exists or the value cannot be a threshold — before anything is written."""
+    import json
+
+    from experiments.cli import main
+
+    ck = make_checkpoint("t.pt", theta_x=4 / 256, theta_h=0.25, hidden=16)
+    base = ["eval", "--checkpoint", str(ck), "--seconds", "1", "--seeds", "0", "--no-pushes", "--no-log"]
+    sparsity = {}
+    for name, extra in (("trained", []), ("h0", ["--theta-h", "0"])):
+        out = tmp_path / name
+        assert main([*base, "--controller", "deltagru", *extra, "--out", str(out)]) == 0
+        m = json.loads((out / "metrics.json").read_text())
+        sparsity[name] = m["summary"]["mean_sparsity"]
+        assert (m["config"]["controller"]["theta_x"], m["config"]["controller"]["theta_h"]) == (
+            (None, None) if name == "trained" else (None, 0.0)
+        )
+    assert "thresholds overridden: Θh 0 (the checkpoint's are not used)" in capsys.readouterr().err
+    assert sparsity["h0"] < sparsity["trained"]
+
+    for argv, says in (
+        (["--controller", "gru", "--theta-h", "0"], "apply to --controller deltagru, edgedrnn and board"),
+        (["--controller", "pd", "--theta-x", "0.1"], "--theta-x applies to learned controllers"),
+        (["--controller", "deltagru", "--theta-h", "-0.1"], r"theta_h must be in [0, 2)"),
+        (["--controller", "deltagru", "--theta-x", "5"], r"theta_x must be in [0, 2)"),
+    ):
+        out = tmp_path / "refused"
+        if argv[1] == "pd":
+            argv_all = [a for a in base if a not in ("--checkpoint", str(ck))] + argv
+        else:
+            argv_all = base + argv
+        assert main([*argv_all, "--out", str(out)]) == 2
+        assert says in capsys.readouterr().err
+        assert not out.exists()
