@@ -124,7 +124,12 @@ def main() -> None:
             "ratio": round(mr / mp, 3),
             "mean_push_n": {"pd": round(mean_pd, 1), "rl": round(mean_rl, 1)},
             "mean_ratio": round(mean_rl / mean_pd, 3),
-            "paired": {"larger": up, "smaller": down, "same": len(pairs) - up - down, "sign_test_p": round(p_sign, 4)},
+            "paired": {
+                "larger": up,
+                "smaller": down,
+                "same": len(pairs) - up - down,
+                "sign_test_p": float(f"{p_sign:.3g}"),  # 3 significant digits: 3e-05 is not 0
+            },
         }
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
