@@ -179,9 +179,25 @@ class DeltaConfig:
     latency_tau: float = 1 / 256
     # > 0: the gradient of the count is that of a sigmoid this wide (straight-through; the value keeps latency_tau).
     latency_tau_grad: float = 0.0
+    # The thresholds the final network runs at (written into controller.pt and its export), when not those it was
+    # trained at; < 0: the trained ones. Trained at a higher Θh than it runs at, a network sees a staler ĥ in training
+    # than in use; the RL expert's student kept the push gain that way, not when trained at the Θh it ran at
+    # (docs/rl.md, eighth round). The stages' checkpoints (DIR/stages) keep the trained thresholds.
+    run_theta_x: float = -1.0
+    run_theta_h: float = -1.0
+
+    def run_thresholds(self) -> tuple[float, float]:
+        """(Θx, Θh) the final network runs at: ``run_theta_*`` where set (>= 0), else the trained ones."""
+        return (
+            self.run_theta_x if self.run_theta_x >= 0.0 else self.theta_x,
+            self.run_theta_h if self.run_theta_h >= 0.0 else self.theta_h,
+        )
 
     def validate(self) -> None:
         _check(self.epochs >= 1, "delta.epochs", ">= 1")
+        for key in ("run_theta_x", "run_theta_h"):
+            v = getattr(self, key)
+            _check(v < 0.0 or v <= THETA_MAX_VALUE, f"delta.{key}", "in [0, 511/256] (the Θ register's range), or < 0")
         _check(0.0 <= self.latency_weight <= 1e4, "delta.latency_weight", "in [0, 10000] (0: no latency term)")
         _check(0.0 < self.latency_budget_us <= 1e6, "delta.latency_budget_us", "in (0, 1e6] µs")
         _check(0.0 < self.latency_clock_mhz <= 1000.0, "delta.latency_clock_mhz", "in (0, 1000] MHz")
@@ -278,9 +294,9 @@ class TrainConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """Every key, except ``target``, an ``[aux]`` table, ``data.push_heel_strike``, ``model.input_gain`` and the
-        ``delta.latency_*`` keys left at their defaults (off): run directories, checkpoints and sweep task ids made
-        before they existed describe the same training and still match."""
+        """Every key, except ``target``, an ``[aux]`` table, ``data.push_heel_strike``, ``model.input_gain``, the
+        ``delta.latency_*`` and ``delta.run_theta_*`` keys left at their defaults (off): run directories, checkpoints
+        and sweep task ids made before they existed describe the same training and still match."""
         d = dataclasses.asdict(self)
         if self.target == "torque":
             del d["target"]
@@ -290,9 +306,12 @@ class TrainConfig:
             del d["model"]["input_gain"]
         if self.aux == AuxConfig():
             del d["aux"]
-        # Likewise the delta stage's latency keys left at their defaults (off).
+        # Likewise the delta stage's latency keys left at their defaults (off), and run thresholds left unset.
         if all(d["delta"][k] == v for k, v in _LATENCY_DEFAULTS.items()):
             for k in _LATENCY_DEFAULTS:
+                del d["delta"][k]
+        for k in ("run_theta_x", "run_theta_h"):
+            if d["delta"][k] < 0.0:
                 del d["delta"][k]
         return d
 

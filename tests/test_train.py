@@ -223,7 +223,9 @@ def test_distil_config_is_the_default_but_for_inputs_target_pushes_in_the_data_a
     default = load_config().full_dict()
     distil = load_config(CONFIG_DIR / "train_distil.toml").full_dict()
     pushes = {"push_fraction": 0.5, "push_min_n": 100.0, "push_max_n": 400.0}
-    sparser = {"theta_x": 16 / 256, "l1_weight": 4.0}
+    sparser = {"theta_x": 16 / 256, "theta_h": 128 / 256, "l1_weight": 4.0}
+    # trained at a staler ĥ than it runs at (docs/rl.md, eighth round)
+    sparser |= {"run_theta_x": 20 / 256, "run_theta_h": 64 / 256}
     io = {"feature_set": "ampro_plus", "target": "pd_residual"}
     assert default["data"]["push_fraction"] == 0.0 and default["feature_set"] == "ampro"
     assert distil == default | io | {"data": default["data"] | pushes, "delta": default["delta"] | sparser}
@@ -279,3 +281,33 @@ def test_bad_config_file_via_cli(tmp_path: Path, capsys) -> None:
     bad.write_text("seed = [")
     assert main(["train", "--config", str(bad), "--out", str(tmp_path / "r")]) == 2
     assert "not valid TOML" in capsys.readouterr().err
+
+
+def test_run_thresholds_change_only_what_the_final_network_runs_at(tiny_run, tmp_path: Path) -> None:
+    """`[delta] run_theta_x/run_theta_h`: the same training (weights identical for the seed), the final checkpoint
+    and its export at the run thresholds, the stage checkpoints at the trained ones, train.json saying both; unset,
+    the keys stay out of the run's config (older run directories and sweep task ids still match)."""
+    from experiments.train import run_training
+
+    out, _ = tiny_run
+    cfg = load_config(TINY)
+    assert "run_theta_x" not in cfg.to_dict()["delta"] and "run_theta_h" not in cfg.to_dict()["delta"]
+    run_cfg = config_from_dict(cfg.full_dict() | {"delta": cfg.full_dict()["delta"] | {"run_theta_h": 0.03125}})
+    assert run_cfg.to_dict()["delta"]["run_theta_h"] == 0.03125 and "run_theta_x" not in run_cfg.to_dict()["delta"]
+    res = run_training(run_cfg, tmp_path / "run", progress=False)
+    assert _same_weights(out / "controller.pt", res.controller)
+    final, meta = load_checkpoint(res.controller)
+    stage, _ = load_checkpoint(tmp_path / "run" / "stages" / f"{STAGES[-1]}.pt")
+    assert (final.theta_x, final.theta_h) == (cfg.delta.theta_x, 0.03125)  # Θx unset: the trained one
+    assert (stage.theta_x, stage.theta_h) == (cfg.delta.theta_x, cfg.delta.theta_h)
+    summary = json.loads((tmp_path / "run" / "train.json").read_text())
+    assert (
+        summary["run_thresholds"]
+        == meta.training["run_thresholds"]
+        == {"theta_x": cfg.delta.theta_x, "theta_h": 0.03125}
+    )
+    assert "run_thresholds" not in json.loads((out / "train.json").read_text())
+    with np.load(res.exported["bundle"]) as bundle:  # the export runs at them too: Θ in Q8.8 LSB
+        assert (int(bundle["theta_x"]), int(bundle["theta_h"])) == (round(cfg.delta.theta_x * 256), 8)
+    with pytest.raises(ConfigError, match=re.escape("delta.run_theta_h must be in [0, 511/256]")):
+        config_from_dict({"delta": {"run_theta_h": 2.5}})
