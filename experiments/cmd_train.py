@@ -144,6 +144,10 @@ def run(args: argparse.Namespace) -> int:
     layers = last.get("val_sparsity_layers")
     if layers and last.get("theta_x", 0.0) + last.get("theta_h", 0.0) > 0.0:
         print(f"sparsity by layer ({last['name']}, validation; zero Δ entries): {sparsity_by_layer(layers)}")
+    if s.get("run_thresholds"):
+        run = s["run_thresholds"]
+        print(f"controller.pt runs at Θx {run['theta_x'] * 256:g}/256, Θh {run['theta_h'] * 256:g}/256: the validation "
+              "R² and sparsity above are at the trained thresholds; `legloop eval` measures it as it runs")  # fmt: skip
     print(f"\nwrote {res.controller} ({s['feature_set']} features) in {res.seconds:.0f} s")
     if res.export_error:
         print(f"export skipped: {res.export_error}", file=sys.stderr)

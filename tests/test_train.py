@@ -283,7 +283,7 @@ def test_bad_config_file_via_cli(tmp_path: Path, capsys) -> None:
     assert "not valid TOML" in capsys.readouterr().err
 
 
-def test_run_thresholds_change_only_what_the_final_network_runs_at(tiny_run, tmp_path: Path) -> None:
+def test_run_thresholds_change_only_what_the_final_network_runs_at(tiny_run, tmp_path: Path, capsys) -> None:
     """`[delta] run_theta_x/run_theta_h`: the same training (weights identical for the seed), the final checkpoint
     and its export at the run thresholds, the stage checkpoints at the trained ones, train.json saying both; unset,
     the keys stay out of the run's config (older run directories and sweep task ids still match)."""
@@ -295,6 +295,14 @@ def test_run_thresholds_change_only_what_the_final_network_runs_at(tiny_run, tmp
     run_cfg = config_from_dict(cfg.full_dict() | {"delta": cfg.full_dict()["delta"] | {"run_theta_h": 0.03125}})
     assert run_cfg.to_dict()["delta"]["run_theta_h"] == 0.03125 and "run_theta_x" not in run_cfg.to_dict()["delta"]
     res = run_training(run_cfg, tmp_path / "run", progress=False)
+    # The CLI says which thresholds its validation figures are at (the trained ones), and which the network runs at.
+    toml = TINY.read_text().replace("dagger_epochs = 1\n", "dagger_epochs = 1\nrun_theta_h = 0.03125\n", 1)
+    assert "run_theta_h" in toml
+    (tmp_path / "run.toml").write_text(toml)
+    assert main(["train", "--config", str(tmp_path / "run.toml"), "--out", str(tmp_path / "cli"), "--quiet"]) == 0
+    said = capsys.readouterr().out
+    assert "controller.pt runs at Θx 4/256, Θh 8/256: the validation R² and sparsity above are at the trained" in said
+    assert _same_weights(res.controller, tmp_path / "cli" / "controller.pt")
     assert _same_weights(out / "controller.pt", res.controller)
     final, meta = load_checkpoint(res.controller)
     stage, _ = load_checkpoint(tmp_path / "run" / "stages" / f"{STAGES[-1]}.pt")
