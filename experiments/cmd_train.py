@@ -146,8 +146,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"sparsity by layer ({last['name']}, validation; zero Δ entries): {sparsity_by_layer(layers)}")
     if s.get("run_thresholds"):
         run = s["run_thresholds"]
-        print(f"controller.pt runs at Θx {run['theta_x'] * 256:g}/256, Θh {run['theta_h'] * 256:g}/256: the validation "
-              "R² and sparsity above are at the trained thresholds; `legloop eval` measures it as it runs")  # fmt: skip
+        at = ""
+        if run.get("val_r2"):
+            r2 = run["val_r2"]
+            at = f" (validation there: R² knee {r2['knee']:.4f}, ankle {r2['ankle']:.4f}, "
+            at += f"sparsity {run['val_sparsity']:.3f})"
+        print(f"controller.pt runs at Θx {run['theta_x'] * 256:g}/256, Θh {run['theta_h'] * 256:g}/256{at}: the "
+              "stage lines above are at the trained thresholds")  # fmt: skip
     print(f"\nwrote {res.controller} ({s['feature_set']} features) in {res.seconds:.0f} s")
     if res.export_error:
         print(f"export skipped: {res.export_error}", file=sys.stderr)

@@ -73,7 +73,14 @@ from experiments.train_data import (
     split_tails,
     split_train_val,
 )
-from experiments.train_stages import StageSpec, make_aux_head, summary_writer, train_stage, train_stage_budget
+from experiments.train_stages import (
+    StageSpec,
+    make_aux_head,
+    summary_writer,
+    train_stage,
+    train_stage_budget,
+    validate,
+)
 
 FINAL = DELTA_GRU
 
@@ -448,6 +455,9 @@ def run_training(
         # The final network runs at other thresholds than it was trained at (its stage checkpoints keep those).
         model.theta_x, model.theta_h = run_tx, run_th
         meta.training["run_thresholds"] = {"theta_x": run_tx, "theta_h": run_th}
+        if val_s:  # the stages' validation figures are at the trained thresholds: these are at the run ones
+            v = validate(model, Prepared.build(val_s, scaling), scaling, cfg.optim.loss)
+            meta.training["run_thresholds"] |= {"val_r2": v["r2"], "val_sparsity": v["sparsity"]}
         _say(progress, f"controller.pt runs at Θx {run_tx * 256:g}/256, Θh {run_th * 256:g}/256 (trained at "
                        f"{cfg.delta.theta_x * 256:g}/256, {cfg.delta.theta_h * 256:g}/256)")  # fmt: skip
     final_path = save_checkpoint(final, model, meta, overwrite=True)

@@ -301,7 +301,11 @@ def test_run_thresholds_change_only_what_the_final_network_runs_at(tiny_run, tmp
     (tmp_path / "run.toml").write_text(toml)
     assert main(["train", "--config", str(tmp_path / "run.toml"), "--out", str(tmp_path / "cli"), "--quiet"]) == 0
     said = capsys.readouterr().out
-    assert "controller.pt runs at Θx 4/256, Θh 8/256: the validation R² and sparsity above are at the trained" in said
+    assert re.search(
+        r"controller\.pt runs at Θx 4/256, Θh 8/256 \(validation there: R² knee -?[0-9.]+, ankle -?[0-9.]+, "
+        r"sparsity [0-9.]+\): the stage lines above are at the trained thresholds",
+        said,
+    ), said
     assert _same_weights(res.controller, tmp_path / "cli" / "controller.pt")
     assert _same_weights(out / "controller.pt", res.controller)
     final, meta = load_checkpoint(res.controller)
@@ -309,11 +313,12 @@ def test_run_thresholds_change_only_what_the_final_network_runs_at(tiny_run, tmp
     assert (final.theta_x, final.theta_h) == (cfg.delta.theta_x, 0.03125)  # Θx unset: the trained one
     assert (stage.theta_x, stage.theta_h) == (cfg.delta.theta_x, cfg.delta.theta_h)
     summary = json.loads((tmp_path / "run" / "train.json").read_text())
-    assert (
-        summary["run_thresholds"]
-        == meta.training["run_thresholds"]
-        == {"theta_x": cfg.delta.theta_x, "theta_h": 0.03125}
-    )
+    run = meta.training["run_thresholds"]
+    assert summary["run_thresholds"] == run
+    assert (run["theta_x"], run["theta_h"]) == (cfg.delta.theta_x, 0.03125)
+    trained = meta.training["stages"][-1]  # the last stage's validation, at the trained thresholds
+    assert 0.0 <= run["val_sparsity"] < trained["val_sparsity"]  # a lower Θh fires more columns
+    assert set(run["val_r2"]) == {"knee", "ankle"}
     assert "run_thresholds" not in json.loads((out / "train.json").read_text())
     with np.load(res.exported["bundle"]) as bundle:  # the export runs at them too: Θ in Q8.8 LSB
         assert (int(bundle["theta_x"]), int(bundle["theta_h"])) == (round(cfg.delta.theta_x * 256), 8)
