@@ -323,9 +323,10 @@ def _check_learned_args(args: argparse.Namespace) -> None:
         if args.clock_mhz != 125.0 and not (args.controller == "board" and args.emulate == "python"):
             raise CliError("--clock-mhz applies to --controller edgedrnn and board --emulate python (a real board "
                            "reports its clock)")  # fmt: skip
-    if args.controller == "gru" and (args.theta_x is not None or args.theta_h is not None):
+    thresholds_given = args.theta_x is not None or args.theta_h is not None
+    if args.controller == "gru" and thresholds_given:
         raise CliError("--theta-x / --theta-h apply to --controller deltagru, edgedrnn and board (gru runs Θ = 0)")
-    if args.replay and (args.theta_x is not None or args.theta_h is not None):
+    if args.replay and thresholds_given:
         raise CliError("--theta-x / --theta-h apply to closed-loop runs, not to --replay")
     if not 0.0 < args.budget_us <= 1e6:
         raise CliError(f"--budget-us must be in (0, 1e6] µs, got {args.budget_us}")

@@ -447,11 +447,11 @@ def run_training(
         gru_model, gru_meta = load_checkpoint(stages_dir / f"{float_stages[-1]}.pt", fs)
         gru_path = save_checkpoint(out / FLOAT_GRU, gru_model, gru_meta, overwrite=True)
     meta = _meta(cfg, fs, scaling, dt, specs[-1].name, history, data_info, limits)
+    trained = (cfg.delta.theta_x, cfg.delta.theta_h)
     run_tx, run_th = cfg.delta.run_thresholds()
-    last_is_delta = (specs[-1].theta_x, specs[-1].theta_h) == (cfg.delta.theta_x, cfg.delta.theta_h)
-    if (run_tx, run_th) != (cfg.delta.theta_x, cfg.delta.theta_h) and not last_is_delta:
+    if (run_tx, run_th) != trained and (specs[-1].theta_x, specs[-1].theta_h) != trained:
         _say(progress, "delta.run_theta_x/run_theta_h ignored: the last stage is not the delta fine-tune")
-    elif (run_tx, run_th) != (cfg.delta.theta_x, cfg.delta.theta_h):
+    elif (run_tx, run_th) != trained:
         # The final network runs at other thresholds than it was trained at (its stage checkpoints keep those).
         model.theta_x, model.theta_h = run_tx, run_th
         meta.training["run_thresholds"] = {"theta_x": run_tx, "theta_h": run_th}
@@ -459,7 +459,7 @@ def run_training(
             v = validate(model, Prepared.build(val_s, scaling), scaling, cfg.optim.loss)
             meta.training["run_thresholds"] |= {"val_r2": v["r2"], "val_sparsity": v["sparsity"]}
         _say(progress, f"controller.pt runs at Θx {run_tx * 256:g}/256, Θh {run_th * 256:g}/256 (trained at "
-                       f"{cfg.delta.theta_x * 256:g}/256, {cfg.delta.theta_h * 256:g}/256)")  # fmt: skip
+                       f"{trained[0] * 256:g}/256, {trained[1] * 256:g}/256)")  # fmt: skip
     final_path = save_checkpoint(final, model, meta, overwrite=True)
     exported: dict[str, Path] = {}
     export_error = None
