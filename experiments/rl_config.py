@@ -266,6 +266,9 @@ class SelectConfig:
     max_tracking_ratio: float = 1.25
     max_torque_ratio: float = 1.0
     max_rate_ratio: float = 1.0
+    # Processes scoring candidates side by side (each candidate's trials run in one process, so the scores are the
+    # same for any number): the selection is most of a run's wall time when it walks #16's five conditions.
+    workers: int = 2
 
     def validate(self) -> None:
         _check(1 <= len(self.seeds) <= 32 and all(s >= 0 for s in self.seeds), "select.seeds", "1–32 seeds >= 0")
@@ -296,6 +299,10 @@ class SelectConfig:
         )  # fmt: skip
         for key in ("max_tracking_ratio", "max_torque_ratio", "max_rate_ratio"):
             _check(0.0 < getattr(self, key) <= 10.0, f"select.{key}", "in (0, 10]")
+        _check(
+            isinstance(self.workers, int) and not isinstance(self.workers, bool) and 1 <= self.workers <= 64,
+            "select.workers", "an integer in [1, 64] (processes scoring candidates side by side)",
+        )  # fmt: skip
 
     def conditions(self) -> list[tuple[float, float]]:
         """The walks' conditions ``(speed m/s, slope °)``: ``walk_conditions``, or each of ``speeds``, level."""

@@ -25,15 +25,22 @@ The winner's policy and statistics become the run's ``policy.zip`` / ``vecnormal
 ``selection``: ``{"step", "residual_scale_factor", "score_n", "within_limits", "scores": {key: {"score_n",
 "pushes_n", "limits"}}, "baseline_pd": …, "pd_walks": …, "seeds", "speeds", "wall_s"}``. The final policy stays in
 ``checkpoints/step_N``.
+
+``select.workers`` processes (default 2, the development machine's cores) score the candidates side by side, one
+candidate's trials per process, so the scores and the winner are those of one process: with #16's five walk
+conditions and three residual scales (31 candidates and the PD) the selection is most of a run's wall time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import multiprocessing
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +151,33 @@ def walks(checkpoint: Path | None, sel: SelectConfig, control_hz: float = 200.0)
     }
 
 
+# One unit of a selection's work: (checkpoint or None for the PD, run its push trials?, run its walks?).
+_Job = tuple[Path | None, bool, bool]
+_Result = tuple[tuple[float, list[float]] | None, dict[str, Any] | None]
+
+
+def _candidate(d: Path | None, sel: SelectConfig, control_hz: float, push: bool, walk: bool) -> _Result:
+    """A candidate's push score and walks (``d`` None: the PD's), whichever are asked for: one process's job."""
+    return (push_score(d, sel, control_hz) if push else None, walks(d, sel, control_hz) if walk else None)
+
+
+def _results(jobs: list[_Job], sel: SelectConfig, control_hz: float) -> Generator[_Result, None, None]:
+    """The jobs' results in the jobs' order, run by ``sel.workers`` processes (1: here, one after another)."""
+    if sel.workers == 1 or len(jobs) == 1:
+        for d, push, walk in jobs:
+            yield _candidate(d, sel, control_hz, push, walk)
+        return
+    ctx = multiprocessing.get_context("spawn")  # safe with torch/MuJoCo threads in the parent (the trainer)
+    with ProcessPoolExecutor(max_workers=min(sel.workers, len(jobs)), mp_context=ctx) as pool:
+        futures = [pool.submit(_candidate, d, sel, control_hz, push, walk) for d, push, walk in jobs]
+        try:
+            for f in futures:
+                yield f.result()
+        finally:  # an error, or the caller stopped early: drop what has not started
+            for f in futures:
+                f.cancel()
+
+
 def limits(walk: dict[str, Any], pd: dict[str, Any], sel: SelectConfig) -> dict[str, Any]:
     """A checkpoint's walks against the PD's: per condition the ratios, the worst of them, and whether that is
     within ``sel``'s limits."""
@@ -193,11 +227,6 @@ def select_checkpoint(
         raise FileNotFoundError(f"{run} has no complete checkpoints in {run / 'checkpoints'} to select from")
     t0 = time.perf_counter()
     say = progress if progress is not None else (lambda _: None)
-    pd_walks = walks(None, sel, control_hz) if sel.walk_seconds > 0 else None
-    if pd_walks is not None:
-        conds = ", ".join(f"{v:g} m/s {s:+g}°" for v, s in pd_walks["conditions"])
-        say(f"select: the PD's walks ({sel.walk_seconds:g} s × {len(sel.seeds)} seeds on {conds}): peak torque "
-            f"{pd_walks['peak_torque_nm']} N·m, rate {pd_walks['peak_rate_nm_s']} N·m/s per condition")  # fmt: skip
     scores: dict[str, Any] = {}
     scratch = run / SCALED_DIR  # scaled-down copies of the checkpoints (residual_scales), removed at the end
     candidates: list[tuple[str, int, float, Path]] = []
@@ -205,22 +234,39 @@ def select_checkpoint(
         for factor in sel.residual_scales:
             copy = d if factor == 1.0 else _scaled_copy(d, factor, scratch)
             candidates.append((_key(step, factor), step, factor, copy))
-    for key, step, factor, d in candidates:
-        score, pushes = push_score(d, sel, control_hz)
-        entry: dict[str, Any] = {"score_n": round(score, 1), "pushes_n": pushes, "limits": None}
-        scaled = "" if factor == 1.0 else f" (residual ×{factor:g})"
-        line = f"select: step {step}{scaled}: mean largest push survived {score:.0f} N {pushes}"
-        if pd_walks is not None:
-            entry["walks"] = walks(d, sel, control_hz)
-            entry["limits"] = limits(entry["walks"], pd_walks, sel)
-            line += "; " + _limits_text(entry["limits"])
-        scores[key] = entry
-        say(line)
-    baseline = None
+    walk = sel.walk_seconds > 0
+    # In the order they are reported: the PD's walks (every candidate's reference), the candidates, the PD's pushes.
+    jobs: list[_Job] = [(d, True, walk) for _, _, _, d in candidates]
+    if walk:
+        jobs.insert(0, (None, False, True))
     if sel.baseline:
-        score, pushes = push_score(None, sel, control_hz)
-        baseline = {"score_n": round(score, 1), "pushes_n": pushes}
-        say(f"select: the PD alone: {score:.0f} N {pushes}")
+        jobs.append((None, True, False))
+    baseline = pd_walks = None
+    with contextlib.closing(_results(jobs, sel, control_hz)) as results:
+        if walk:
+            pd_walks = next(results)[1]
+            assert pd_walks is not None
+            conds = ", ".join(f"{v:g} m/s {s:+g}°" for v, s in pd_walks["conditions"])
+            say(f"select: the PD's walks ({sel.walk_seconds:g} s × {len(sel.seeds)} seeds on {conds}): peak torque "
+                f"{pd_walks['peak_torque_nm']} N·m, rate {pd_walks['peak_rate_nm_s']} N·m/s per condition")  # fmt: skip
+        for key, step, factor, _ in candidates:
+            pushed, walked = next(results)
+            assert pushed is not None
+            score, pushes = pushed
+            entry: dict[str, Any] = {"score_n": round(score, 1), "pushes_n": pushes, "limits": None}
+            scaled = "" if factor == 1.0 else f" (residual ×{factor:g})"
+            line = f"select: step {step}{scaled}: mean largest push survived {score:.0f} N {pushes}"
+            if pd_walks is not None and walked is not None:
+                entry["walks"] = walked
+                entry["limits"] = limits(walked, pd_walks, sel)
+                line += "; " + _limits_text(entry["limits"])
+            scores[key] = entry
+            say(line)
+        if sel.baseline:
+            pushed, _ = next(results)
+            assert pushed is not None
+            baseline = {"score_n": round(pushed[0], 1), "pushes_n": pushed[1]}
+            say(f"select: the PD alone: {pushed[0]:.0f} N {pushed[1]}")
 
     def within(key: str) -> bool:
         lim = scores[key]["limits"]

@@ -10,6 +10,7 @@ import itertools
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -584,6 +585,8 @@ def test_new_config_options_are_validated() -> None:
         ({"reward": {"tracking_pushed": -1.0}}, r"reward\.tracking_pushed must be >= 0"),
         ({"reward": {"peak_torque_at": 1.0}}, r"reward\.peak_torque_at must be in \(0, 1\)"),
         ({"reward": {"peak_rate_at": 0.0}}, r"reward\.peak_rate_at must be in \(0, 2\)"),
+        ({"select": {"workers": 0}}, r"select\.workers must be an integer in \[1, 64\]"),
+        ({"select": {"workers": 1.5}}, r"select\.workers must be an integer"),
     ):
         with pytest.raises(ConfigError, match=msg):
             rl_config_from_dict(raw)
@@ -614,14 +617,14 @@ def test_select_picks_the_best_checkpoint(trained: Path, tmp_path: Path, monkeyp
     shutil.copytree(trained, run, ignore=shutil.ignore_patterns("tb"))
     fake = {"step_512": 300.0, "step_1024": 150.0, None: 250.0}
     monkeypatch.setattr(sel_mod, "push_score", lambda d, sel, hz: (fake[d.name if d else None], [1.0]))
-    sel = sel_mod.select_checkpoint(run, SelectConfig(walk_seconds=0.0))
+    sel = sel_mod.select_checkpoint(run, SelectConfig(walk_seconds=0.0, workers=1))
     assert sel["step"] == 512 and sel["score_n"] == 300.0 and sel["baseline_pd"]["score_n"] == 250.0
     assert (run / "policy.zip").read_bytes() == (run / "checkpoints" / "step_512" / "policy.zip").read_bytes()
     meta = json.loads((run / "rl.json").read_text())
     assert meta["selection"]["step"] == 512 and meta["timesteps"] == 512 and "training" in meta
     assert json.loads((run / "rl_train.json").read_text())["selected_step"] == 512
     fake["step_1024"] = 300.0  # a tie: the later, longer-trained checkpoint
-    assert sel_mod.select_checkpoint(run, SelectConfig(baseline=False, walk_seconds=0.0))["step"] == 1024
+    assert sel_mod.select_checkpoint(run, SelectConfig(baseline=False, walk_seconds=0.0, workers=1))["step"] == 1024
     # Selecting again updates the training summary too, not only rl.json.
     summary = json.loads((run / "rl_train.json").read_text())
     assert summary["selected_step"] == 1024 and summary["selected_score_n"] == 300.0
@@ -650,7 +653,7 @@ def test_select_keeps_to_the_tracking_and_torque_limits(
     fake = {"step_512": 200.0, "step_1024": 300.0, None: 250.0}
     monkeypatch.setattr(sel_mod, "push_score", lambda d, sel, hz: (fake[d.name if d else None], [1.0]))
     lines: list[str] = []
-    sel = sel_mod.select_checkpoint(run, SelectConfig(), progress=lines.append)
+    sel = sel_mod.select_checkpoint(run, SelectConfig(workers=1), progress=lines.append)
     assert sel["step"] == 512 and sel["within_limits"] and sel["pd_walks"] == pd
     lim = sel["scores"]["1024"]["limits"]
     assert not lim["within"] and lim["ankle_ratio"] == 1.26 and lim["knee_ratio"] == 1.0
@@ -661,11 +664,11 @@ def test_select_keeps_to_the_tracking_and_torque_limits(
     assert any("step 1024" in s and "OUTSIDE limits" in s and "ankle 1.26×" in s for s in lines)
     # A peak above the PD's on one condition is outside, though below the PD's peak over all conditions (110).
     walked["step_512"] = ok | {"peak_torque_nm": [[110.0, 100.0], [100.5, 90.0]]}
-    sel = sel_mod.select_checkpoint(run, SelectConfig(), progress=lines.append)
+    sel = sel_mod.select_checkpoint(run, SelectConfig(workers=1), progress=lines.append)
     assert sel["scores"]["512"]["limits"]["torque_ratio"] == [1.005, 1.0]
     assert sel["step"] == 1024 and not sel["within_limits"] and "no checkpoint is within the limits" in lines[-1]
     # Looser limits from the config: 1024's ankle (1.26×) is within 1.3×.
-    assert sel_mod.select_checkpoint(run, SelectConfig(max_tracking_ratio=1.3))["step"] == 1024
+    assert sel_mod.select_checkpoint(run, SelectConfig(max_tracking_ratio=1.3, workers=1))["step"] == 1024
 
 
 def test_select_tries_scaled_down_residuals(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -693,7 +696,7 @@ def test_select_tries_scaled_down_residuals(trained: Path, tmp_path: Path, monke
 
     monkeypatch.setattr(sel_mod, "walks", lambda d, sel, hz: walked[d.name if d else None])
     monkeypatch.setattr(sel_mod, "push_score", fake_push)
-    sel = sel_mod.select_checkpoint(run, SelectConfig(residual_scales=[1.0, 0.5]))
+    sel = sel_mod.select_checkpoint(run, SelectConfig(residual_scales=[1.0, 0.5], workers=1))
     assert (sel["step"], sel["residual_scale_factor"], sel["within_limits"]) == (512, 0.5, True)
     assert set(sel["scores"]) == {"512", "512x0.5", "1024", "1024x0.5"}
     assert sorted(seen) == sorted([trained_scale, trained_scale * 0.5] * 2)
@@ -727,6 +730,29 @@ def test_select_command_runs_push_trials(trained: Path, tmp_path: Path, capsys: 
     assert lim["within"] and 0.0 < lim["knee_ratio"] < 10.0
     assert "selected step 1024" in capsys.readouterr().out
     assert main(["rl", "select", str(tmp_path)]) == 2
+
+
+def test_select_scores_alike_in_one_process_or_two(trained: Path, tmp_path: Path) -> None:
+    """select.workers only spreads the candidates over processes: real push trials and walks score every candidate
+    the same with 1 and 2 workers, and the progress lines come in the candidates' order either way."""
+    import experiments.rl_select as sel_mod
+    from experiments.rl_config import SelectConfig
+
+    found: dict[int, dict[str, Any]] = {}
+    lines: dict[int, list[str]] = {1: [], 2: []}
+    for workers in (1, 2):
+        run = tmp_path / f"run{workers}"
+        shutil.copytree(trained, run, ignore=shutil.ignore_patterns("tb"))
+        cfg = SelectConfig(seeds=[100], speeds=[1.0], magnitudes=[100.0, 200.0, 5000.0], walk_seconds=2.0,
+                           residual_scales=[1.0, 0.5], max_tracking_ratio=10.0, max_torque_ratio=10.0,
+                           max_rate_ratio=10.0, workers=workers)  # fmt: skip
+        found[workers] = sel_mod.select_checkpoint(run, cfg, progress=lines[workers].append)
+    one, two = found[1], found[2]
+    assert one["scores"] == two["scores"] and one["pd_walks"] == two["pd_walks"]
+    assert one["baseline_pd"] == two["baseline_pd"] and (one["step"], one["residual_scale_factor"]) == (
+        two["step"], two["residual_scale_factor"])  # fmt: skip
+    assert set(one["scores"]) == {"512", "512x0.5", "1024", "1024x0.5"}
+    assert lines[1] == lines[2] and len(lines[1]) == 6 and "PD's walks" in lines[1][0] and "PD alone" in lines[1][-1]
 
 
 def test_push_train_pattern() -> None:
