@@ -90,6 +90,19 @@ EMULATE_KINDS = ("python", "c", "qemu")
 POLICIES = ("hold", "fallback_pd", "stop", "period", "none")
 
 
+def threshold_arg(text: str) -> float:
+    """``--theta-x/--theta-h``: a normalised threshold (``0.375``) or a fraction of two integers (``96/256``, as
+    the docs and train.json quote them, the denominator EdgeDRNN's Q8.8 one)."""
+    num, slash, den = text.partition("/")
+    try:
+        value = int(num) / int(den) if slash else float(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(
+            f"expected a normalised threshold like 0.375 or a fraction like 96/256, got {text!r}"
+        ) from None
+    return value
+
+
 def parse_seeds(text: str) -> list[int]:
     try:
         seeds = [int(s) for s in text.split(",") if s.strip()]
@@ -155,12 +168,13 @@ def register(sub: Subparsers) -> None:
     for which, trained in (("x", "inputs"), ("h", "hidden state")):
         p.add_argument(
             f"--theta-{which}",
-            type=float,
+            type=threshold_arg,
             default=None,
             metavar="Θ",
             help=f"deltagru, edgedrnn, board: run with this delta threshold on the {trained} instead of the "
             "checkpoint's, in its normalised units (0.375 = 96/256, i.e. 96 LSB of EdgeDRNN's Q8.8 register; 0: every "
-            "change fires) — EdgeDRNN's thresholds are registers, so a trained network can be tried at others",
+            "change fires), or as a fraction, e.g. 96/256 — EdgeDRNN's thresholds are registers, so a trained network "
+            "can be tried at others",
         )
     p.add_argument("--replay", metavar="LOG.csv", help="learned controllers: open-loop replay of a recorded log")
     p.add_argument("--gain-scale", type=float, default=1.0, help="multiply the PD gains (e.g. 0.2 for 'gains / 5')")

@@ -246,16 +246,23 @@ def test_eval_runs_a_delta_network_at_other_thresholds(
     ck = make_checkpoint("t.pt", theta_x=4 / 256, theta_h=0.25, hidden=16)
     base = ["eval", "--checkpoint", str(ck), "--seconds", "1", "--seeds", "0", "--no-pushes", "--no-log"]
     sparsity = {}
-    for name, extra in (("trained", []), ("h0", ["--theta-h", "0"])):
+    runs = {"trained": ([], (None, None)), "h0": (["--theta-h", "0"], (None, 0.0)),
+            "frac": (["--theta-x", "2/256", "--theta-h", "64/256"], (2 / 256, 0.25))}  # fmt: skip
+    for name, (extra, recorded) in runs.items():
         out = tmp_path / name
         assert main([*base, "--controller", "deltagru", *extra, "--out", str(out)]) == 0
         m = json.loads((out / "metrics.json").read_text())
         sparsity[name] = m["summary"]["mean_sparsity"]
-        assert (m["config"]["controller"]["theta_x"], m["config"]["controller"]["theta_h"]) == (
-            (None, None) if name == "trained" else (None, 0.0)
-        )
-    assert "thresholds overridden: Θh 0 (the checkpoint's are not used)" in capsys.readouterr().err
+        assert (m["config"]["controller"]["theta_x"], m["config"]["controller"]["theta_h"]) == recorded
+    err = capsys.readouterr().err
+    assert "thresholds overridden: Θh 0 (the checkpoint's are not used)" in err
+    assert "thresholds overridden: Θx 0.0078125, Θh 0.25" in err
     assert sparsity["h0"] < sparsity["trained"]
+    for bad in ("96/0", "x/256", "0.1/256", "", "a"):  # a fraction is of integers, as the register's LSB count
+        with pytest.raises(SystemExit):
+            main([*base, "--controller", "deltagru", "--theta-h", bad, "--out", str(tmp_path / "bad")])
+        assert "expected a normalised threshold like 0.375 or a fraction like 96/256" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
 
     for argv, says in (
         (["--controller", "gru", "--theta-h", "0"], "apply to --controller deltagru, edgedrnn and board"),
