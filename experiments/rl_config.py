@@ -266,6 +266,12 @@ class SelectConfig:
     max_tracking_ratio: float = 1.25
     max_torque_ratio: float = 1.0
     max_rate_ratio: float = 1.0
+    # Hard limits on the command at deployment, [knee, ankle] (N·m, N·m/s; 0: the trained limit, if any): every
+    # candidate is scored under the tighter of these and its trained limits, and the winner's rl.json keeps them.
+    # Trained under the ankle's limit a policy lost the push gain that the same recipe trained without it and
+    # limited at deployment kept (docs/rl.md, fifth and sixth rounds: M2 against L2a70 / Ls20).
+    torque_limit_nm: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    rate_limit_nm_s: list[float] = field(default_factory=lambda: [0.0, 0.0])
     # Processes scoring candidates side by side (each candidate's trials run in one process, so the scores are the
     # same for any number): the selection is most of a run's wall time when it walks #16's five conditions.
     workers: int = 2
@@ -299,10 +305,22 @@ class SelectConfig:
         )  # fmt: skip
         for key in ("max_tracking_ratio", "max_torque_ratio", "max_rate_ratio"):
             _check(0.0 < getattr(self, key) <= 10.0, f"select.{key}", "in (0, 10]")
+        for key in ("torque_limit_nm", "rate_limit_nm_s"):
+            v = getattr(self, key)
+            _check(
+                isinstance(v, list) and len(v) == 2
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0 for x in v),
+                f"select.{key}", "[knee, ankle], each >= 0 (0: the trained limit)",
+            )  # fmt: skip
         _check(
             isinstance(self.workers, int) and not isinstance(self.workers, bool) and 1 <= self.workers <= 64,
             "select.workers", "an integer in [1, 64] (processes scoring candidates side by side)",
         )  # fmt: skip
+
+    @property
+    def deploys_limits(self) -> bool:
+        """Whether the selection adds limits at deployment (every candidate then runs from a copy)."""
+        return any(x > 0 for x in (*self.torque_limit_nm, *self.rate_limit_nm_s))
 
     def conditions(self) -> list[tuple[float, float]]:
         """The walks' conditions ``(speed m/s, slope °)``: ``walk_conditions``, or each of ``speeds``, level."""

@@ -26,6 +26,9 @@ The winner's policy and statistics become the run's ``policy.zip`` / ``vecnormal
 "pushes_n", "limits"}}, "baseline_pd": …, "pd_walks": …, "seeds", "speeds", "wall_s"}``. The final policy stays in
 ``checkpoints/step_N``.
 
+With ``select.torque_limit_nm`` / ``select.rate_limit_nm_s`` every candidate runs under the tighter of its trained
+hard limits and these (limits at deployment, as the residual scale), and the winner's ``rl.json`` keeps them.
+
 ``select.workers`` processes (default 2, the development machine's cores) score the candidates side by side, one
 candidate's trials per process, so the scores and the winner are those of one process: with #16's five walk
 conditions and three residual scales (31 candidates and the PD) the selection is most of a run's wall time.
@@ -232,7 +235,7 @@ def select_checkpoint(
     candidates: list[tuple[str, int, float, Path]] = []
     for step, d in found:
         for factor in sel.residual_scales:
-            copy = d if factor == 1.0 else _scaled_copy(d, factor, scratch)
+            copy = d if factor == 1.0 and not sel.deploys_limits else _scaled_copy(d, factor, scratch, sel)
             candidates.append((_key(step, factor), step, factor, copy))
     walk = sel.walk_seconds > 0
     # In the order they are reported: the PD's walks (every candidate's reference), the candidates, the PD's pushes.
@@ -290,6 +293,7 @@ def select_checkpoint(
         "speeds": list(sel.speeds),
         "walk_conditions": [list(c) for c in sel.conditions()],
         "residual_scales": list(sel.residual_scales),
+        "deploy_limits": {"torque_nm": list(sel.torque_limit_nm), "rate_nm_s": list(sel.rate_limit_nm_s)},
         "magnitudes": list(sel.magnitudes),
         "limits": {
             k: getattr(sel, k) for k in ("walk_seconds", "max_tracking_ratio", "max_torque_ratio", "max_rate_ratio")
@@ -319,17 +323,34 @@ def _key(step: int, factor: float) -> str:
     return str(step) if factor == 1.0 else f"{step}x{factor:g}"
 
 
-def _scaled_copy(d: Path, factor: float, scratch: Path) -> Path:
-    """A copy of checkpoint ``d`` whose residual bound is ``factor`` × its own (policy and statistics as they are)."""
+def _scaled_copy(d: Path, factor: float, scratch: Path, sel: SelectConfig) -> Path:
+    """A copy of checkpoint ``d`` whose residual bound is ``factor`` × its own and whose command limits are the
+    tighter of its own and ``sel``'s deployment limits (policy and statistics as they are)."""
     out = scratch / f"{d.name}_x{factor:g}"
     out.mkdir(parents=True, exist_ok=True)
     for f in (POLICY_FILE, NORM_FILE):
         shutil.copyfile(d / f, out / f)
     meta = read_meta(d)
     meta["residual_scale"] = round(float(meta["residual_scale"]) * factor, 6)
+    for key, deploy in (
+        ("residual_torque_limit_nm", sel.torque_limit_nm),
+        ("residual_rate_limit_nm_s", sel.rate_limit_nm_s),
+    ):
+        meta[key] = tighter_limits(meta.get(key), deploy)
     meta.pop("selection", None)
     write_json(out / META_FILE, meta)
     return out
+
+
+def tighter_limits(trained: list[float | None] | None, deploy: list[float]) -> list[float | None] | None:
+    """Per joint the tighter of a checkpoint's limits (``rl.json``'s form: None for none) and deployment limits
+    (0: none), in ``rl.json``'s form."""
+    own = list(trained) if trained is not None else [None, None]
+    out: list[float | None] = []
+    for t, v in zip(own, deploy, strict=True):
+        given = [float(x) for x in (t, v) if x]
+        out.append(min(given) if given else None)
+    return None if out == [None, None] else out
 
 
 def with_selection(summary: dict[str, Any], selection: dict[str, Any]) -> dict[str, Any]:

@@ -707,6 +707,48 @@ def test_select_tries_scaled_down_residuals(trained: Path, tmp_path: Path, monke
     assert json.loads((run / "checkpoints" / "step_512" / "rl.json").read_text())["residual_scale"] == trained_scale
 
 
+def test_select_adds_limits_at_deployment(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """select.torque_limit_nm / rate_limit_nm_s: every candidate (scaled or not) runs under the tighter of its
+    trained limits and these, the winner's rl.json and the loaded policy keep them, the checkpoints stay as trained."""
+    import experiments.rl_select as sel_mod
+    from controllers.rl_policy import load_rl_checkpoint
+    from experiments.rl_config import SelectConfig, rl_config_from_dict
+    from experiments.train_config import ConfigError
+
+    assert sel_mod.tighter_limits(None, [0.0, 0.0]) is None
+    assert sel_mod.tighter_limits([100.0, None], [0.0, 70.0]) == [100.0, 70.0]
+    assert sel_mod.tighter_limits([100.0, 90.0], [120.0, 70.0]) == [100.0, 70.0]
+    assert sel_mod.tighter_limits(None, [0.0, 70.0]) == [None, 70.0]
+    assert not rl_config_from_dict({}).select.deploys_limits
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run, ignore=shutil.ignore_patterns("tb"))
+    trained_meta = json.loads((run / "checkpoints" / "step_1024" / "rl.json").read_text())
+    seen: dict[str, tuple[Any, Any]] = {}
+
+    def fake_push(d: Path | None, sel: SelectConfig, hz: float) -> tuple[float, list[float]]:
+        if d is not None:
+            meta = json.loads((d / "rl.json").read_text())
+            seen[d.name] = (meta["residual_torque_limit_nm"], meta["residual_rate_limit_nm_s"])
+        return {"step_512_x1": 300.0, "step_512_x0.5": 250.0}.get(d.name if d else "", 200.0), [1.0]
+
+    monkeypatch.setattr(sel_mod, "push_score", fake_push)
+    cfg = SelectConfig(walk_seconds=0.0, residual_scales=[1.0, 0.5], torque_limit_nm=[0.0, 70.0],
+                       rate_limit_nm_s=[14000.0, 0.0], workers=1)  # fmt: skip
+    sel = sel_mod.select_checkpoint(run, cfg)
+    assert set(seen) == {"step_512_x1", "step_512_x0.5", "step_1024_x1", "step_1024_x0.5"}
+    assert all(v == ([None, 70.0], [14000.0, None]) for v in seen.values())
+    assert (sel["step"], sel["residual_scale_factor"]) == (512, 1.0)
+    assert sel["deploy_limits"] == {"torque_nm": [0.0, 70.0], "rate_nm_s": [14000.0, 0.0]}
+    loaded = load_rl_checkpoint(run)
+    assert loaded.torque_limit == (None, 70.0) and loaded.rate_limit == (14000.0, None)
+    assert loaded.residual_scale == pytest.approx(trained_meta["residual_scale"])
+    assert json.loads((run / "checkpoints" / "step_1024" / "rl.json").read_text()) == trained_meta
+    assert not (run / sel_mod.SCALED_DIR).exists()
+    with pytest.raises(ConfigError, match=r"select\.torque_limit_nm must be \[knee, ankle\], each >= 0"):
+        rl_config_from_dict({"select": {"torque_limit_nm": [100.0, -70.0]}})
+
+
 def test_select_command_runs_push_trials(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
     shutil.copytree(trained, run, ignore=shutil.ignore_patterns("tb"))
