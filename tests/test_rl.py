@@ -307,6 +307,25 @@ def test_default_config_file_matches_the_defaults() -> None:
     assert load_rl_config() == RLConfig().validate()
 
 
+def test_the_ls20_config_is_the_default_but_for_its_own_keys() -> None:
+    """experiments/configs/rl_ls20.toml (benchmarks/remake_ls20.sh) remakes a run trained before today's defaults:
+    it is the default config but for the keys it names, so a changed default shows here, not as a different expert."""
+    from experiments.rl_config import DEFAULT_RL_CONFIG, load_rl_config
+
+    def flat(cfg: dict[str, Any]) -> dict[str, Any]:
+        return {f"{t}.{k}": x for t, v in cfg.items() if isinstance(v, dict) for k, x in v.items()} | {
+            t: v for t, v in cfg.items() if not isinstance(v, dict)
+        }
+
+    ls20 = flat(load_rl_config(DEFAULT_RL_CONFIG.parent / "rl_ls20.toml").to_dict())
+    default = flat(load_rl_config().to_dict())
+    differ = {k for k in ls20 if ls20[k] != default[k]}
+    assert differ == {"seed", "residual.torque_limit_nm", "residual.rate_limit_nm_s", "select.torque_limit_nm",
+                      "select.walk_conditions", "select.residual_scales", "select.max_torque_ratio",
+                      "select.max_rate_ratio"}  # fmt: skip
+    assert ls20["seed"] == 2 and ls20["select.torque_limit_nm"] == [100.0, 70.0] and set(ls20) == set(default)
+
+
 def test_reset_option_sets_one_episodes_pushes() -> None:
     """The env takes an episode's pushes as a reset option (what ResidualPDEnv uses); the next reset without it
     returns to the constructor's; any other option is refused."""
