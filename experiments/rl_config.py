@@ -77,8 +77,7 @@ class ResidualConfig:
     def validate(self) -> None:
         _check(0.0 < self.scale <= 1.0, "residual.scale", "in (0, 1] (a fraction of the peak torque)")
         for key in ("torque_limit_nm", "rate_limit_nm_s"):
-            v = getattr(self, key)
-            _check(len(v) == 2 and all(x >= 0 for x in v), f"residual.{key}", "[knee, ankle], each >= 0 (0: none)")
+            _check(_is_joint_pair(getattr(self, key)), f"residual.{key}", "[knee, ankle], each >= 0 (0: none)")
         _check(0.0 <= self.max_delta <= 2.0, "residual.max_delta", "in [0, 2] action units per step (0: no limit)")
         _check(0.0 <= self.envelope <= 1.0, "residual.envelope", "in [0, 1], a fraction of the peak torque (0: none)")
 
@@ -97,6 +96,14 @@ class ResidualConfig:
     @property
     def rate_limit_or_none(self) -> list[float | None] | None:
         return _limits_or_none(self.rate_limit_nm_s)
+
+
+def _is_joint_pair(v: Any) -> bool:
+    """A [knee, ankle] list of numbers >= 0 (a limit per joint, 0: none)."""
+    return (
+        isinstance(v, list) and len(v) == 2
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0 for x in v)
+    )  # fmt: skip
 
 
 def _limits_or_none(pair: list[float]) -> list[float | None] | None:
@@ -306,12 +313,9 @@ class SelectConfig:
         for key in ("max_tracking_ratio", "max_torque_ratio", "max_rate_ratio"):
             _check(0.0 < getattr(self, key) <= 10.0, f"select.{key}", "in (0, 10]")
         for key in ("torque_limit_nm", "rate_limit_nm_s"):
-            v = getattr(self, key)
             _check(
-                isinstance(v, list) and len(v) == 2
-                and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0 for x in v),
-                f"select.{key}", "[knee, ankle], each >= 0 (0: the trained limit)",
-            )  # fmt: skip
+                _is_joint_pair(getattr(self, key)), f"select.{key}", "[knee, ankle], each >= 0 (0: the trained limit)"
+            )
         _check(
             isinstance(self.workers, int) and not isinstance(self.workers, bool) and 1 <= self.workers <= 64,
             "select.workers", "an integer in [1, 64] (processes scoring candidates side by side)",

@@ -54,7 +54,7 @@ from experiments.rl_config import SelectConfig
 from experiments.rundir import write_json
 
 TRAIN_SUMMARY_FILE = "rl_train.json"  # the training summary experiments/rl_train.py writes; a selection updates it
-SCALED_DIR = "select_scaled"  # a selection's scaled-down checkpoint copies, under the run directory while it runs
+SCALED_DIR = "select_scaled"  # a selection's deployment copies of the checkpoints, in the run directory while it runs
 
 _STEP = re.compile(r"^step_(\d+)$")
 
@@ -231,11 +231,11 @@ def select_checkpoint(
     t0 = time.perf_counter()
     say = progress if progress is not None else (lambda _: None)
     scores: dict[str, Any] = {}
-    scratch = run / SCALED_DIR  # scaled-down copies of the checkpoints (residual_scales), removed at the end
+    scratch = run / SCALED_DIR  # the candidates' deployment copies (residual scale, limits), removed at the end
     candidates: list[tuple[str, int, float, Path]] = []
     for step, d in found:
         for factor in sel.residual_scales:
-            copy = d if factor == 1.0 and not sel.deploys_limits else _scaled_copy(d, factor, scratch, sel)
+            copy = d if factor == 1.0 and not sel.deploys_limits else _deployment_copy(d, factor, scratch, sel)
             candidates.append((_key(step, factor), step, factor, copy))
     walk = sel.walk_seconds > 0
     # In the order they are reported: the PD's walks (every candidate's reference), the candidates, the PD's pushes.
@@ -323,7 +323,7 @@ def _key(step: int, factor: float) -> str:
     return str(step) if factor == 1.0 else f"{step}x{factor:g}"
 
 
-def _scaled_copy(d: Path, factor: float, scratch: Path, sel: SelectConfig) -> Path:
+def _deployment_copy(d: Path, factor: float, scratch: Path, sel: SelectConfig) -> Path:
     """A copy of checkpoint ``d`` whose residual bound is ``factor`` × its own and whose command limits are the
     tighter of its own and ``sel``'s deployment limits (policy and statistics as they are)."""
     out = scratch / f"{d.name}_x{factor:g}"
