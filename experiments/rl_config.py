@@ -282,6 +282,9 @@ class SelectConfig:
     # Processes scoring candidates side by side (each candidate's trials run in one process, so the scores are the
     # same for any number): the selection is most of a run's wall time when it walks #16's five conditions.
     workers: int = 2
+    # false: walk every candidate first and push only those within the limits (all, if none is) — the same winner,
+    # without the push trials of the candidates that cannot win (their score_n is None in rl.json).
+    push_outside_limits: bool = True
 
     def validate(self) -> None:
         _check(1 <= len(self.seeds) <= 32 and all(s >= 0 for s in self.seeds), "select.seeds", "1–32 seeds >= 0")

@@ -29,6 +29,11 @@ The winner's policy and statistics become the run's ``policy.zip`` / ``vecnormal
 With ``select.torque_limit_nm`` / ``select.rate_limit_nm_s`` every candidate runs under the tighter of its trained
 hard limits and these (limits at deployment, as the residual scale), and the winner's ``rl.json`` keeps them.
 
+``select.push_outside_limits = false`` walks every candidate first and runs push trials only for those within the
+limits (for all, if none is): the same winner and the same scores for those within, for the trials of the others
+(outside candidates keep ``score_n`` None) — with #16's five walk conditions the walks and the push trials take
+about as long, and most candidates of a run fall outside.
+
 ``select.workers`` processes (default 2, the development machine's cores) score the candidates side by side, one
 candidate's trials per process, so the scores and the winner are those of one process: with #16's five walk
 conditions and three residual scales (31 candidates and the PD) the selection is most of a run's wall time.
@@ -238,11 +243,13 @@ def select_checkpoint(
             copy = d if factor == 1.0 and not sel.deploys_limits else _deployment_copy(d, factor, scratch, sel)
             candidates.append((_key(step, factor), step, factor, copy))
     walk = sel.walk_seconds > 0
+    walks_first = walk and not sel.push_outside_limits
     # In the order they are reported: the PD's walks (every candidate's reference), the candidates, the PD's pushes.
-    jobs: list[_Job] = [(d, True, walk) for _, _, _, d in candidates]
+    # Walks first: every candidate's walks, then the pushes of those within the limits (of all, if none is).
+    jobs: list[_Job] = [(d, not walks_first, walk) for _, _, _, d in candidates]
     if walk:
         jobs.insert(0, (None, False, True))
-    if sel.baseline:
+    if sel.baseline and not walks_first:
         jobs.append((None, True, False))
     baseline = pd_walks = None
     with contextlib.closing(_results(jobs, sel, control_hz)) as results:
@@ -254,30 +261,42 @@ def select_checkpoint(
                 f"{pd_walks['peak_torque_nm']} N·m, rate {pd_walks['peak_rate_nm_s']} N·m/s per condition")  # fmt: skip
         for key, step, factor, _ in candidates:
             pushed, walked = next(results)
-            assert pushed is not None
-            score, pushes = pushed
-            entry: dict[str, Any] = {"score_n": round(score, 1), "pushes_n": pushes, "limits": None}
-            scaled = "" if factor == 1.0 else f" (residual ×{factor:g})"
-            line = f"select: step {step}{scaled}: mean largest push survived {score:.0f} N {pushes}"
+            entry: dict[str, Any] = {"score_n": None, "pushes_n": None, "limits": None}
+            line = f"select: step {step}{_scaled(factor)}: "
+            if pushed is not None:
+                entry["score_n"], entry["pushes_n"] = round(pushed[0], 1), pushed[1]
+                line += f"mean largest push survived {pushed[0]:.0f} N {pushed[1]}; "
             if pd_walks is not None and walked is not None:
                 entry["walks"] = walked
                 entry["limits"] = limits(walked, pd_walks, sel)
-                line += "; " + _limits_text(entry["limits"])
+                line += _limits_text(entry["limits"])
             scores[key] = entry
-            say(line)
-        if sel.baseline:
-            pushed, _ = next(results)
-            assert pushed is not None
-            baseline = {"score_n": round(pushed[0], 1), "pushes_n": pushed[1]}
-            say(f"select: the PD alone: {pushed[0]:.0f} N {pushed[1]}")
+            say(line.removesuffix("; "))
+        if sel.baseline and not walks_first:
+            baseline = _baseline(next(results), say)
+    if walks_first:
+        pushing = [c for c in candidates if scores[c[0]]["limits"]["within"]] or candidates
+        n_in = sum(bool(scores[c[0]]["limits"]["within"]) for c in candidates)
+        say(f"select: push trials for the {n_in} of {len(candidates)} candidates within the limits" if n_in
+            else f"select: push trials for all {len(candidates)} candidates (none is within the limits)")  # fmt: skip
+        jobs = [(d, True, False) for _, _, _, d in pushing] + ([(None, True, False)] if sel.baseline else [])
+        with contextlib.closing(_results(jobs, sel, control_hz)) as results:
+            for key, step, factor, _ in pushing:
+                pushed, _ = next(results)
+                assert pushed is not None
+                scores[key]["score_n"], scores[key]["pushes_n"] = round(pushed[0], 1), pushed[1]
+                say(f"select: step {step}{_scaled(factor)}: mean largest push survived {pushed[0]:.0f} N {pushed[1]}")
+            if sel.baseline:
+                baseline = _baseline(next(results), say)
 
     def within(key: str) -> bool:
         lim = scores[key]["limits"]
         return lim is None or bool(lim["within"])
 
-    # Best: within the limits, then the push score, then the later checkpoint, then the larger residual.
+    # Best: within the limits, then the push score, then the later checkpoint, then the larger residual (a candidate
+    # without push trials is outside the limits while another is within: it cannot win).
     best_key, best_step, best_f, best_dir = max(
-        candidates, key=lambda c: (within(c[0]), scores[c[0]]["score_n"], c[1], c[2])
+        candidates, key=lambda c: (within(c[0]), scores[c[0]]["score_n"] or 0.0, c[1], c[2])
     )
     if not within(best_key):
         say(f"select: no checkpoint is within the limits; step {best_key} has the best push score")
@@ -292,6 +311,7 @@ def select_checkpoint(
         "seeds": list(sel.seeds),
         "speeds": list(sel.speeds),
         "walk_conditions": [list(c) for c in sel.conditions()],
+        "push_outside_limits": sel.push_outside_limits,
         "residual_scales": list(sel.residual_scales),
         "deploy_limits": {"torque_nm": list(sel.torque_limit_nm), "rate_nm_s": list(sel.rate_limit_nm_s)},
         "magnitudes": list(sel.magnitudes),
@@ -317,6 +337,17 @@ def select_checkpoint(
     meta["selection"] = selection
     write_json(run / META_FILE, meta)
     return selection
+
+
+def _scaled(factor: float) -> str:
+    return "" if factor == 1.0 else f" (residual ×{factor:g})"
+
+
+def _baseline(result: _Result, say: Callable[[str], None]) -> dict[str, Any]:
+    pushed = result[0]
+    assert pushed is not None
+    say(f"select: the PD alone: {pushed[0]:.0f} N {pushed[1]}")
+    return {"score_n": round(pushed[0], 1), "pushes_n": pushed[1]}
 
 
 def _key(step: int, factor: float) -> str:

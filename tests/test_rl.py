@@ -6,6 +6,7 @@ well under a minute on one core.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import shutil
@@ -768,6 +769,55 @@ def test_select_adds_limits_at_deployment(trained: Path, tmp_path: Path, monkeyp
         rl_config_from_dict({"select": {"torque_limit_nm": [100.0, -70.0]}})
 
 
+def test_select_pushes_only_candidates_within_limits(
+    trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """select.push_outside_limits = false: every candidate walks first and only those within the limits run push
+    trials (all of them when none is) — the same winner and scores as pushing all, the others' score None."""
+    import experiments.rl_select as sel_mod
+    from experiments.rl_config import SelectConfig
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run, ignore=shutil.ignore_patterns("tb"))
+    pd = {"conditions": [[1.0, 0.0]], "knee_rmse": [[0.10]], "ankle_rmse": [[0.10]], "falls": 0,
+          "peak_torque_nm": [[100.0, 100.0]], "peak_rate_nm_s": [[1e4, 1e4]]}  # fmt: skip
+    off = pd | {"knee_rmse": [[0.2]]}  # 2x the PD's tracking: outside
+    walked = {None: pd, "step_512": off, "step_1024": off, "step_512_x0.5": pd, "step_1024_x0.5": pd}
+    fake = {None: 250.0, "step_512": 400.0, "step_1024": 400.0, "step_512_x0.5": 300.0, "step_1024_x0.5": 280.0}
+    pushed: list[str | None] = []
+
+    def fake_push(d: Path | None, sel: SelectConfig, hz: float) -> tuple[float, list[float]]:
+        pushed.append(d.name if d else None)
+        return fake[d.name if d else None], [1.0]
+
+    monkeypatch.setattr(sel_mod, "walks", lambda d, sel, hz: walked[d.name if d else None])
+    monkeypatch.setattr(sel_mod, "push_score", fake_push)
+    found = {}
+    for outside in (True, False):
+        pushed.clear()
+        lines: list[str] = []
+        cfg = SelectConfig(residual_scales=[1.0, 0.5], push_outside_limits=outside, workers=1)
+        found[outside] = (sel_mod.select_checkpoint(run, cfg, progress=lines.append), sorted(map(str, pushed)))
+    (every, every_pushed), (within, within_pushed) = found[True], found[False]
+    assert every_pushed == ["None", "step_1024", "step_1024_x0.5", "step_512", "step_512_x0.5"]
+    assert within_pushed == ["None", "step_1024_x0.5", "step_512_x0.5"]  # the outside ones never pushed
+    assert (within["step"], within["residual_scale_factor"]) == (every["step"], every["residual_scale_factor"])
+    assert (within["step"], within["residual_scale_factor"], within["score_n"]) == (512, 0.5, 300.0)
+    assert within["scores"]["512x0.5"] == every["scores"]["512x0.5"] and within["baseline_pd"] == every["baseline_pd"]
+    assert within["scores"]["512"]["score_n"] is None and every["scores"]["512"]["score_n"] == 400.0
+    assert within["scores"]["512"]["limits"] == every["scores"]["512"]["limits"] and not within["push_outside_limits"]
+    assert "select: push trials for the 2 of 4 candidates within the limits" in lines
+    assert any(s.startswith("select: step 512: OUTSIDE limits") for s in lines)
+    # None within: every candidate is pushed, and the best score wins, marked as outside.
+    walked.update({"step_512_x0.5": off, "step_1024_x0.5": off})
+    pushed.clear()
+    lines = []
+    sel = sel_mod.select_checkpoint(run, SelectConfig(residual_scales=[1.0, 0.5], push_outside_limits=False,
+                                                      workers=1), progress=lines.append)  # fmt: skip
+    assert len(pushed) == 5 and (sel["step"], sel["within_limits"]) == (1024, False) and sel["score_n"] == 400.0
+    assert "select: push trials for all 4 candidates (none is within the limits)" in lines
+
+
 def test_select_command_runs_push_trials(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
     shutil.copytree(trained, run, ignore=shutil.ignore_patterns("tb"))
@@ -814,6 +864,13 @@ def test_select_scores_alike_in_one_process_or_two(trained: Path, tmp_path: Path
         two["step"], two["residual_scale_factor"])  # fmt: skip
     assert set(one["scores"]) == {"512", "512x0.5", "1024", "1024x0.5"}
     assert lines[1] == lines[2] and len(lines[1]) == 6 and "PD's walks" in lines[1][0] and "PD alone" in lines[1][-1]
+    # Walks first (all within these loose limits, so all pushed), in two processes: the same scores again.
+    run = tmp_path / "walks_first"
+    shutil.copytree(trained, run, ignore=shutil.ignore_patterns("tb"))
+    cfg = dataclasses.replace(cfg, push_outside_limits=False)
+    first = sel_mod.select_checkpoint(run, cfg)
+    assert first["scores"] == one["scores"] and first["baseline_pd"] == one["baseline_pd"]
+    assert (first["step"], first["residual_scale_factor"]) == (one["step"], one["residual_scale_factor"])
 
 
 def test_push_train_pattern() -> None:
