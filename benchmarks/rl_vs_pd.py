@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from experiments.sign_test import sign_test_p
 from hil.runlog import read_runlog
 
 
@@ -38,14 +38,6 @@ def _episode_torques(run: Path, seed: int) -> tuple[float, float, float, float]:
     tk, ta = cols["torque_actual_knee"], cols["torque_actual_ankle"]
     rate = lambda x: float(np.abs(np.diff(x)).max() / dt) if len(x) > 1 else 0.0  # noqa: E731
     return float(np.abs(tk).max()), float(np.abs(ta).max()), rate(tk), rate(ta)
-
-
-def sign_test_p(larger: int, smaller: int) -> float:
-    """Two-sided exact sign test: P(a split at least as uneven as larger:smaller | each untied pair is a fair coin)."""
-    n, k = larger + smaller, min(larger, smaller)
-    if n == 0:
-        return 1.0
-    return min(1.0, 2.0 * sum(math.comb(n, i) for i in range(k + 1)) / 2.0**n)
 
 
 def condition(run: Path, seeds: list[int] | None = None) -> dict[str, Any]:

@@ -138,6 +138,16 @@ def run_select(args: argparse.Namespace) -> int:
         f"selected step {sel['step']}: mean largest push survived {sel['score_n']:.0f} N"
         + (f" (the PD alone: {base['score_n']:.0f} N)" if base else "")
         + ("" if sel["within_limits"] else "; NO checkpoint was within the tracking and torque limits")
+        + _confirm_text(sel.get("confirm"))
         + f"; {sel['wall_s']:.0f} s; wrote {run}"
     )
     return 0
+
+
+def _confirm_text(c: dict[str, Any] | None) -> str:
+    if not c:
+        return ""
+    lim = c["limits"]
+    return (f"; on the confirmation seeds {c['score_n']:.0f} N (the PD: {c['baseline_pd']['score_n']:.0f} N, larger / "
+            f"smaller {c['larger']}/{c['smaller']}, sign test p = {c['sign_test_p']:.2g}"
+            + ("" if lim is None else ", within limits" if lim["within"] else ", OUTSIDE limits") + ")")  # fmt: skip

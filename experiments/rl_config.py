@@ -285,6 +285,9 @@ class SelectConfig:
     # false: walk every candidate first and push only those within the limits (all, if none is) — the same winner,
     # without the push trials of the candidates that cannot win (their score_n is None in rl.json).
     push_outside_limits: bool = True
+    # Seeds, none of `seeds`, on which the winner and the PD run the trials again after the choice (empty: none): the
+    # best of many noisy scores is biased up, these are not. Reported in rl.json; the winner stays the winner.
+    confirm_seeds: list[int] = field(default_factory=list)
 
     def validate(self) -> None:
         _check(1 <= len(self.seeds) <= 32 and all(s >= 0 for s in self.seeds), "select.seeds", "1–32 seeds >= 0")
@@ -319,6 +322,13 @@ class SelectConfig:
             _check(
                 _is_joint_pair(getattr(self, key)), f"select.{key}", "[knee, ankle], each >= 0 (0: the trained limit)"
             )
+        cs = self.confirm_seeds
+        _check(
+            isinstance(cs, list) and len(cs) <= 32 and len(set(cs)) == len(cs)
+            and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in cs)
+            and not set(cs) & set(self.seeds),
+            "select.confirm_seeds", "up to 32 distinct seeds >= 0, none of select.seeds (empty: no confirmation)",
+        )  # fmt: skip
         _check(
             isinstance(self.workers, int) and not isinstance(self.workers, bool) and 1 <= self.workers <= 64,
             "select.workers", "an integer in [1, 64] (processes scoring candidates side by side)",

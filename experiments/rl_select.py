@@ -34,6 +34,12 @@ limits (for all, if none is): the same winner and the same scores for those with
 (outside candidates keep ``score_n`` None) — with #16's five walk conditions the walks and the push trials take
 about as long, and most candidates of a run fall outside.
 
+With ``select.confirm_seeds`` the winner and the PD run the push trials and walks again on those seeds, which chose
+nothing: the best of many candidates' noisy scores is biased up (the tenth round of docs/rl.md: a winner at 1.12×
+the PD on its ten selection seeds walked the evaluation at 1.00×), the confirmation is not. ``selection["confirm"]``
+holds both scores, the paired split (larger / smaller / same push than the PD's on the same speed and seed), its
+two-sided sign test p and the limits on those seeds; it reports and does not change the winner.
+
 ``select.workers`` processes (default 2, the development machine's cores) score the candidates side by side, one
 candidate's trials per process, so the scores and the winner are those of one process: with #16's five walk
 conditions and three residual scales (31 candidates and the PD) the selection is most of a run's wall time.
@@ -42,6 +48,7 @@ conditions and three residual scales (31 candidates and the PD) the selection is
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import multiprocessing
 import re
@@ -57,6 +64,7 @@ import numpy as np
 from controllers.rl_policy import META_FILE, NORM_FILE, POLICY_FILE, read_meta
 from experiments.rl_config import SelectConfig
 from experiments.rundir import write_json
+from experiments.sign_test import paired_split, sign_test_p
 
 TRAIN_SUMMARY_FILE = "rl_train.json"  # the training summary experiments/rl_train.py writes; a selection updates it
 SCALED_DIR = "select_scaled"  # a selection's deployment copies of the checkpoints, in the run directory while it runs
@@ -300,6 +308,7 @@ def select_checkpoint(
     )
     if not within(best_key):
         say(f"select: no checkpoint is within the limits; step {best_key} has the best push score")
+    confirmed = _confirm(best_dir, sel, control_hz, say) if sel.confirm_seeds else None
     selection = {
         "step": best_step,
         "residual_scale_factor": best_f,
@@ -318,6 +327,7 @@ def select_checkpoint(
         "limits": {
             k: getattr(sel, k) for k in ("walk_seconds", "max_tracking_ratio", "max_torque_ratio", "max_rate_ratio")
         },
+        "confirm": confirmed,
         "wall_s": round(time.perf_counter() - t0, 1),
     }
     # The winner's files become the run's policy; rl.json last (its presence means the three files are complete).
@@ -337,6 +347,42 @@ def select_checkpoint(
     meta["selection"] = selection
     write_json(run / META_FILE, meta)
     return selection
+
+
+def _confirm(best: Path, sel: SelectConfig, control_hz: float, say: Callable[[str], None]) -> dict[str, Any]:
+    """The winner and the PD on ``sel.confirm_seeds``, which chose nothing: push trials (paired per speed and seed)
+    and, with walks, the limits — an unbiased look at a winner picked as the best of many noisy scores."""
+    csel = dataclasses.replace(sel, seeds=list(sel.confirm_seeds))
+    walk = sel.walk_seconds > 0
+    results = list(_results([(best, True, walk), (None, True, walk)], csel, control_hz))
+    (mine, my_walks), (pd, pd_walks) = results
+    assert mine is not None and pd is not None
+    larger, smaller, same = paired_split(mine[1], pd[1])
+    p = sign_test_p(larger, smaller)
+    lim = limits(my_walks, pd_walks, sel) if my_walks is not None and pd_walks is not None else None
+    say(f"select: confirmed on seeds {_seeds_text(csel.seeds)} (chose nothing): mean largest push survived "
+        f"{mine[0]:.0f} N, the PD alone {pd[0]:.0f} N; a larger push than the PD's in {larger}, a smaller in "
+        f"{smaller}, the same in {same} (sign test, two-sided: p = {p:.2g})"
+        + ("; " + _limits_text(lim) if lim is not None else ""))  # fmt: skip
+    return {
+        "seeds": list(csel.seeds),
+        "score_n": round(mine[0], 1),
+        "pushes_n": mine[1],
+        "baseline_pd": {"score_n": round(pd[0], 1), "pushes_n": pd[1]},
+        "larger": larger,
+        "smaller": smaller,
+        "same": same,
+        "sign_test_p": float(f"{p:.3g}"),
+        "limits": lim,
+        "walks": my_walks,
+        "pd_walks": pd_walks,
+    }
+
+
+def _seeds_text(seeds: list[int]) -> str:
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"{seeds[0]}–{seeds[-1]}"
+    return ", ".join(map(str, seeds))
 
 
 def _scaled(factor: float) -> str:
@@ -392,6 +438,12 @@ def with_selection(summary: dict[str, Any], selection: dict[str, Any]) -> dict[s
     out["selected_score_n"] = selection["score_n"]
     out["selected_within_limits"] = selection["within_limits"]
     out["baseline_pd_score_n"] = (selection["baseline_pd"] or {}).get("score_n")
+    confirmed = selection.get("confirm")
+    if confirmed:
+        out["confirm_score_n"] = confirmed["score_n"]
+        out["confirm_baseline_pd_score_n"] = confirmed["baseline_pd"]["score_n"]
+        out["confirm_sign_test_p"] = confirmed["sign_test_p"]
+        out["confirm_within_limits"] = None if confirmed["limits"] is None else confirmed["limits"]["within"]
     out["select_wall_s"] = selection["wall_s"]
     if "wall_s" in out:
         out["total_wall_s"] = round(out["wall_s"] + selection["wall_s"], 1)

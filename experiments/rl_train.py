@@ -267,5 +267,6 @@ def train_rl(
 
 def summary_line(summary: dict[str, Any]) -> str:
     keys = ("timesteps", "wall_s", "steps_per_s", "episodes", "falls", "selected_step", "selected_score_n",
-            "selected_within_limits", "baseline_pd_score_n", "total_wall_s")  # fmt: skip
+            "selected_within_limits", "baseline_pd_score_n", "confirm_score_n", "confirm_baseline_pd_score_n",
+            "confirm_sign_test_p", "total_wall_s")  # fmt: skip
     return json.dumps({k: summary[k] for k in keys if k in summary})

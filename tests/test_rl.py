@@ -605,6 +605,8 @@ def test_new_config_options_are_validated() -> None:
         ({"reward": {"tracking_pushed": -1.0}}, r"reward\.tracking_pushed must be >= 0"),
         ({"reward": {"peak_torque_at": 1.0}}, r"reward\.peak_torque_at must be in \(0, 1\)"),
         ({"reward": {"peak_rate_at": 0.0}}, r"reward\.peak_rate_at must be in \(0, 2\)"),
+        ({"select": {"confirm_seeds": [101, 200]}}, r"select\.confirm_seeds must be .*none of select\.seeds"),
+        ({"select": {"confirm_seeds": [7, 7]}}, r"select\.confirm_seeds must be up to 32 distinct seeds"),
         ({"select": {"workers": 0}}, r"select\.workers must be an integer in \[1, 64\]"),
         ({"select": {"workers": 1.5}}, r"select\.workers must be an integer"),
     ):
@@ -818,13 +820,51 @@ def test_select_pushes_only_candidates_within_limits(
     assert "select: push trials for all 4 candidates (none is within the limits)" in lines
 
 
+def test_select_confirms_the_winner_on_other_seeds(
+    trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """select.confirm_seeds: the winner and the PD run the trials again on seeds that chose nothing; rl.json and the
+    training summary report the scores, the paired split and its sign test, and the winner stays the winner."""
+    import experiments.rl_select as sel_mod
+    from experiments.rl_config import SelectConfig
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run, ignore=shutil.ignore_patterns("tb"))
+    calls: list[tuple[str | None, list[int], bool]] = []
+
+    def fake_push(d: Path | None, sel: SelectConfig, hz: float) -> tuple[float, list[float]]:
+        confirm = sel.seeds == [7, 8]
+        calls.append((d.name if d else None, sel.seeds, confirm))
+        if confirm:  # the winner's edge shrinks on other seeds: 1 larger, 1 smaller, 2 the same
+            trials = [300.0, 200.0, 250.0, 250.0] if d is not None else [250.0, 250.0, 250.0, 250.0]
+        else:
+            trials = {"step_512": [400.0] * 4, "step_1024": [300.0] * 4, None: [250.0] * 4}[d.name if d else None]
+        return float(np.mean(trials)), trials
+
+    monkeypatch.setattr(sel_mod, "push_score", fake_push)
+    lines: list[str] = []
+    sel = sel_mod.select_checkpoint(run, SelectConfig(walk_seconds=0.0, confirm_seeds=[7, 8], workers=1),
+                                    progress=lines.append)  # fmt: skip
+    assert sel["step"] == 512 and sel["score_n"] == 400.0
+    assert [c for c in calls if c[2]] == [("step_512", [7, 8], True), (None, [7, 8], True)]  # winner and PD only
+    c = sel["confirm"]
+    assert (c["seeds"], c["score_n"], c["baseline_pd"]["score_n"]) == ([7, 8], 250.0, 250.0)
+    assert (c["larger"], c["smaller"], c["same"], c["sign_test_p"], c["limits"]) == (1, 1, 2, 1.0, None)
+    assert lines[-1].startswith("select: confirmed on seeds 7, 8 (chose nothing): mean largest push survived 250 N")
+    assert json.loads((run / "rl.json").read_text())["selection"]["confirm"] == c
+    summary = json.loads((run / "rl_train.json").read_text())
+    assert (summary["confirm_score_n"], summary["confirm_baseline_pd_score_n"]) == (250.0, 250.0)
+    assert summary["confirm_within_limits"] is None
+    assert sel_mod.select_checkpoint(run, SelectConfig(walk_seconds=0.0, workers=1))["confirm"] is None
+
+
 def test_select_command_runs_push_trials(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
     shutil.copytree(trained, run, ignore=shutil.ignore_patterns("tb"))
     code = main(["rl", "select", str(run), "--quiet", "--set", "select.seeds=[100]", "--set", "select.speeds=[1.0]",
                  "--set", "select.magnitudes=[50.0, 5000.0]", "--set", "select.walk_seconds=2.0",
                  "--set", "select.max_tracking_ratio=10", "--set", "select.max_torque_ratio=10",
-                 "--set", "select.max_rate_ratio=10"])  # fmt: skip
+                 "--set", "select.max_rate_ratio=10", "--set", "select.confirm_seeds=[101]"])  # fmt: skip
     assert code == 0
     sel = json.loads((run / "rl.json").read_text())["selection"]
     # 50 N is walked through, 5 kN is not: every candidate and the PD survive exactly 50 N; the tie goes to 1024.
@@ -839,7 +879,12 @@ def test_select_command_runs_push_trials(trained: Path, tmp_path: Path, capsys: 
     assert 10.0 < pd["peak_torque_nm"][0][0] <= 142.0 and pd["peak_rate_nm_s"][0][0] > 0.0
     lim = sel["scores"]["1024"]["limits"]
     assert lim["within"] and 0.0 < lim["knee_ratio"] < 10.0
-    assert "selected step 1024" in capsys.readouterr().out
+    # Confirmed on seed 101: the winner and the PD both survive 50 N again, and walk within the limits.
+    c = sel["confirm"]
+    assert (c["seeds"], c["score_n"], c["baseline_pd"]["score_n"], c["same"]) == ([101], 50.0, 50.0, 1)
+    assert c["limits"]["within"] and c["pd_walks"]["conditions"] == [[1.0, 0.0]]
+    out = capsys.readouterr().out
+    assert "selected step 1024" in out and "on the confirmation seeds 50 N (the PD: 50 N" in out
     assert main(["rl", "select", str(tmp_path)]) == 2
 
 
