@@ -327,6 +327,22 @@ def test_the_ls20_config_is_the_default_but_for_its_own_keys() -> None:
     assert ls20["seed"] == 2 and ls20["select.torque_limit_nm"] == [100.0, 70.0] and set(ls20) == set(default)
 
 
+def test_the_ten_seed_config_is_ls20s_recipe_selected_on_more_seeds() -> None:
+    """experiments/configs/rl_ten.toml (docs/rl.md, tenth round) trains as rl_ls20.toml but at the default seed, and
+    selects on ten held-out seeds, walks first, with ten more to confirm on."""
+    from experiments.rl_config import DEFAULT_RL_CONFIG, load_rl_config
+
+    ls20 = load_rl_config(DEFAULT_RL_CONFIG.parent / "rl_ls20.toml").to_dict()
+    ten = load_rl_config(DEFAULT_RL_CONFIG.parent / "rl_ten.toml").to_dict()
+    assert ten["seed"] == load_rl_config().seed and ls20["seed"] == 2
+    assert {k: v for k, v in ten.items() if k not in ("seed", "select")} == {
+        k: v for k, v in ls20.items() if k not in ("seed", "select")
+    }
+    differ = {k for k in ten["select"] if ten["select"][k] != ls20["select"][k]}
+    assert differ == {"seeds", "confirm_seeds", "push_outside_limits"}
+    assert ten["select"]["seeds"] == list(range(100, 110)) and ten["select"]["confirm_seeds"] == list(range(110, 120))
+
+
 def test_reset_option_sets_one_episodes_pushes() -> None:
     """The env takes an episode's pushes as a reset option (what ResidualPDEnv uses); the next reset without it
     returns to the constructor's; any other option is refused."""
