@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from experiments.sign_test import sign_test_p
+from experiments.sign_test import paired_split, sign_test_p
 from hil.runlog import read_runlog
 
 
@@ -106,7 +106,7 @@ def main() -> None:
         print(f"median largest push survived over all {len(everyone['rl'])} episodes: {mr:.0f} N vs the PD's "
               f"{mp:.0f} N ({mr / mp:.2f}×)")  # fmt: skip
         mean_pd, mean_rl = float(np.mean(everyone["pd"])), float(np.mean(everyone["rl"]))
-        up, down = sum(r > p for r, p in pairs), sum(r < p for r, p in pairs)
+        up, down, _ = paired_split([r for r, _ in pairs], [p for _, p in pairs])
         p_sign = sign_test_p(up, down)
         print(f"mean {mean_rl:.0f} N vs the PD's {mean_pd:.0f} N ({mean_rl / mean_pd:.2f}×); the same episode "
               f"survived a larger push than the PD's in {up}, a smaller in {down}, the same in "

@@ -283,9 +283,9 @@ def select_checkpoint(
         if sel.baseline and not walks_first:
             baseline = _baseline(next(results), say)
     if walks_first:
-        pushing = [c for c in candidates if scores[c[0]]["limits"]["within"]] or candidates
-        n_in = sum(bool(scores[c[0]]["limits"]["within"]) for c in candidates)
-        say(f"select: push trials for the {n_in} of {len(candidates)} candidates within the limits" if n_in
+        inside = [c for c in candidates if scores[c[0]]["limits"]["within"]]
+        pushing = inside or candidates
+        say(f"select: push trials for the {len(inside)} of {len(candidates)} candidates within the limits" if inside
             else f"select: push trials for all {len(candidates)} candidates (none is within the limits)")  # fmt: skip
         jobs = [(d, True, False) for _, _, _, d in pushing] + ([(None, True, False)] if sel.baseline else [])
         with contextlib.closing(_results(jobs, sel, control_hz)) as results:
