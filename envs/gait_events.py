@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["detect_contacts", "gait_events", "strides"]
+__all__ = ["CONTACT_OFF_N", "CONTACT_ON_N", "detect_contacts", "gait_events", "strides"]
+
+# The contact thresholds of README's Metrics section (N of vertical foot force): the metrics, the heel-strike pushes
+# and (by value, since it reads logs made anywhere) experiments.report.gait all call a heel strike by them.
+CONTACT_ON_N = 50.0
+CONTACT_OFF_N = 20.0
 
 
 def detect_contacts(force: np.ndarray, on_n: float, off_n: float, min_dwell: int) -> np.ndarray:

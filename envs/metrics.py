@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .gait_events import clean_contacts, detect_contacts, gait_events
+from .gait_events import CONTACT_OFF_N, CONTACT_ON_N, clean_contacts, detect_contacts, gait_events
 from .gait_events import strides as make_strides
 
 __all__ = [
@@ -482,8 +482,8 @@ def summarize(
     signals: EpisodeSignals,
     *,
     transient_s: float = 2.0,
-    contact_on_n: float = 50.0,
-    contact_off_n: float = 20.0,
+    contact_on_n: float = CONTACT_ON_N,
+    contact_off_n: float = CONTACT_OFF_N,
     min_dwell_s: float = 0.020,
     min_swing_s: float = 0.100,
     load_lowpass_s: float = 0.020,

@@ -22,6 +22,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.anthropometry import GRAVITY, BodyParams, WalkerParams
+from envs.gait_events import CONTACT_OFF_N, CONTACT_ON_N
 from envs.human import PROSTHESIS, HumanParams, VirtualHuman
 from envs.model import build_mjcf, geometry
 from envs.plant_kernel import (
@@ -76,8 +77,8 @@ class HeelStrikePusher:
         end_s: float = math.inf,
         duration_s: float = 0.1,
         *,
-        on_n: float = 50.0,  # the gait metrics' contact thresholds (experiments.report.gait)
-        off_n: float = 20.0,
+        on_n: float = CONTACT_ON_N,  # the gait metrics' contact thresholds
+        off_n: float = CONTACT_OFF_N,
         min_swing_s: float = 0.15,  # shorter off the ground is a bounce, not a new step
     ) -> None:
         if not math.isfinite(force_n):

@@ -16,6 +16,7 @@ import argparse
 import sys
 from typing import Any
 
+from controllers.features import FEATURE_SETS
 from experiments.cli import CliError, Subparsers
 from experiments.rundir import OutputExistsError, prepare_out, provenance, write_json
 from experiments.tables import Column, count_of
@@ -135,7 +136,7 @@ def register(sub: Subparsers) -> None:
     )
     p.add_argument(
         "--features",
-        choices=["ampro", "sensors", "ampro_plus"],
+        choices=FEATURE_SETS,
         help="require the checkpoint to use this feature set (default: any)",
     )
     p.add_argument("--budget-us", type=float, default=21.0, help="learned controllers: latency budget per step, µs")

@@ -28,6 +28,7 @@ import sys
 import warnings
 from typing import Any
 
+from controllers.features import FEATURE_SETS
 from experiments.cli import CliError, Subparsers
 from experiments.tables import sparsity_by_layer
 
@@ -52,7 +53,7 @@ def register(sub: Subparsers) -> None:
     )
     p.add_argument(
         "--features",
-        choices=["ampro", "sensors", "ampro_plus"],
+        choices=FEATURE_SETS,
         default=None,
         help="network inputs (default: the config's; an AMPRO CSV log implies ampro)",
     )

@@ -18,7 +18,7 @@ import torch
 from controllers.checkpoint import CheckpointMeta, save_checkpoint
 from controllers.deltagru import DeltaGRU
 from controllers.features import Normalizer
-from envs.gait_events import clean_contacts, detect_contacts, gait_events
+from envs.gait_events import CONTACT_OFF_N, CONTACT_ON_N, clean_contacts, detect_contacts, gait_events
 from experiments.ampro_log import write_csv
 from experiments.cli import main
 from experiments.report import gait
@@ -150,7 +150,9 @@ def test_report_heel_strikes_are_the_metrics_heel_strikes(runs: dict[str, Path])
     log = read_runlog(runs["dir"] / "pd" / "runlogs" / "seed_0")
     f, dt = log.cols["foot_force_prosthesis"], log.dt
     dwell, gap = round(0.02 / dt), round(0.1 / dt)
-    expected, _ = gait_events(clean_contacts(detect_contacts(f, 50.0, 20.0, dwell), gap))
+    expected, _ = gait_events(clean_contacts(detect_contacts(f, CONTACT_ON_N, CONTACT_OFF_N, dwell), gap))
+    # The report keeps its own copy of the rule (it reads logs made anywhere): the same thresholds, by value.
+    assert (gait.CONTACT_ON_N, gait.CONTACT_OFF_N) == (CONTACT_ON_N, CONTACT_OFF_N)
     got = gait.heel_strikes(f, dt)
     assert got.size >= 4
     np.testing.assert_array_equal(got, expected)
