@@ -22,7 +22,6 @@ import math
 import multiprocessing
 import os
 import shutil
-import sys
 from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
@@ -45,6 +44,7 @@ from experiments.dataset import (
     write_manifest,
 )
 from experiments.evaluate import EVAL_RANDOMIZATION
+from experiments.progress import progress_bar
 from experiments.rundir import OutputExistsError, provenance
 from hil.rollout import rollout
 from hil.spec import ControllerSpec
@@ -398,9 +398,7 @@ def collect(
     }
     write_manifest(out, header)
     paths: dict[int, Path] = {}
-    from tqdm import tqdm
-
-    bar = tqdm(total=n_episodes, desc="collect", unit="ep", file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(n_episodes, "collect", "ep", enabled=progress)
     falls = 0
 
     def done(index: int, columns: dict[str, np.ndarray], meta: dict[str, Any]) -> None:

@@ -39,6 +39,7 @@ import numpy as np
 from controllers.residual import layout_to_json, make_residual_env
 from controllers.rl_policy import FORMAT, META_FILE, NORM_FILE, POLICY_FILE
 from envs.files import atomic_write_text
+from experiments.progress import progress_bar
 from experiments.rl_config import RLConfig
 from experiments.rl_select import TRAIN_SUMMARY_FILE, select_checkpoint, with_selection
 from experiments.rundir import OutputExistsError, prepare_out, provenance, write_json
@@ -112,12 +113,9 @@ def _callbacks(cfg: RLConfig, out: Path, progress: bool, stats: dict[str, Any]) 
         """A tqdm bar of env steps (SB3's own needs `rich`), with the recent mean episode return and length."""
 
         def _on_training_start(self) -> None:
-            from tqdm import tqdm
-
             rollout = cfg.ppo.n_steps * cfg.n_envs  # SB3 runs whole rollouts: the total rounds up to one
             total = -(-cfg.total_timesteps // rollout) * rollout
-            self.bar = tqdm(total=total, unit="step", desc="rl train", file=sys.stderr,
-                            disable=not progress, dynamic_ncols=True, mininterval=1.0)  # fmt: skip
+            self.bar = progress_bar(total, "rl train", "step", enabled=progress, interval_s=1.0)
 
         def _on_step(self) -> bool:
             self.bar.update(self.training_env.num_envs)

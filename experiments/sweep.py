@@ -21,7 +21,6 @@ import math
 import multiprocessing
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -31,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from experiments.progress import progress_bar
 from experiments.sweep_config import CONDITION, PARAMS, TRAIN_PREFIX, SweepConfig, Task, applies
 from experiments.sweep_task import (
     ERROR_FILE,
@@ -168,9 +168,7 @@ class _Progress:
         self.bar = None
         self.done = self.failed = 0
         if enabled and total:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, unit="task", desc="sweep", file=sys.stderr, dynamic_ncols=True)
+            self.bar = progress_bar(total, "sweep", "task")
             self.bar.set_postfix(done=0, failed=0)
 
     def update(self, ok: bool) -> None:
@@ -179,7 +177,7 @@ class _Progress:
         else:
             self.failed += 1
         if self.bar is not None:
-            self.bar.set_postfix(done=self.done, failed=self.failed)
+            self.bar.set_postfix(done=self.done, failed=self.failed, refresh=False)  # update redraws
             self.bar.update(1)
 
     def close(self) -> None:

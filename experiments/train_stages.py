@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import torch
 from controllers.deltagru import DeltaGRU, PreDeltas
 from controllers.fixedpoint import Q17_MAX_VALUE, Q17_MIN_VALUE
 from controllers.latency_surrogate import CycleGeometry, latency_hinge, step_latency
+from experiments.progress import progress_bar
 from experiments.train_config import TrainConfig
 from experiments.train_data import AUX_NAMES, JOINTS, Prepared, Scaling, WindowSampler
 
@@ -315,8 +315,6 @@ def train_stage(
 
     With `aux_head` and ``spec.aux_weight`` > 0 the head (trained alongside, not part of `model`) predicts the gait
     phase from the top hidden state and ``aux_weight`` × its loss joins the objective."""
-    from tqdm import tqdm
-
     t0 = time.perf_counter()
     o = cfg.optim
     writer = writer or _NullWriter()
@@ -338,9 +336,7 @@ def train_stage(
     pricer = LatencyPricer.of(model, spec)
     n_out = model.output_size
     history = []
-    bar = tqdm(
-        total=spec.epochs * len(sampler), desc=f"train {spec.name}", unit="batch", disable=not progress, file=sys.stderr
-    )
+    bar = progress_bar(spec.epochs * len(sampler), f"train {spec.name}", "batch", enabled=progress)
     model.train()
     for epoch in range(spec.epochs):
         loss_sum, aux_sum, n_batches = 0.0, 0.0, 0
@@ -368,8 +364,8 @@ def train_stage(
                 clamp_to_q17(model)
             loss_sum += float(fit.detach())
             n_batches += 1
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / n_batches:.4f}", refresh=False)  # update redraws
             bar.update(1)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / n_batches:.4f}")
         v = validate(model, val, scaling, o.loss, aux_head if use_aux else None, pricer) if val.x else None
         step = epoch0 + epoch + 1
         rec: dict[str, Any] = {"epoch": epoch + 1, "train_loss": round(loss_sum / max(1, n_batches), 6)}
@@ -460,8 +456,6 @@ def train_stage_budget(
     its best: over-fitting) or ``plateau`` (it had stopped improving); ``steps`` how many ran, ``best_step`` which
     step's weights were kept. Without a validation set it runs the whole budget and keeps the last weights.
     """
-    from tqdm import tqdm
-
     t0 = time.perf_counter()
     o, lc = cfg.optim, cfg.logs
     budget = spec.steps
@@ -485,7 +479,7 @@ def train_stage_budget(
     ref = math.inf  # the validation objective the patience counts from (the last real improvement)
     since = 0
     stopped = STOP_BUDGET
-    bar = tqdm(total=budget, desc=f"train {spec.name}", unit="step", disable=not progress, file=sys.stderr)
+    bar = progress_bar(budget, f"train {spec.name}", "step", enabled=progress)
     model.train()
     loss_sum, n_batches, step = 0.0, 0, 0
     for step in range(1, budget + 1):
