@@ -13,7 +13,10 @@ table: the median and the mean largest push survived over all episodes, and how 
 seed) survived a larger / smaller push than the PD — `legloop eval`'s ladder (50, 100, …, 300, 400, 500 N) moves a
 median in steps of 50 N or more, so one step is already a 1.2× gain — and the two-sided sign test's p on those
 pairs (ties dropped): the chance of a split at least that uneven if neither controller survived larger pushes more
-often. A median that moved one ladder step with p ≳ 0.1 is a step the episodes happened to take.
+often. A median that moved one ladder step with p ≳ 0.1 is a step the episodes happened to take. Last, issue #16's
+bars, each with its verdict: 0 falls, knee and ankle tracking ≤ 1.25× the PD's on every condition (the mean RMSE
+ratio), peak torque and torque rate no higher than the PD's on every joint and condition, and the gain, a median
+largest push survived ≥ 1.2× the PD's (``--json``: under ``"bars"``).
 """
 
 from __future__ import annotations
@@ -59,6 +62,66 @@ def condition(run: Path, seeds: list[int] | None = None) -> dict[str, Any]:
         # A delta network's temporal sparsity (mean over the episodes); None for the PD and the RL policy.
         "sparsity": float(np.mean(sp)) if sp else None,
     }
+
+
+TRACKING_BAR = 1.25  # issue #16: knee and ankle tracking <= 1.25x the PD's (per condition)
+PUSH_GAIN_BAR = 1.2  # issue #16's gain: the median largest push survived >= 1.2x the PD's
+JOINTS = ("knee", "ankle")
+
+
+def bars(rows: dict[str, Any]) -> dict[str, Any]:
+    """Issue #16's bars on :func:`main`'s rows (condition → {"pd", "rl"}, and "all"): what each measured and whether
+    it holds. ``within``: every RL bar (falls, tracking, peaks); ``gain``: the push gain."""
+    conds = {k: v for k, v in rows.items() if k != "all"}
+    if not conds:
+        raise ValueError("no condition in common between the two folders: nothing to hold to the bars")
+    out: dict[str, Any] = {
+        "episodes": sum(len(v["rl"]["seeds"]) for v in conds.values()),
+        "falls": sum(v["rl"]["falls"] for v in conds.values()),
+    }
+    for j in JOINTS:
+        ratio, cond = max((v["rl"][f"{j}_ratio_mean"], k) for k, v in conds.items())
+        out[f"{j}_tracking"] = {"worst_ratio": ratio, "condition": cond, "ok": ratio <= TRACKING_BAR}
+    for key, name in (("peak_torque_nm", "peak_torque"), ("peak_rate_nm_s", "peak_rate")):
+        above = [
+            f"{k} {j}" for k, v in conds.items() for i, j in enumerate(JOINTS) if v["rl"][key][i] > v["pd"][key][i]
+        ]
+        out[name] = {"above_pd": above, "of": len(conds) * len(JOINTS), "ok": not above}
+    ratio = rows["all"]["ratio"] if "all" in rows else None
+    out["median_push"] = {"ratio": ratio, "ok": ratio is not None and ratio >= PUSH_GAIN_BAR}
+    out["within"] = (
+        out["falls"] == 0
+        and all(out[f"{j}_tracking"]["ok"] for j in JOINTS)
+        and out["peak_torque"]["ok"]
+        and out["peak_rate"]["ok"]
+    )
+    out["gain"] = out["median_push"]["ok"]
+    return out
+
+
+def bars_text(b: dict[str, Any]) -> str:
+    """:func:`bars` as the lines under the table."""
+    yes = lambda ok: "yes" if ok else "NO"  # noqa: E731
+    k, a = b["knee_tracking"], b["ankle_tracking"]
+    lines = [
+        f"issue #16's bars: falls {b['falls']} of {b['episodes']} episodes (0) — {yes(b['falls'] == 0)}; "
+        f"tracking ≤ {TRACKING_BAR}× the PD's on every condition: knee worst {k['worst_ratio']:.2f}× "
+        f"({k['condition']}), ankle worst {a['worst_ratio']:.2f}× ({a['condition']}) — {yes(k['ok'] and a['ok'])}"
+    ]
+    for name, label in (("peak_torque", "peak |τ|"), ("peak_rate", "peak |dτ/dt|")):
+        p = b[name]
+        where = f" (above on {', '.join(p['above_pd'])})" if p["above_pd"] else ""
+        lines.append(
+            f"{label} no higher than the PD's: on {p['of'] - len(p['above_pd'])} of {p['of']} joint-conditions"
+            f"{where} — {yes(p['ok'])}"
+        )
+    r = b["median_push"]["ratio"]
+    lines.append(
+        f"gain: median largest push survived ≥ {PUSH_GAIN_BAR}× the PD's: "
+        f"{'no push trials' if r is None else f'{r:.2f}×'} — {yes(b['gain'])}; "
+        f"within every RL bar: {yes(b['within'])}"
+    )
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -123,6 +186,9 @@ def main() -> None:
                 "sign_test_p": float(f"{p_sign:.3g}"),  # 3 significant digits: 3e-05 is not 0
             },
         }
+    if rows:
+        rows["bars"] = bars(rows)
+        print(bars_text(rows["bars"]))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 

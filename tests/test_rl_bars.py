@@ -1,0 +1,74 @@
+"""benchmarks/rl_vs_pd.py's verdicts on issue #16's bars, on rows made by hand (the script's real tables are in
+docs/rl.md)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# benchmarks/ is a folder of scripts, not an installed package: load the script by its path.
+_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "rl_vs_pd.py"
+_spec = importlib.util.spec_from_file_location("rl_vs_pd_bars", _PATH)
+assert _spec is not None and _spec.loader is not None
+rl_vs_pd = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(rl_vs_pd)
+
+
+def _side(falls: int = 0, knee: float = 1.0, ankle: float = 1.0, torque=(100.0, 70.0), rate=(14e3, 11e3)) -> dict:
+    return {
+        "seeds": [5, 6, 7, 8, 9],
+        "falls": falls,
+        "knee_ratio_mean": knee,
+        "ankle_ratio_mean": ankle,
+        "peak_torque_nm": list(torque),
+        "peak_rate_nm_s": list(rate),
+    }
+
+
+def _rows(ratio: float | None = 1.2, **rl: Any) -> dict[str, Any]:
+    pd = _side(torque=(101.0, 96.0), rate=(17e3, 16e3))
+    rows: dict[str, Any] = {
+        "v0.8_s0": {"pd": pd, "rl": _side(**rl)},
+        "v1.2_s0": {"pd": pd, "rl": _side(knee=0.9, ankle=1.1)},
+    }
+    if ratio is not None:
+        rows["all"] = {"ratio": ratio}
+    return rows
+
+
+def test_a_controller_within_every_bar_with_the_gain() -> None:
+    b = rl_vs_pd.bars(_rows())
+    assert b["within"] and b["gain"]
+    assert b["episodes"] == 10 and b["falls"] == 0
+    assert b["ankle_tracking"] == {"worst_ratio": 1.1, "condition": "v1.2_s0", "ok": True}
+    assert "within every RL bar: yes" in rl_vs_pd.bars_text(b)
+
+
+@pytest.mark.parametrize(
+    "rl,failed",
+    [
+        ({"falls": 1}, "falls 1 of 10 episodes (0) — NO"),
+        ({"knee": 1.36}, "knee worst 1.36× (v0.8_s0), ankle worst 1.10× (v1.2_s0) — NO"),
+        ({"torque": (100.0, 96.5)}, "above on v0.8_s0 ankle) — NO"),
+        ({"rate": (17001.0, 0.0)}, "on 3 of 4 joint-conditions (above on v0.8_s0 knee)"),
+    ],
+)
+def test_each_rl_bar_fails_alone_and_says_where(rl: dict[str, Any], failed: str) -> None:
+    b = rl_vs_pd.bars(_rows(**rl))
+    assert not b["within"] and b["gain"]  # the gain is its own verdict
+    assert failed in rl_vs_pd.bars_text(b)
+
+
+def test_the_gain_is_the_median_push_ratio_at_1_2() -> None:
+    assert not rl_vs_pd.bars(_rows(ratio=1.19))["gain"]
+    no_pushes = rl_vs_pd.bars(_rows(ratio=None))
+    assert not no_pushes["gain"] and no_pushes["within"]
+    assert "no push trials — NO" in rl_vs_pd.bars_text(no_pushes)
+
+
+def test_no_common_condition_is_an_error_not_a_pass() -> None:
+    with pytest.raises(ValueError, match="no condition in common"):
+        rl_vs_pd.bars({"all": {"ratio": 1.5}})
