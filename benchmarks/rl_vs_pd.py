@@ -72,7 +72,7 @@ JOINTS = ("knee", "ankle")
 def bars(rows: dict[str, Any]) -> dict[str, Any]:
     """Issue #16's bars on :func:`main`'s rows (condition → {"pd", "rl"}, and "all"): what each measured and whether
     it holds. ``within``: every RL bar (falls, tracking, peaks); ``gain``: the push gain."""
-    conds = {k: v for k, v in rows.items() if k != "all"}
+    conds = {k: v for k, v in rows.items() if k not in ("all", "bars")}
     if not conds:
         raise ValueError("no condition in common between the two folders: nothing to hold to the bars")
     out: dict[str, Any] = {

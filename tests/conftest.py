@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -179,3 +181,14 @@ def edgedrnn_tb(conformance_dir: Path) -> Path:
     if not d.is_dir():
         pytest.skip(f"{d} does not exist: the EdgeDRNN vectors come from ../shared/conformance/edgedrnn")
     return d
+
+
+@pytest.fixture(scope="session")
+def rl_vs_pd() -> ModuleType:
+    """benchmarks/rl_vs_pd.py as a module: benchmarks/ is a folder of scripts, not an installed package."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "rl_vs_pd.py"
+    spec = importlib.util.spec_from_file_location("rl_vs_pd", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -3,18 +3,10 @@ docs/rl.md)."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
-
-# benchmarks/ is a folder of scripts, not an installed package: load the script by its path.
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "rl_vs_pd.py"
-_spec = importlib.util.spec_from_file_location("rl_vs_pd_bars", _PATH)
-assert _spec is not None and _spec.loader is not None
-rl_vs_pd = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(rl_vs_pd)
 
 
 def _side(falls: int = 0, knee: float = 1.0, ankle: float = 1.0, torque=(100.0, 70.0), rate=(14e3, 11e3)) -> dict:
@@ -39,7 +31,7 @@ def _rows(ratio: float | None = 1.2, **rl: Any) -> dict[str, Any]:
     return rows
 
 
-def test_a_controller_within_every_bar_with_the_gain() -> None:
+def test_a_controller_within_every_bar_with_the_gain(rl_vs_pd: ModuleType) -> None:
     b = rl_vs_pd.bars(_rows())
     assert b["within"] and b["gain"]
     assert b["episodes"] == 10 and b["falls"] == 0
@@ -56,19 +48,19 @@ def test_a_controller_within_every_bar_with_the_gain() -> None:
         ({"rate": (17001.0, 0.0)}, "on 3 of 4 joint-conditions (above on v0.8_s0 knee)"),
     ],
 )
-def test_each_rl_bar_fails_alone_and_says_where(rl: dict[str, Any], failed: str) -> None:
+def test_each_rl_bar_fails_alone_and_says_where(rl_vs_pd: ModuleType, rl: dict[str, Any], failed: str) -> None:
     b = rl_vs_pd.bars(_rows(**rl))
     assert not b["within"] and b["gain"]  # the gain is its own verdict
     assert failed in rl_vs_pd.bars_text(b)
 
 
-def test_the_gain_is_the_median_push_ratio_at_1_2() -> None:
+def test_the_gain_is_the_median_push_ratio_at_1_2(rl_vs_pd: ModuleType) -> None:
     assert not rl_vs_pd.bars(_rows(ratio=1.19))["gain"]
     no_pushes = rl_vs_pd.bars(_rows(ratio=None))
     assert not no_pushes["gain"] and no_pushes["within"]
     assert "no push trials — NO" in rl_vs_pd.bars_text(no_pushes)
 
 
-def test_no_common_condition_is_an_error_not_a_pass() -> None:
+def test_no_common_condition_is_an_error_not_a_pass(rl_vs_pd: ModuleType) -> None:
     with pytest.raises(ValueError, match="no condition in common"):
         rl_vs_pd.bars({"all": {"ratio": 1.5}})

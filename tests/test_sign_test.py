@@ -3,20 +3,12 @@ confirmation."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
-from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 from experiments.sign_test import paired_split, sign_test_p
-
-# benchmarks/ is a folder of scripts, not an installed package: load the script by its path.
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "rl_vs_pd.py"
-_spec = importlib.util.spec_from_file_location("rl_vs_pd", _PATH)
-assert _spec is not None and _spec.loader is not None
-rl_vs_pd = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(rl_vs_pd)
 
 
 def _brute_force(larger: int, smaller: int) -> float:
@@ -40,7 +32,7 @@ def test_sign_test_values_a_reader_can_check() -> None:
     assert sign_test_p(52, 17) < 1e-4 < sign_test_p(42, 23) < 0.05  # session 14's and 15's 100-episode splits
 
 
-def test_the_benchmark_uses_the_same_test_and_pairs_must_match() -> None:
+def test_the_benchmark_uses_the_same_test_and_pairs_must_match(rl_vs_pd: ModuleType) -> None:
     assert rl_vs_pd.sign_test_p is sign_test_p
     assert paired_split([300.0, 250.0, 200.0, 50.0], [250.0, 250.0, 300.0, 0.0]) == (2, 1, 1)
     with pytest.raises(ValueError, match="the same number on both sides, got 2 and 1"):
