@@ -1,6 +1,6 @@
 """A controller (RL, or its distilled delta-GRU) against the PD on the same `legloop eval` conditions, in one table.
 
-    python benchmarks/rl_vs_pd.py runs/eval/pd runs/eval/rl [--json OUT.json]
+    python benchmarks/rl_vs_pd.py runs/eval/pd runs/eval/rl [--expert runs/eval/expert] [--json OUT.json]
 
 Each argument is a folder of `legloop eval` output directories, one per condition, with the same names on both sides
 (``v1.0_s0`` …: speed and slope, as ``runs/eval_grid.sh``-style loops make them), run with run logs (the default) and
@@ -16,7 +16,10 @@ pairs (ties dropped): the chance of a split at least that uneven if neither cont
 often. A median that moved one ladder step with p ≳ 0.1 is a step the episodes happened to take. Last, issue #16's
 bars, each with its verdict: 0 falls, knee and ankle tracking ≤ 1.25× the PD's on every condition (the mean RMSE
 ratio), peak torque and torque rate no higher than the PD's on every joint and condition, and the gain, a median
-largest push survived ≥ 1.2× the PD's (``--json``: under ``"bars"``).
+largest push survived ≥ 1.2× the PD's (``--json``: under ``"bars"``). With ``--expert`` (the grid of the RL controller
+a delta network was distilled from), the distillation bar too: the network keeps at least half of the expert's median
+push gain over the PD on the same conditions and seeds, ``student − 1 ≥ (expert − 1) / 2`` in ratios to the PD, at a
+temporal sparsity ≥ 0.90 on every condition.
 """
 
 from __future__ import annotations
@@ -67,12 +70,45 @@ def condition(run: Path, seeds: list[int] | None = None) -> dict[str, Any]:
 TRACKING_BAR = 1.25  # issue #16: knee and ankle tracking <= 1.25x the PD's (per condition)
 PUSH_GAIN_BAR = 1.2  # issue #16's gain: the median largest push survived >= 1.2x the PD's
 JOINTS = ("knee", "ankle")
+NOT_CONDS = ("all", "bars")  # the keys of main()'s rows that are not conditions
+KEEP_BAR = 0.5  # issue #16: the distilled delta-GRU keeps the gain "within half of it"
+SPARSITY_BAR = 0.90  # ... at >= 90 % temporal sparsity
+
+
+def distillation_bar(student_ratio: float | None, expert_ratio: float | None, sparsity: list[float | None]) -> dict:
+    """Issue #16's distillation bar from the student's and the expert's median push ratios to the PD (same conditions
+    and seeds) and the student's sparsity per condition: ``kept`` is the fraction of the expert's gain the student
+    keeps; an expert without a gain (ratio ≤ 1) leaves nothing to keep, which is not a pass."""
+    sp = [s for s in sparsity if s is not None]
+    kept = None
+    if student_ratio is not None and expert_ratio is not None and expert_ratio > 1.0:
+        kept = round((student_ratio - 1.0) / (expert_ratio - 1.0), 3)
+    sparse = bool(sp) and len(sp) == len(sparsity) and min(sp) >= SPARSITY_BAR
+    return {
+        "student_ratio": student_ratio,
+        "expert_ratio": expert_ratio,
+        "kept": kept,
+        "sparsity_min": min(sp) if sp else None,
+        "ok": kept is not None and kept >= KEEP_BAR and sparse,
+    }
+
+
+def distillation_text(d: dict[str, Any]) -> str:
+    """:func:`distillation_bar` as one line."""
+    s, e, k, sp = d["student_ratio"], d["expert_ratio"], d["kept"], d["sparsity_min"]
+    fmt = lambda r: "no push trials" if r is None else f"{r:.2f}×"  # noqa: E731
+    kept = "no gain to keep" if k is None else f"keeps {k:.0%} of it"
+    return (
+        f"distillation: median push {fmt(s)} the PD's against the expert's {fmt(e)} — {kept} (≥ {KEEP_BAR:.0%}); "
+        f"sparsity ≥ {SPARSITY_BAR} on every condition: "
+        f"{'none measured' if sp is None else f'lowest {sp:.3f}'} — {'yes' if d['ok'] else 'NO'}"
+    )
 
 
 def bars(rows: dict[str, Any]) -> dict[str, Any]:
     """Issue #16's bars on :func:`main`'s rows (condition → {"pd", "rl"}, and "all"): what each measured and whether
     it holds. ``within``: every RL bar (falls, tracking, peaks); ``gain``: the push gain."""
-    conds = {k: v for k, v in rows.items() if k not in ("all", "bars")}
+    conds = {k: v for k, v in rows.items() if k not in NOT_CONDS}
     if not conds:
         raise ValueError("no condition in common between the two folders: nothing to hold to the bars")
     out: dict[str, Any] = {
@@ -124,12 +160,34 @@ def bars_text(b: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _median_ratio(pd: Path, other: Path, seeds: dict[str, list[int]]) -> float | None:
+    """``other``'s median largest push survived over the PD's, on the given conditions and seeds (both must have
+    them: the expert is compared on the student's episodes)."""
+    ours: list[float] = []
+    theirs: list[float] = []
+    for cond, s in seeds.items():
+        if not (other / cond / "metrics.json").exists():
+            sys.exit(f"{other / cond}: the expert has no run of condition {cond}")
+        o = condition(other / cond, s)
+        if o["seeds"] != s:
+            sys.exit(f"{cond}: the expert's run has seeds {o['seeds']}, the student's {s}")
+        ours += o["pushes_n"]
+        theirs += condition(pd / cond, s)["pushes_n"]
+    if not ours or not theirs:
+        return None
+    return round(float(np.median(ours)) / float(np.median(theirs)), 3)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("pd", type=Path)
     ap.add_argument("rl", type=Path)
+    ap.add_argument("--expert", type=Path, default=None, help="the RL expert's grid: adds the distillation bar")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
+    for where in (args.pd, args.rl, args.expert):
+        if where is not None and not where.is_dir():
+            sys.exit(f"{where}: not a folder of `legloop eval` output directories")
     rows = {}
     print("knee / ankle: mean tracking RMSE over the condition's episodes (rad, against the PD's reference), its ratio")
     print("to the PD's mean, and the worst episode's ratio to the PD's on the same seed; peaks over the episodes.")
@@ -189,6 +247,13 @@ def main() -> None:
     if rows:
         rows["bars"] = bars(rows)
         print(bars_text(rows["bars"]))
+    if rows and args.expert is not None:
+        rows["bars"]["distillation"] = distillation_bar(
+            rows["all"]["ratio"] if "all" in rows else None,
+            _median_ratio(args.pd, args.expert, {k: v["rl"]["seeds"] for k, v in rows.items() if k not in NOT_CONDS}),
+            [v["rl"]["sparsity"] for k, v in rows.items() if k not in NOT_CONDS],
+        )
+        print(distillation_text(rows["bars"]["distillation"]))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 

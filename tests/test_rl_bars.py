@@ -64,3 +64,21 @@ def test_the_gain_is_the_median_push_ratio_at_1_2(rl_vs_pd: ModuleType) -> None:
 def test_no_common_condition_is_an_error_not_a_pass(rl_vs_pd: ModuleType) -> None:
     with pytest.raises(ValueError, match="no condition in common"):
         rl_vs_pd.bars({"all": {"ratio": 1.5}})
+
+
+def test_the_distillation_bar_is_half_the_experts_gain_at_090_sparsity(rl_vs_pd: ModuleType) -> None:
+    bar = rl_vs_pd.distillation_bar
+    held = bar(1.1, 1.2, [0.91, 0.93])
+    assert held["ok"] and held["kept"] == 0.5 and held["sparsity_min"] == 0.91
+    assert "keeps 50% of it (≥ 50%)" in rl_vs_pd.distillation_text(held) and held["ok"]
+    assert not bar(1.09, 1.2, [0.91, 0.93])["ok"]  # 45 % of the gain
+    assert not bar(1.2, 1.2, [0.91, 0.899])["ok"]  # one condition below 0.90 sparsity
+    assert not bar(1.2, 1.2, [0.95, None])["ok"]  # a condition without a delta network's sparsity
+    assert not bar(1.2, 1.2, [None, None])["ok"]  # the RL policy itself: no sparsity at all
+
+
+def test_an_expert_without_a_gain_leaves_nothing_to_keep(rl_vs_pd: ModuleType) -> None:
+    for expert in (1.0, 0.9, None):
+        d = rl_vs_pd.distillation_bar(1.1, expert, [0.95])
+        assert d["kept"] is None and not d["ok"]
+    assert "no gain to keep" in rl_vs_pd.distillation_text(rl_vs_pd.distillation_bar(1.1, 1.0, [0.95]))
