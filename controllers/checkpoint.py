@@ -15,6 +15,8 @@ input_norm         z-score of the inputs: ``{"mean": [...], "std": [...]}``
 command_limits     hard limits on the command, ``{"torque_nm": [knee, ankle], "rate_nm_s": [knee, ankle]}`` (0: none;
                    absent: none) — a network distilled from a limited RL expert inherits the expert's
                    (:mod:`controllers.command_limits`)
+residual_limits    a ``pd_residual`` network distilled with ``residual_limits = true``: its expert's limits on the
+                   correction, ``{"bound_nm", "slew_nm_s", "envelope_nm"}`` (:class:`ResidualLimits`; absent: none)
 target_scale       torques = network output · scale + offset, per output [knee, ankle], N·m
 target_offset
 control_dt         control period the controller was trained at, s
@@ -39,7 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from controllers.command_limits import CommandLimits
+from controllers.command_limits import CommandLimits, ResidualLimits
 from controllers.deltagru import DeltaGRU
 from controllers.features import Normalizer, check_feature_set, check_target, feature_size
 from envs.files import atomic_write_text, atomic_writer
@@ -81,16 +83,18 @@ class CheckpointMeta:
     created: str = ""
     target: str = "torque"  # or "pd_residual": outputs + the PD's torque (controllers.features.TARGETS)
     command_limits: CommandLimits = field(default_factory=CommandLimits)  # applied after the output (none: none)
+    residual_limits: ResidualLimits | None = None  # pd_residual: the expert's limits on the correction (None: none)
 
     def to_dict(self) -> dict[str, Any]:
-        # "target" and "command_limits" only when not the default: checkpoints from before they existed read and
-        # hash the same.
+        # "target", "command_limits" and "residual_limits" only when not the default: checkpoints from before they
+        # existed read and hash the same.
         return {
             "format": FORMAT,
             "model": self.model,
             "feature_set": self.feature_set,
             **({"target": self.target} if self.target != "torque" else {}),
             **({"command_limits": self.command_limits.to_dict()} if self.command_limits else {}),
+            **({"residual_limits": self.residual_limits.to_dict()} if self.residual_limits else {}),
             "input_norm": self.input_norm.to_dict(),
             "target_scale": [float(v) for v in self.target_scale],
             "target_offset": [float(v) for v in self.target_offset],
@@ -119,9 +123,16 @@ class CheckpointMeta:
                 created=str(d.get("created", "")),
                 target=check_target(str(d.get("target", "torque"))),
                 command_limits=CommandLimits.from_dict(d.get("command_limits", {})),
+                residual_limits=(
+                    ResidualLimits.from_dict(d["residual_limits"]) if d.get("residual_limits") is not None else None
+                ),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{where}: malformed metadata: {exc}") from None
+        if meta.residual_limits is not None and meta.target != "pd_residual":
+            raise CheckpointError(
+                f"{where}: residual_limits bound a pd_residual network's correction; the target is {meta.target!r}"
+            )
         n_in = feature_size(meta.feature_set)
         if meta.model.get("input_size") != n_in or len(meta.input_norm.mean) != n_in:
             raise CheckpointError(

@@ -92,3 +92,79 @@ class CommandLimits:
             lim += [f"≤ {r:g} N·m/s"] if r is not None else []
             parts.append(f"{joint} {', '.join(lim) if lim else 'free'}")
         return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class ResidualLimits:
+    """A residual RL expert's limits on its own correction, per joint ``(knee, ankle)``, for a network that learned
+    that correction (``target = "pd_residual"``): what :class:`controllers.residual.ResidualCore` does to the
+    policy's action, in N·m, in its order — the correction is clipped to ``±bound_nm`` (residual_scale × motor
+    peak), then moves at most ``slew_nm_s · dt`` from the previous step's (max_delta × bound per step; from 0 at a
+    reset), then PD torque + correction is bounded by ``max(|τ_PD|, envelope_nm)`` (the envelope × motor peak). None
+    for the slew or the envelope: none. The expert can command nothing outside them; its student is held to them too.
+    """
+
+    bound_nm: tuple[float, float]
+    slew_nm_s: tuple[float, float] | None = None
+    envelope_nm: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("bound_nm", "slew_nm_s", "envelope_nm"):
+            v = getattr(self, name)
+            if v is None and name != "bound_nm":
+                continue
+            try:
+                k, a = (float(x) for x in v)
+            except (TypeError, ValueError):
+                raise ValueError(f"residual_limits.{name} must be [knee, ankle], got {v!r}") from None
+            if not all(math.isfinite(x) and x > 0.0 for x in (k, a)):
+                raise ValueError(f"residual_limits.{name} must be [knee, ankle], each > 0, got {v!r}")
+            object.__setattr__(self, name, (k, a))
+
+    @classmethod
+    def of_expert(
+        cls, residual_scale: float, max_delta: float | None, envelope: float | None, peak_nm: Any, dt: float
+    ) -> ResidualLimits:
+        """The limits of an expert with ``residual_scale`` (fraction of the peak), ``max_delta`` (action units per
+        control step of ``dt`` s, None: none), ``envelope`` (fraction of the peak, None: none) and motor peaks
+        ``peak_nm`` [knee, ankle]."""
+        pk, pa = (float(p) for p in peak_nm)
+        bound = (residual_scale * pk, residual_scale * pa)
+        slew = None if max_delta is None else (max_delta * bound[0] / dt, max_delta * bound[1] / dt)
+        env = None if envelope is None else (envelope * pk, envelope * pa)
+        return cls(bound, slew, env)
+
+    def per_step(self, dt: float) -> tuple[float, float, float, float, float, float]:
+        """``(bound k, bound a, slew k, slew a, envelope k, envelope a)`` in N·m (slew per control step of ``dt``
+        s; inf for none: ``max(|τ_PD|, inf)`` bounds nothing)."""
+        inf = math.inf
+        sk, sa = (inf, inf) if self.slew_nm_s is None else (self.slew_nm_s[0] * dt, self.slew_nm_s[1] * dt)
+        ek, ea = (inf, inf) if self.envelope_nm is None else self.envelope_nm
+        return (*self.bound_nm, sk, sa, ek, ea)
+
+    def to_dict(self) -> dict[str, list[float] | None]:
+        """``{"bound_nm": [k, a], "slew_nm_s": [k, a] | null, "envelope_nm": [k, a] | null}``."""
+        return {
+            "bound_nm": list(self.bound_nm),
+            "slew_nm_s": None if self.slew_nm_s is None else list(self.slew_nm_s),
+            "envelope_nm": None if self.envelope_nm is None else list(self.envelope_nm),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any) -> ResidualLimits:
+        """The inverse of :meth:`to_dict`; ValueError on anything else."""
+        if not isinstance(d, dict) or "bound_nm" not in d or set(d) - {"bound_nm", "slew_nm_s", "envelope_nm"}:
+            raise ValueError(
+                "residual_limits must be {'bound_nm': [knee, ankle], 'slew_nm_s': [knee, ankle] or null, "
+                f"'envelope_nm': [knee, ankle] or null}}, got {d!r}"
+            )
+        return cls(d["bound_nm"], d.get("slew_nm_s"), d.get("envelope_nm"))
+
+    def describe(self) -> str:
+        """``correction ≤ 35.5 / 42 N·m, ≤ 710 / 840 N·m/s; |τ| ≤ max(|τ_PD|, 56.8 / 67.2 N·m)`` (knee / ankle)."""
+        b = self.bound_nm
+        s = "" if self.slew_nm_s is None else f", ≤ {self.slew_nm_s[0]:.4g} / {self.slew_nm_s[1]:.4g} N·m/s"
+        e = "" if self.envelope_nm is None else (
+            f"; |τ| ≤ max(|τ_PD|, {self.envelope_nm[0]:.4g} / {self.envelope_nm[1]:.4g} N·m)"
+        )  # fmt: skip
+        return f"correction ≤ {b[0]:.4g} / {b[1]:.4g} N·m{s}{e} (knee / ankle)"

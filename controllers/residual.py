@@ -129,6 +129,18 @@ class ResidualCore:
         self.prev_action[:] = 0.0
         self.out[:] = 0.0
 
+    def follow(self, applied: np.ndarray) -> None:
+        """Another controller drove the last step (a DAgger learner) and ``applied`` [knee, ankle] N·m is what the
+        motors got: make it this core's history — the previous action becomes the residual that torque implies over
+        the PD's torque of that step (clipped to [-1, 1]) and the rate limit slews from it — so the next action
+        answers the trajectory that happened, not this core's own commands that were never applied."""
+        tpk, tpa = self.pd.last_torque.tolist()
+        ak, aa = float(applied[0]), float(applied[1])
+        a0, a1 = (ak - tpk) / self._rk, (aa - tpa) / self._ra
+        self.prev_action[0] = -1.0 if a0 < -1.0 else (1.0 if a0 > 1.0 else a0)
+        self.prev_action[1] = -1.0 if a1 < -1.0 else (1.0 if a1 > 1.0 else a1)
+        self.out[0], self.out[1] = ak, aa
+
     def observe(self, sensors: np.ndarray) -> np.ndarray:
         """Run the PD on ``sensors`` and fill the observation (layout :data:`OBS_LAYOUT`)."""
         pd = self.pd

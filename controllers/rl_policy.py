@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from controllers.command_limits import CommandLimits, check_joint_limits
+from controllers.command_limits import CommandLimits, ResidualLimits, check_joint_limits
 from controllers.pd import AmproPD
 from controllers.residual import (
     OBS_SIZE,
@@ -157,6 +157,12 @@ class RLPolicy:
     def command_limits(self) -> CommandLimits:
         """The hard limits on the command (what a controller distilled from this policy inherits)."""
         return CommandLimits(self.torque_limit, self.rate_limit)
+
+    def residual_limits(self, peak_torque: Any) -> ResidualLimits:
+        """This policy's limits on its correction in N·m (what a network distilled with ``residual_limits`` is held
+        to), for motor peaks ``peak_torque`` [knee, ankle] N·m."""
+        scale, dt = self.residual_scale, self.control_dt
+        return ResidualLimits.of_expert(scale, self.max_delta, self.envelope, peak_torque, dt)
 
     def action(self, obs_norm: np.ndarray) -> np.ndarray:
         """The deterministic action for one normalised observation (clipped to the action space)."""
@@ -299,6 +305,10 @@ class RLController:
 
     def reset(self) -> None:
         self.core.reset()
+
+    def follow(self, applied: np.ndarray) -> None:
+        """``applied`` (N·m) drove the last step instead of this policy's torque: :meth:`ResidualCore.follow`."""
+        self.core.follow(applied)
 
     def act(self, observation: np.ndarray) -> np.ndarray:
         obs = self.core.observe(observation)

@@ -508,6 +508,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"  thresholds overridden: {', '.join(given)} (the checkpoint's are not used)", file=sys.stderr)
     if learned and limits:  # a network distilled from a limited RL expert: its torque is bounded as the expert's
         print(f"  command limits from the checkpoint: {limits.describe()}", file=sys.stderr)
+    res_limits = factory.meta.residual_limits if learned else None
+    if res_limits is not None:  # ... and its correction as the expert's residual
+        print(f"  residual limits from the checkpoint (its expert's): {res_limits.describe()}", file=sys.stderr)
     log_header = {
         "controller": spec.to_dict(),
         "checkpoint": str(factory.checkpoint_path or ""),
@@ -540,6 +543,8 @@ def run(args: argparse.Namespace) -> int:
         config |= {"budget_us": args.budget_us, "deadline_policy": episodes[0].get("deadline_policy")}
         if limits:
             config["command_limits"] = limits.to_dict()
+        if res_limits is not None:
+            config["residual_limits"] = res_limits.to_dict()
     if args.controller == "edgedrnn":
         config |= {"governor": args.governor, "clock_mhz": args.clock_mhz}
     if board is not None:

@@ -82,6 +82,9 @@ class EpisodeTask:
     env_options: dict[str, Any] = field(default_factory=dict)
     expert: str | None = None  # an RL checkpoint directory whose torques label the data (None: the PD's)
     pusher: HeelStrikePusher | None = None  # pushes at heel strikes (RandomPushes.heel_strike), else env_options'
+    # An RL expert takes the learner's applied torque as its own history when the learner drove (its previous action,
+    # an input of its policy, and its rate limit): DaggerConfig.expert_follows
+    expert_follows: bool = False
 
     @property
     def name(self) -> str:
@@ -135,17 +138,26 @@ class DaggerMix:
 
     The learner runs every step (a recurrent learner must see the whole sensor stream); a non-finite learner torque
     is an error of the learner under training, raised with the episode's seed and step.
+
+    ``follow``: after a step the learner drove, the expert (an RL controller, whose policy sees its own previous
+    action) is told what was applied before it labels the next step (:meth:`ResidualCore.follow`). Without it a
+    stateful expert labels the learner's states from a history of its own commands that never reached the motors,
+    which the learner cannot see.
     """
 
     name = "dagger"
 
     def __init__(self, pd: AmproPD, learner: Controller | None, use_pd: np.ndarray | None, task: EpisodeTask,
-                 peak: np.ndarray, expert: Controller | None = None) -> None:  # fmt: skip
+                 peak: np.ndarray, expert: Controller | None = None, follow: bool = False) -> None:  # fmt: skip
         self.pd, self.learner, self.use_pd, self.task = pd, learner, use_pd, task
         self.expert: Controller = expert if expert is not None else pd
         self.peak_k, self.peak_a = float(peak[0]), float(peak[1])
         self.applied = np.zeros(2)
         self.k = 0
+        if follow and not hasattr(self.expert, "follow"):
+            raise ValueError("expert_follows needs an RL expert (the PD keeps no history of its commands)")
+        self.follow = follow
+        self._learner_drove = False
 
     def reset(self) -> None:
         self.expert.reset()  # an RL expert resets the PD inside it
@@ -153,10 +165,14 @@ class DaggerMix:
         if self.learner is not None:
             self.learner.reset()
         self.k = 0
+        self._learner_drove = False
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         k = self.k
         self.k = k + 1
+        if self._learner_drove:  # after the last step's label was recorded, before this step's
+            self.expert.follow(self.applied)  # type: ignore[attr-defined]
+            self._learner_drove = False
         pd_out = self.expert.act(obs)
         if self.learner is None:
             return pd_out
@@ -174,6 +190,7 @@ class DaggerMix:
         pk, pa = self.peak_k, self.peak_a
         self.applied[0] = -pk if tk < -pk else (pk if tk > pk else tk)
         self.applied[1] = -pa if ta < -pa else (pa if ta > pa else ta)
+        self._learner_drove = self.follow
         return self.applied
 
     def episode_stats(self) -> dict[str, Any]:
@@ -197,7 +214,7 @@ def collect_episode(task: EpisodeTask) -> tuple[int, dict[str, np.ndarray], dict
     steps = max(1, round(task.seconds / dt))
     # β-mixing coins for the whole episode, drawn up front: the learner's choices cannot shift the stream.
     use_pd = np.random.default_rng([task.seed, _MIX_SALT]).random(steps) < task.beta if learner is not None else None
-    mix = DaggerMix(pd, learner, use_pd, task, env.peak_torque, expert)
+    mix = DaggerMix(pd, learner, use_pd, task, env.peak_torque, expert, task.expert_follows and learner is not None)
     labels = rl_expert.last_torque if rl_expert is not None else pd.last_torque  # the expert's torque, N·m
     mix.reset()
     buf = np.zeros((steps, len(EPISODE_COLUMNS)))  # rows = steps, one row written per step with a single call
@@ -329,6 +346,7 @@ def collect(
     overwrite: bool = False,
     expert: str | None = None,
     pushes: RandomPushes | None = None,
+    expert_follows: bool = False,
 ) -> list[Path]:
     """Collect `n_episodes` episodes of `seconds` s each into OUT_DIR/episodes + OUT_DIR/manifest.json.
 
@@ -339,7 +357,8 @@ def collect(
     (picklable). ``expert``: an RL checkpoint directory whose torques label the data instead of the PD's. ``pushes``:
     trunk pushes drawn per episode (:class:`controllers.residual.RandomPushes`, from a generator seeded by the
     episode's seed), so the data holds the expert's recoveries — what a distilled controller must learn to keep an
-    RL expert's push robustness.
+    RL expert's push robustness. ``expert_follows``: in a DAgger round the RL expert takes the learner's applied
+    torque as its own history (:class:`DaggerMix`).
     Refuses a directory that already holds a data set unless `overwrite`.
     Returns the episode files in index order.
     """
@@ -355,6 +374,8 @@ def collect(
         raise ValueError(f"seed0 must be ≥ 0 (seeds are non-negative), got {seed0}")
     if not 0.0 <= beta <= 1.0:
         raise ValueError(f"beta must be in [0, 1], got {beta}")
+    if expert_follows and expert is None:
+        raise ValueError("expert_follows needs an RL expert (expert=DIR): the PD keeps no history of its commands")
     if driver is not None and not isinstance(driver, DriverSpec):
         raise TypeError(f"driver must be a DriverSpec, got {type(driver).__name__}")
     out = Path(out_dir)
@@ -374,6 +395,7 @@ def collect(
             env_options=dict(env_options or {}) | drawn[i][0],
             expert=expert,
             pusher=drawn[i][1],
+            expert_follows=expert_follows,
         )
         for i in range(n_episodes)
     ]
@@ -392,6 +414,7 @@ def collect(
             "env_options": {k: repr(v) for k, v in sorted((env_options or {}).items())},
             "expert": expert or "pd",
             "pushes": asdict(pushes) if pushes is not None else None,
+            **({"expert_follows": True} if expert_follows else {}),
         },
         "provenance": provenance(),
         "episodes": [],

@@ -44,6 +44,7 @@ from typing import Any
 
 import torch
 
+from controllers.base import torque_limits_of
 from controllers.checkpoint import (
     DELTA_GRU,
     FLOAT_GRU,
@@ -52,7 +53,7 @@ from controllers.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from controllers.command_limits import CommandLimits
+from controllers.command_limits import CommandLimits, ResidualLimits
 from controllers.deltagru import DeltaGRU
 from controllers.features import TARGET_COLUMNS, feature_size
 from envs.files import atomic_write_text
@@ -202,15 +203,23 @@ def run_training(
     out = Path(out)
     # A distilled network inherits its expert's hard limits on the command (hil.learned applies them).
     limits = CommandLimits()
+    res_limits: ResidualLimits | None = None  # and, with residual_limits = true, its limits on the correction
     if expert is not None:
         if sources:
             raise TrainError("--expert labels simulated data; with --data the logs' own torques are the labels")
         from controllers.rl_policy import RLCheckpointError, load_rl_checkpoint
 
         try:
-            limits = load_rl_checkpoint(expert).command_limits  # fails here, before anything is written
+            loaded = load_rl_checkpoint(expert)  # fails here, before anything is written
         except RLCheckpointError as exc:
             raise TrainError(f"--expert: {exc}") from None
+        limits = loaded.command_limits
+        if cfg.residual_limits:
+            res_limits = loaded.residual_limits(torque_limits_of(None))
+    elif cfg.residual_limits:
+        raise TrainError("residual_limits = true holds the network to an RL expert's limits: pass --expert rl:DIR")
+    elif cfg.dagger.expert_follows:
+        raise TrainError("dagger.expert_follows = true syncs an RL expert's history: pass --expert rl:DIR")
         expert = str(Path(expert).resolve())
     fs = resolve_feature_set(cfg, sources, feature_set, backend)
     if fs != cfg.feature_set:
@@ -403,6 +412,7 @@ def run_training(
                 beta=beta,
                 stage=spec.name,
                 **({"expert": expert} if expert is not None else {}),
+                **({"expert_follows": True} if cfg.dagger.expert_follows else {}),
                 **_collect_pushes(cfg, cfg.dagger.seconds),
             )
             train_s = train_s + episode_series(new_eps, fs, aux_w > 0.0, cfg.target)
@@ -430,7 +440,7 @@ def run_training(
             if spec.name in collect_seconds:
                 rec["collect_seconds"] = round(collect_seconds[spec.name], 2)
             history = [*history, rec]
-            meta = _meta(cfg, fs, scaling, dt, spec.name, history, data_info, limits)
+            meta = _meta(cfg, fs, scaling, dt, spec.name, history, data_info, limits, res_limits)
             save_checkpoint(ckpt, model, meta, overwrite=True)
             if aux_head is not None:
                 torch.save(aux_head.state_dict(), ckpt.with_suffix(".aux.pt"))
@@ -446,7 +456,7 @@ def run_training(
     if float_stages:
         gru_model, gru_meta = load_checkpoint(stages_dir / f"{float_stages[-1]}.pt", fs)
         gru_path = save_checkpoint(out / FLOAT_GRU, gru_model, gru_meta, overwrite=True)
-    meta = _meta(cfg, fs, scaling, dt, specs[-1].name, history, data_info, limits)
+    meta = _meta(cfg, fs, scaling, dt, specs[-1].name, history, data_info, limits, res_limits)
     trained = (cfg.delta.theta_x, cfg.delta.theta_h)
     run_tx, run_th = cfg.delta.run_thresholds()
     if (run_tx, run_th) != trained and (specs[-1].theta_x, specs[-1].theta_h) != trained:
@@ -490,6 +500,7 @@ def run_training(
         "data": data_info,
         "expert": expert or "pd",
         **({"command_limits": limits.to_dict()} if limits else {}),
+        **({"residual_limits": res_limits.to_dict()} if res_limits else {}),
         **({"run_thresholds": meta.training["run_thresholds"]} if "run_thresholds" in meta.training else {}),
         "provenance": provenance(),
     }
@@ -506,6 +517,7 @@ def _meta(
     history: list[dict[str, Any]],
     data_info: dict[str, Any],
     limits: CommandLimits,
+    res_limits: ResidualLimits | None = None,
 ) -> CheckpointMeta:
     last = history[-1] if history else {}
     training = {
@@ -527,4 +539,5 @@ def _meta(
         training=training,
         target=cfg.target,
         command_limits=limits,
+        residual_limits=res_limits,
     )

@@ -141,6 +141,10 @@ class DaggerConfig:
     beta_decay: float = 0.5  # β_k = beta_decay ** k for round k = 1, 2, …
     epochs: int = 2  # fine-tune epochs on the grown data set per round
     lr: float = 0.0  # 0: optim.lr
+    # Distilling an RL expert: after a step the learner drove, the expert takes the applied torque as its own
+    # history (its previous action, which its policy observes; its rate limit), so its label answers the trajectory
+    # the learner sees. Off (the default until measured): the expert labels from its own, never-applied commands.
+    expert_follows: bool = False
 
     def validate(self) -> None:
         _check(self.rounds >= 0, "dagger.rounds", ">= 0")
@@ -272,6 +276,10 @@ class TrainConfig:
     # beside it (distilling an RL expert: the network learns the residual policy's correction, the PD stays exact)
     target: str = "torque"
     workers: int = 2  # parallel simulation processes for data collection
+    # Distilling a residual RL expert (--expert rl:DIR, target pd_residual): hold the network's correction to the
+    # expert's own limits on its residual (bound, slew, torque envelope; controllers.command_limits.ResidualLimits),
+    # on the host, in the DAgger rounds it drives and in the checkpoint. Off: only the expert's command limits.
+    residual_limits: bool = False
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -286,6 +294,11 @@ class TrainConfig:
         _check(self.feature_set in FEATURE_SETS, "feature_set", f"one of {', '.join(FEATURE_SETS)}")
         _check(self.target in TARGETS, "target", f"one of {', '.join(TARGETS)}")
         _check(1 <= self.workers <= 64, "workers", "in 1 … 64")
+        _check(
+            not self.residual_limits or self.target == "pd_residual",
+            "residual_limits",
+            "false unless target = 'pd_residual' (they bound the expert's correction)",
+        )
         for part in (self.model, self.data, self.optim, self.bc, self.dagger, self.delta, self.logs, self.aux):
             part.validate()
         names = FEATURE_NAMES[self.feature_set]
@@ -294,12 +307,17 @@ class TrainConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """Every key, except ``target``, an ``[aux]`` table, ``data.push_heel_strike``, ``model.input_gain``, the
-        ``delta.latency_*`` and ``delta.run_theta_*`` keys left at their defaults (off): run directories, checkpoints
-        and sweep task ids made before they existed describe the same training and still match."""
+        """Every key, except ``target``, ``residual_limits``, ``dagger.expert_follows``, an ``[aux]`` table,
+        ``data.push_heel_strike``, ``model.input_gain``, the ``delta.latency_*`` and ``delta.run_theta_*`` keys left at
+        their defaults (off): run directories, checkpoints and sweep task ids made before they existed describe the
+        same training and still match."""
         d = dataclasses.asdict(self)
         if self.target == "torque":
             del d["target"]
+        if not self.residual_limits:
+            del d["residual_limits"]
+        if not self.dagger.expert_follows:
+            del d["dagger"]["expert_follows"]
         if self.data.push_heel_strike == 0.0:
             del d["data"]["push_heel_strike"]
         if not self.model.input_gain:

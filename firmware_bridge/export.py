@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from controllers.checkpoint import CheckpointMeta, load_checkpoint
-from controllers.command_limits import CommandLimits
+from controllers.command_limits import CommandLimits, ResidualLimits
 from controllers.deltagru import DeltaGRU
 from controllers.features import FEATURE_NAMES
 from controllers.fixedpoint import (
@@ -142,6 +142,8 @@ def bundle_from_model(model: DeltaGRU, meta: CheckpointMeta, *, clip_theta: bool
         "target": meta.target,
         # hard limits the host applies after the outputs (hil.learned), as the checkpoint carries them
         **({"command_limits": meta.command_limits.to_dict()} if meta.command_limits else {}),
+        # a pd_residual network's limits on its correction, before the PD's torque is added (hil.learned)
+        **({"residual_limits": meta.residual_limits.to_dict()} if meta.residual_limits else {}),
         "control_dt": meta.control_dt,
         "model": model.config(),
         "theta_x_float": model.theta_x,
@@ -202,6 +204,13 @@ def _limits_comment(limits: dict[str, Any] | None) -> str:
     return f" * Command limits (per joint, applied to the torque by the host): {text}.\n"
 
 
+def _residual_comment(limits: dict[str, Any] | None) -> str:
+    if not limits:
+        return ""
+    text = ResidualLimits.from_dict(limits).describe()
+    return f" * Residual limits (the RL expert's, applied to the correction by the host): {text}.\n"
+
+
 def c_header(bundle: Bundle, guard: str = "LEGLOOP_CONTROLLER_H", prefix: str = "LEGLOOP") -> str:
     """A C99 header with everything the firmware needs to run ``bundle`` (compiles with -Wall -Werror)."""
     p, lp = prefix.upper(), prefix.lower()
@@ -221,6 +230,7 @@ def c_header(bundle: Bundle, guard: str = "LEGLOOP_CONTROLLER_H", prefix: str = 
             else ""
         )
         + _limits_comment(meta.get("command_limits"))
+        + _residual_comment(meta.get("residual_limits"))
         + " *\n"
         " * Input:  x_q88[i] = round_half_even((feature[i] - INPUT_MEAN[i]) / INPUT_STD[i] * 256), saturated to\n"
         " *         int16, zero-padded to INPUT_PADDED values.\n"

@@ -4,7 +4,8 @@ Per control step (:meth:`LearnedController.act`)::
 
     sensors ─┬─> AmproPD.update_reference (ampro features; the fallback_pd policy's PD law; a pd_residual prior)
              └─> features_from_obs ─> backend.step (normalise → network → de-normalise; CPU kernel, EdgeDRNN model
-                 or a board over serial) ─> [+ the PD's torque: target pd_residual] ─> saturate at the motor limits
+                 or a board over serial) ─> [pd_residual: the expert's residual limits, + the PD's torque]
+                 ─> saturate at the motor limits
                  ─> [the checkpoint's command limits: |τ|, |dτ/dt|] ─> DeadlineMonitor (hold | fallback_pd | stop |
                  period | none) ─> torques [knee, ankle] N·m
 
@@ -13,6 +14,9 @@ controller runs the AMPRO PD beside the network, as the RL policy did, and appli
 checkpoint distilled from an RL expert with hard limits on its command (``command_limits``: per joint |τ| and
 |dτ/dt|, :mod:`controllers.command_limits`) gets the same limits here, on the host, whatever the backend — the student
 is held to the envelope its expert was. The limits bound the network's command; a ``fallback_pd`` step is the PD's.
+A residual network distilled with ``residual_limits`` also gets the expert's limits on the correction itself
+(bound, slew, torque envelope: :class:`controllers.command_limits.ResidualLimits`), applied as the expert's
+:class:`controllers.residual.ResidualCore` applies them to its action.
 
 The same front end runs a recorded log open loop (:meth:`LearnedController.act_features`). Per step it records the
 backend's cycles and fired columns in preallocated arrays (the latency and the torque source live in the monitor);
@@ -33,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from controllers.base import torque_limits_of
-from controllers.command_limits import CommandLimits
+from controllers.command_limits import CommandLimits, ResidualLimits
 from controllers.features import check_feature_set, check_target, feature_size, features_from_obs
 from controllers.pd import AmproPD
 from envs.anthropometry import WalkerParams
@@ -118,6 +122,9 @@ class LearnedController:
     command_limits
         Hard limits on the command after saturation: ``|τ| ≤ torque_nm``, ``|τ_k − τ_{k−1}| ≤ rate_nm_s · dt`` (from 0
         at a reset); default none. :meth:`from_checkpoint` passes the checkpoint's.
+    residual_limits
+        ``pd_residual`` only: the expert's limits on the correction (:class:`ResidualLimits`), before the PD's torque
+        is added; default none. :meth:`from_checkpoint` passes the checkpoint's.
     """
 
     def __init__(
@@ -134,10 +141,13 @@ class LearnedController:
         capacity: int = DEFAULT_CAPACITY,
         target: str = "torque",
         command_limits: CommandLimits | None = None,
+        residual_limits: ResidualLimits | None = None,
     ) -> None:
         self.feature_set = check_feature_set(feature_set)
         self.target = check_target(target)
         self.residual = self.target == "pd_residual"
+        if residual_limits is not None and not self.residual:
+            raise ValueError(f"residual_limits bound a pd_residual network's correction; target is {self.target!r}")
         n_in = feature_size(self.feature_set)
         if backend.input_size != n_in:
             raise ValueError(f"network has {backend.input_size} inputs; feature set {self.feature_set!r} has {n_in}")
@@ -161,6 +171,9 @@ class LearnedController:
         ck, ca, self._step_knee, self._step_ankle = self.command_limits.per_step(self.dt)
         self._rate_limited = self.command_limits.rate_nm_s is not None
         self._lim_knee, self._lim_ankle = min(float(self.torque_limits[0]), ck), min(float(self.torque_limits[1]), ca)
+        self.residual_limits = residual_limits
+        self._res = residual_limits.per_step(self.dt) if residual_limits is not None else None
+        self._correction = np.zeros(2, dtype=np.float64)  # the last limited correction (the slew's origin)
         self.dense_macs_per_step = int(backend.dense_macs)
         self._macs_out = backend.hidden_size * backend.n_outputs
         self._h3 = 3 * backend.hidden_size
@@ -215,6 +228,7 @@ class LearnedController:
             capacity=capacity,
             target=meta.target,
             command_limits=meta.command_limits,
+            residual_limits=meta.residual_limits,
         )
 
     # ------------------------------------------------------------------------------------------ control
@@ -226,6 +240,7 @@ class LearnedController:
             self.reference.reset()
         self._net[:] = 0.0
         self._applied[:] = 0.0  # the rate limit slews from 0 after a reset, as the motor starts
+        self._correction[:] = 0.0  # so does the expert's residual (its previous action is 0 at a reset)
         self._nonzero = 0
         self._fired_total = 0
         self._results = 0
@@ -271,8 +286,24 @@ class LearnedController:
             self.raw_output[1] = ankle
             if self.residual:
                 pk, pa = self._prior.tolist()
-                knee += pk
-                ankle += pa
+                res = self._res
+                if res is not None:  # the expert's order: bound, slew from the last correction, then the envelope
+                    bk, ba, sk, sa, ek, ea = res
+                    knee = -bk if knee < -bk else (bk if knee > bk else knee)
+                    ankle = -ba if ankle < -ba else (ba if ankle > ba else ankle)
+                    ck, ca = self._correction.tolist()
+                    knee = ck - sk if knee < ck - sk else (ck + sk if knee > ck + sk else knee)
+                    ankle = ca - sa if ankle < ca - sa else (ca + sa if ankle > ca + sa else ankle)
+                    self._correction[0] = knee
+                    self._correction[1] = ankle
+                    knee += pk
+                    ankle += pa
+                    ck, ca = max(abs(pk), ek), max(abs(pa), ea)
+                    knee = -ck if knee < -ck else (ck if knee > ck else knee)
+                    ankle = -ca if ankle < -ca else (ca if ankle > ca else ankle)
+                else:
+                    knee += pk
+                    ankle += pa
             # Two outputs: scalar saturation is cheaper than numpy calls on 2-element arrays.
             lk, la = self._lim_knee, self._lim_ankle
             knee = -lk if knee < -lk else (lk if knee > lk else knee)

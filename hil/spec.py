@@ -285,12 +285,14 @@ def _learned_factory(spec: ControllerSpec) -> ControllerFactory:
             walker=env.walker,
             target=meta.target,
             command_limits=meta.command_limits,
+            residual_limits=meta.residual_limits,
         )
 
     def offline(capacity: int) -> Controller:
         return LearnedController(
             backend, meta.feature_set, meta.control_dt, name=name, policy=spec.policy, budget_s=spec.budget_s,
             capacity=capacity, target=meta.target, command_limits=meta.command_limits,
+            residual_limits=meta.residual_limits,
         )  # fmt: skip
 
     factory = ControllerFactory(spec, make, backend.close, offline)

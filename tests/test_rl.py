@@ -986,6 +986,161 @@ def test_collected_data_records_the_pd_prior(trained: Path) -> None:
     assert np.abs(rl_cols["torque_pd_knee"] - rl_cols["torque_prior_knee"]).max() > 0.0
 
 
+def test_a_following_expert_sees_the_learners_applied_residual_as_its_previous_action(trained: Path) -> None:
+    """``dagger.expert_follows``: while a DAgger learner drives, the RL expert's policy observes as its previous
+    action the residual that was actually applied (applied torque − the PD's, over the bound) — not its own label of
+    the step before, which never reached the motors; its slew then starts from there. Without it, it does not."""
+    from controllers.pd import AmproPD
+    from envs.walker_env import ProstheticWalkerEnv
+    from experiments.collect import DaggerMix, EpisodeTask, collect, load_expert
+
+    steps = 120
+
+    class Stiffer:  # a learner that is not the expert: the PD's torque plus a fixed knee offset
+        name = "stiffer"
+
+        def __init__(self, pd: AmproPD) -> None:
+            self.pd = pd
+
+        def reset(self) -> None:
+            self.pd.reset()
+
+        def act(self, obs: np.ndarray) -> np.ndarray:
+            return self.pd.act(obs) + np.array([12.0, -6.0])
+
+    def run(follow: bool) -> tuple[np.ndarray, np.ndarray]:
+        env = ProstheticWalkerEnv()
+        obs, _ = env.reset(seed=2)
+        pd = AmproPD(env.dt, walker=env.walker)
+        expert = load_expert(str(trained), env, pd)
+        learner = Stiffer(AmproPD(env.dt, walker=env.walker))
+        use_pd = np.zeros(steps, dtype=bool)
+        use_pd[::4] = True  # the expert drives every fourth step
+        task = EpisodeTask(index=0, seed=2, speed=1.0, seconds=steps * env.dt)
+        mix = DaggerMix(pd, learner, use_pd, task, env.peak_torque, expert, follow)
+        mix.reset()
+        bound = expert.loaded.residual_scale * env.peak_torque
+        seen, implied = np.zeros((steps, 2)), np.zeros((steps, 2))
+        for k in range(steps):
+            tau = mix.act(obs).copy()
+            seen[k] = expert.core.obs[14:16]  # the previous action the expert's policy observed at step k
+            implied[k] = np.clip((tau - pd.last_torque) / bound, -1.0, 1.0)  # what this step applied, as a residual
+            obs, *_ = env.step(tau / env.peak_torque)
+        return seen, implied
+
+    seen, implied = run(True)
+    after_learner = [k for k in range(1, steps) if (k - 1) % 4 != 0]
+    np.testing.assert_allclose(
+        seen[after_learner], implied[np.array(after_learner) - 1], rtol=0, atol=1e-6
+    )  # float32 obs
+    seen_own, implied_own = run(False)
+    assert np.abs(seen_own[after_learner] - implied_own[np.array(after_learner) - 1]).max() > 0.05
+    with pytest.raises(ValueError, match="expert_follows needs an RL expert"):
+        collect("/nonexistent", 1, 1.0, expert_follows=True)
+
+
+def test_residual_limits_hold_the_student_to_the_experts_correction(trained: Path, tmp_path: Path) -> None:
+    """``residual_limits = true``: the distilled network's correction is held to its expert's limits on the residual
+    (bound, slew, torque envelope) — in the loop the controller commands exactly what the expert's ResidualCore
+    would for the action correction / bound; the checkpoint and train.json carry them; without an expert, or with
+    the torque target, the key is refused before anything is written."""
+    from controllers.base import torque_limits_of
+    from controllers.checkpoint import load_checkpoint
+    from controllers.command_limits import ResidualLimits
+    from controllers.pd import AmproPD
+    from controllers.residual import ResidualCore
+    from controllers.rl_policy import load_rl_checkpoint
+    from envs.walker_env import ProstheticWalkerEnv
+    from experiments.train import TrainError, run_training
+    from experiments.train_config import CONFIG_DIR, ConfigError, load_config
+    from hil.learned import LearnedController
+
+    cfg = load_config(CONFIG_DIR / "train_tiny.toml").replace(target="pd_residual", residual_limits=True)
+    assert cfg.to_dict()["residual_limits"] is True
+    assert "residual_limits" not in cfg.replace(residual_limits=False).to_dict()  # older runs' ids still match
+    with pytest.raises(ConfigError, match="residual_limits"):
+        cfg.replace(target="torque")
+    with pytest.raises(TrainError, match="--expert"):
+        run_training(cfg, tmp_path / "none", progress=False)
+    follows = load_config(CONFIG_DIR / "train_tiny.toml")
+    follows = follows.replace(dagger=dataclasses.replace(follows.dagger, expert_follows=True))
+    assert follows.to_dict()["dagger"]["expert_follows"] is True
+    assert "expert_follows" not in load_config(CONFIG_DIR / "train_tiny.toml").to_dict()["dagger"]
+    with pytest.raises(TrainError, match="expert_follows"):
+        run_training(follows, tmp_path / "none", progress=False)
+    assert not (tmp_path / "none").exists()
+
+    expert = tmp_path / "expert"  # the tiny policy with a slew limit, an envelope and a hard torque-rate limit
+    shutil.copytree(trained, expert)
+    rl_meta = json.loads((expert / "rl.json").read_text())
+    rl_meta |= {"residual_max_delta": 0.1, "residual_envelope": 0.4, "residual_rate_limit_nm_s": [9000.0, 0.0]}
+    (expert / "rl.json").write_text(json.dumps(rl_meta))
+    loaded = load_rl_checkpoint(expert)
+    peak = torque_limits_of(None)
+    want = loaded.residual_limits(peak)
+    bound = np.array(want.bound_nm)
+    np.testing.assert_allclose(bound, loaded.residual_scale * peak)
+    assert want.slew_nm_s == pytest.approx(tuple(0.1 * bound / loaded.control_dt))
+    assert want.envelope_nm == pytest.approx(tuple(0.4 * peak))
+    out = tmp_path / "distil"
+    run_training(cfg, out, progress=False, expert=str(expert))
+    _, meta = load_checkpoint(out / "controller.pt")
+    assert meta.residual_limits == want
+    assert json.loads((out / "train.json").read_text())["residual_limits"] == want.to_dict()
+    assert ResidualLimits.from_dict(want.to_dict()) == want
+    from firmware_bridge.export import bundle_from_checkpoint, c_header
+
+    bundle = bundle_from_checkpoint(out / "controller.pt")
+    assert bundle.meta["residual_limits"] == want.to_dict()
+    assert "Residual limits (the RL expert's, applied to the correction by the host): correction ≤" in c_header(bundle)
+    ev = tmp_path / "ev"
+    argv = ["eval", "--controller", "deltagru", "--checkpoint", str(out), "--seconds", "0.5", "--seeds", "0"]
+    assert main([*argv, "--no-pushes", "--no-log", "--out", str(ev)]) == 0
+    assert json.loads((ev / "metrics.json").read_text())["config"]["residual_limits"] == want.to_dict()
+
+    # A jumpy network (its output scale x 40) so that every limit bites.
+    js = out / "controller.json"
+    d = json.loads(js.read_text())
+    d["target_scale"] = [40.0 * v for v in d["target_scale"]]
+    js.write_text(json.dumps(d))
+    env = ProstheticWalkerEnv()
+    obs, _ = env.reset(seed=3)
+    # What legloop eval runs (the spec's factory), and from_checkpoint, both hold the limits.
+    from hil.spec import ControllerSpec
+
+    factory = ControllerSpec("deltagru", checkpoint=str(out)).factory()
+    ctrl = factory(env)
+    assert isinstance(ctrl, LearnedController) and ctrl.residual_limits == want
+    assert factory.offline(16).residual_limits == want  # a replay's
+    assert LearnedController.from_checkpoint(out, "deltagru").residual_limits == want
+    core = ResidualCore(
+        AmproPD(env.dt, walker=env.walker),
+        env.peak_torque,
+        loaded.residual_scale,
+        loaded.max_delta,
+        loaded.envelope,
+        loaded.torque_limit,
+        loaded.rate_limit,
+    )
+    bit = {"bound": False, "slew": False, "envelope": False}
+    prev = np.zeros(2)
+    for _ in range(200):
+        tau = ctrl.act(obs).copy()
+        core.observe(obs)
+        raw = ctrl.raw_output.copy()
+        expected = core.torque(raw / bound).copy()
+        np.testing.assert_allclose(tau, expected, rtol=0, atol=1e-9)
+        applied = core.prev_action * bound  # the correction after the bound and the slew
+        bit["bound"] |= bool(np.any(np.abs(raw) > bound))
+        bit["slew"] |= bool(np.any(np.abs(applied - np.clip(raw, -bound, bound)) > 1e-9))
+        bit["envelope"] |= bool(np.any(np.abs(tau) < np.abs(core.pd.last_torque + applied) - 1e-6))
+        prev = applied
+        obs, *_ = env.step(tau / env.peak_torque)
+    factory.close()
+    assert all(bit.values()), bit
+    assert np.abs(prev).max() > 0.0
+
+
 def test_distilled_pd_residual_network_adds_the_pd(trained: Path, tmp_path: Path) -> None:
     """target = "pd_residual": the network learns label − PD torque, its checkpoint and export say so, and in the
     loop (and in a replay) the controller applies PD torque + network output — within the expert's hard limits on
