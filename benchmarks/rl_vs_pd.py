@@ -97,7 +97,7 @@ def distillation_text(d: dict[str, Any]) -> str:
     """:func:`distillation_bar` as one line."""
     s, e, k, sp = d["student_ratio"], d["expert_ratio"], d["kept"], d["sparsity_min"]
     fmt = lambda r: "no push trials" if r is None else f"{r:.2f}×"  # noqa: E731
-    kept = "no gain to keep" if k is None else f"keeps {k:.0%} of it"
+    kept = "no gain to keep" if k is None else (f"keeps {k:.0%} of it" if k > 0 else f"keeps none of it ({k:.0%})")
     return (
         f"distillation: median push {fmt(s)} the PD's against the expert's {fmt(e)} — {kept} (≥ {KEEP_BAR:.0%}); "
         f"sparsity ≥ {SPARSITY_BAR} on every condition: "

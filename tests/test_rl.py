@@ -1088,6 +1088,14 @@ def test_residual_limits_hold_the_student_to_the_experts_correction(trained: Pat
     assert meta.residual_limits == want
     assert json.loads((out / "train.json").read_text())["residual_limits"] == want.to_dict()
     assert ResidualLimits.from_dict(want.to_dict()) == want
+    # benchmarks/distil_fit_by_driver.py: the fit per data set, in the order collected
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "distil_fit_by_driver.py"
+    fit = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True, check=True).stdout
+    rows = [line.split()[0] for line in fit.splitlines()[1:]]
+    assert rows == ["pd", "dagger1", "delta_dagger1"], fit
     from firmware_bridge.export import bundle_from_checkpoint, c_header
 
     bundle = bundle_from_checkpoint(out / "controller.pt")

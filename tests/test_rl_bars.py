@@ -72,6 +72,7 @@ def test_the_distillation_bar_is_half_the_experts_gain_at_090_sparsity(rl_vs_pd:
     assert held["ok"] and held["kept"] == 0.5 and held["sparsity_min"] == 0.91
     assert "keeps 50% of it (≥ 50%)" in rl_vs_pd.distillation_text(held) and held["ok"]
     assert not bar(1.09, 1.2, [0.91, 0.93])["ok"]  # 45 % of the gain
+    assert "keeps none of it (-100%)" in rl_vs_pd.distillation_text(bar(0.8, 1.2, [0.95]))  # worse than the PD
     assert not bar(1.2, 1.2, [0.91, 0.899])["ok"]  # one condition below 0.90 sparsity
     assert not bar(1.2, 1.2, [0.95, None])["ok"]  # a condition without a delta network's sparsity
     assert not bar(1.2, 1.2, [None, None])["ok"]  # the RL policy itself: no sparsity at all
