@@ -216,11 +216,11 @@ def run_training(
         limits = loaded.command_limits
         if cfg.residual_limits:
             res_limits = loaded.residual_limits(torque_limits_of(None))
+        expert = str(Path(expert).resolve())
     elif cfg.residual_limits:
         raise TrainError("residual_limits = true holds the network to an RL expert's limits: pass --expert rl:DIR")
     elif cfg.dagger.expert_follows:
         raise TrainError("dagger.expert_follows = true syncs an RL expert's history: pass --expert rl:DIR")
-        expert = str(Path(expert).resolve())
     fs = resolve_feature_set(cfg, sources, feature_set, backend)
     if fs != cfg.feature_set:
         cfg = cfg.replace(feature_set=fs)

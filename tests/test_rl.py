@@ -1039,7 +1039,9 @@ def test_a_following_expert_sees_the_learners_applied_residual_as_its_previous_a
         collect("/nonexistent", 1, 1.0, expert_follows=True)
 
 
-def test_residual_limits_hold_the_student_to_the_experts_correction(trained: Path, tmp_path: Path) -> None:
+def test_residual_limits_hold_the_student_to_the_experts_correction(
+    trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``residual_limits = true``: the distilled network's correction is held to its expert's limits on the residual
     (bound, slew, torque envelope) — in the loop the controller commands exactly what the expert's ResidualCore
     would for the action correction / bound; the checkpoint and train.json carry them; without an expert, or with
@@ -1083,10 +1085,13 @@ def test_residual_limits_hold_the_student_to_the_experts_correction(trained: Pat
     assert want.slew_nm_s == pytest.approx(tuple(0.1 * bound / loaded.control_dt))
     assert want.envelope_nm == pytest.approx(tuple(0.4 * peak))
     out = tmp_path / "distil"
-    run_training(cfg, out, progress=False, expert=str(expert))
+    monkeypatch.chdir(tmp_path)
+    run_training(cfg, out, progress=False, expert="expert")  # relative to the working directory
     _, meta = load_checkpoint(out / "controller.pt")
     assert meta.residual_limits == want
-    assert json.loads((out / "train.json").read_text())["residual_limits"] == want.to_dict()
+    summary = json.loads((out / "train.json").read_text())
+    assert summary["residual_limits"] == want.to_dict()
+    assert summary["expert"] == str(expert.resolve())  # resolved: a resumed or moved run still finds it
     assert ResidualLimits.from_dict(want.to_dict()) == want
     # benchmarks/distil_fit_by_driver.py: the fit per data set, in the order collected
     import subprocess
