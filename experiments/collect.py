@@ -8,7 +8,10 @@ trajectory, labels them). Episodes that fall end early and are kept, marked ``fe
 
 With an ``expert`` (the run directory of ``legloop rl train``) the labels are that RL controller's torques instead of
 the PD's (distillation: ``legloop train --expert rl:DIR``); the reference columns (domain, phase, desired trajectory)
-are still the PD's — the RL controller's own PD, which runs inside it on the same sensors.
+are still the PD's — the RL controller's own PD, which runs inside it on the same sensors. A ``correction_scale``
+range perturbs such an expert's own episodes (DART-style: the expert drives with its correction over the PD scaled by
+a factor drawn per episode, and labels, from the history that was applied, the clean torque that would recover), so
+the data holds the states a student's smaller or larger correction leads to without a learner in the loop.
 
 Determinism: episode i uses env seed ``seed0 + i``, speed ``speeds[i % len(speeds)]`` and a β-mixing generator
 seeded from the same seed; every episode is computed in one process from its arguments alone, and the parent writes
@@ -54,6 +57,8 @@ if TYPE_CHECKING:
 
 # Salt of the β-mixing generator: decorrelates it from the env's generator, which gymnasium seeds with the same seed.
 _MIX_SALT = 0xDA66E7
+# Salt of the correction-scale draw (one factor per episode), likewise.
+_SCALE_SALT = 0x5CA1E
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,9 @@ class EpisodeTask:
     # An RL expert takes the learner's applied torque as its own history when the learner drove (its previous action,
     # an input of its policy, and its rate limit): DaggerConfig.expert_follows
     expert_follows: bool = False
+    # The expert's correction over its PD is applied scaled by this (1: as commanded); labels stay the expert's. An
+    # RL expert then always follows the applied torque (collect's correction_scale)
+    correction_scale: float = 1.0
 
     @property
     def name(self) -> str:
@@ -143,12 +151,17 @@ class DaggerMix:
     action) is told what was applied before it labels the next step (:meth:`ResidualCore.follow`). Without it a
     stateful expert labels the learner's states from a history of its own commands that never reached the motors,
     which the learner cannot see.
+
+    ``scale`` (≠ 1): where the expert drives, the applied torque is its PD's plus ``scale`` × the expert's correction
+    over it (saturated at the peaks); the label stays the expert's own torque, and the expert follows what was
+    applied (``follow`` is then required).
     """
 
     name = "dagger"
 
     def __init__(self, pd: AmproPD, learner: Controller | None, use_pd: np.ndarray | None, task: EpisodeTask,
-                 peak: np.ndarray, expert: Controller | None = None, follow: bool = False) -> None:  # fmt: skip
+                 peak: np.ndarray, expert: Controller | None = None, follow: bool = False,
+                 scale: float = 1.0) -> None:  # fmt: skip
         self.pd, self.learner, self.use_pd, self.task = pd, learner, use_pd, task
         self.expert: Controller = expert if expert is not None else pd
         self.peak_k, self.peak_a = float(peak[0]), float(peak[1])
@@ -156,8 +169,11 @@ class DaggerMix:
         self.k = 0
         if follow and not hasattr(self.expert, "follow"):
             raise ValueError("expert_follows needs an RL expert (the PD keeps no history of its commands)")
+        if scale != 1.0 and not follow:
+            raise ValueError("a correction scale ≠ 1 needs an RL expert that follows the applied torque (follow=True)")
         self.follow = follow
-        self._learner_drove = False
+        self.scale = float(scale)
+        self._overridden = False  # the last step applied something other than the expert's torque
 
     def reset(self) -> None:
         self.expert.reset()  # an RL expert resets the PD inside it
@@ -165,21 +181,21 @@ class DaggerMix:
         if self.learner is not None:
             self.learner.reset()
         self.k = 0
-        self._learner_drove = False
+        self._overridden = False
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         k = self.k
         self.k = k + 1
-        if self._learner_drove:  # after the last step's label was recorded, before this step's
+        if self._overridden:  # after the last step's label was recorded, before this step's
             self.expert.follow(self.applied)  # type: ignore[attr-defined]
-            self._learner_drove = False
+            self._overridden = False
         pd_out = self.expert.act(obs)
         if self.learner is None:
-            return pd_out
+            return self._expert_drives(pd_out)
         out = self.learner.act(obs)
         assert self.use_pd is not None
         if self.use_pd[k]:
-            return pd_out
+            return self._expert_drives(pd_out)
         tk, ta = float(out[0]), float(out[1])
         if not (math.isfinite(tk) and math.isfinite(ta)):
             assert self.task.driver is not None
@@ -190,7 +206,20 @@ class DaggerMix:
         pk, pa = self.peak_k, self.peak_a
         self.applied[0] = -pk if tk < -pk else (pk if tk > pk else tk)
         self.applied[1] = -pa if ta < -pa else (pa if ta > pa else ta)
-        self._learner_drove = self.follow
+        self._overridden = self.follow
+        return self.applied
+
+    def _expert_drives(self, torque: np.ndarray) -> np.ndarray:
+        s = self.scale
+        if s == 1.0:
+            return torque
+        ppk, ppa = self.pd.last_torque.tolist()  # the PD inside the expert, this step
+        tk = ppk + s * (float(torque[0]) - ppk)
+        ta = ppa + s * (float(torque[1]) - ppa)
+        pk, pa = self.peak_k, self.peak_a
+        self.applied[0] = -pk if tk < -pk else (pk if tk > pk else tk)
+        self.applied[1] = -pa if ta < -pa else (pa if ta > pa else ta)
+        self._overridden = True
         return self.applied
 
     def episode_stats(self) -> dict[str, Any]:
@@ -214,7 +243,9 @@ def collect_episode(task: EpisodeTask) -> tuple[int, dict[str, np.ndarray], dict
     steps = max(1, round(task.seconds / dt))
     # β-mixing coins for the whole episode, drawn up front: the learner's choices cannot shift the stream.
     use_pd = np.random.default_rng([task.seed, _MIX_SALT]).random(steps) < task.beta if learner is not None else None
-    mix = DaggerMix(pd, learner, use_pd, task, env.peak_torque, expert, task.expert_follows and learner is not None)
+    scaled = task.correction_scale != 1.0
+    follow = scaled or (task.expert_follows and learner is not None)
+    mix = DaggerMix(pd, learner, use_pd, task, env.peak_torque, expert, follow, task.correction_scale)
     labels = rl_expert.last_torque if rl_expert is not None else pd.last_torque  # the expert's torque, N·m
     mix.reset()
     buf = np.zeros((steps, len(EPISODE_COLUMNS)))  # rows = steps, one row written per step with a single call
@@ -293,6 +324,8 @@ def collect_episode(task: EpisodeTask) -> tuple[int, dict[str, np.ndarray], dict
         "stage": task.stage,
         "expert": task.expert or "pd",
     }
+    if scaled:
+        meta["correction_scale"] = task.correction_scale
     if task.pusher is not None:  # pushed at heel strikes: the magnitude (N, the first push's sign) and the count
         meta["heel_strike_push_n"] = task.pusher.force_n
         meta["heel_strike_pushes"] = task.pusher.pushes
@@ -347,6 +380,7 @@ def collect(
     expert: str | None = None,
     pushes: RandomPushes | None = None,
     expert_follows: bool = False,
+    correction_scale: tuple[float, float] | None = None,
 ) -> list[Path]:
     """Collect `n_episodes` episodes of `seconds` s each into OUT_DIR/episodes + OUT_DIR/manifest.json.
 
@@ -358,7 +392,9 @@ def collect(
     trunk pushes drawn per episode (:class:`controllers.residual.RandomPushes`, from a generator seeded by the
     episode's seed), so the data holds the expert's recoveries — what a distilled controller must learn to keep an
     RL expert's push robustness. ``expert_follows``: in a DAgger round the RL expert takes the learner's applied
-    torque as its own history (:class:`DaggerMix`).
+    torque as its own history (:class:`DaggerMix`). ``correction_scale`` (lo, hi): where the RL expert drives, its
+    correction over its PD is applied scaled by a factor drawn per episode, uniform in [lo, hi] (seeded by the
+    episode's seed); the labels stay its own torques, from the applied history (it follows what was applied).
     Refuses a directory that already holds a data set unless `overwrite`.
     Returns the episode files in index order.
     """
@@ -376,11 +412,22 @@ def collect(
         raise ValueError(f"beta must be in [0, 1], got {beta}")
     if expert_follows and expert is None:
         raise ValueError("expert_follows needs an RL expert (expert=DIR): the PD keeps no history of its commands")
+    if correction_scale is not None:
+        lo, hi = (float(v) for v in correction_scale)
+        if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 <= lo <= hi <= 2.0):
+            raise ValueError(f"correction_scale must be (lo, hi) with 0 <= lo <= hi <= 2, got {correction_scale}")
+        if expert is None:
+            raise ValueError("correction_scale scales an RL expert's correction over its PD: pass expert=DIR")
+        correction_scale = (lo, hi)
     if driver is not None and not isinstance(driver, DriverSpec):
         raise TypeError(f"driver must be a DriverSpec, got {type(driver).__name__}")
     out = Path(out_dir)
     _prepare_dir(out, overwrite)
     drawn = [_episode_pushes(pushes, seed0 + i) for i in range(n_episodes)]
+    scales = [1.0] * n_episodes
+    if correction_scale is not None:
+        lo, hi = correction_scale
+        scales = [float(np.random.default_rng([seed0 + i, _SCALE_SALT]).uniform(lo, hi)) for i in range(n_episodes)]
     tasks = [
         EpisodeTask(
             index=i,
@@ -396,6 +443,7 @@ def collect(
             expert=expert,
             pusher=drawn[i][1],
             expert_follows=expert_follows,
+            correction_scale=scales[i],
         )
         for i in range(n_episodes)
     ]
@@ -415,6 +463,7 @@ def collect(
             "expert": expert or "pd",
             "pushes": asdict(pushes) if pushes is not None else None,
             **({"expert_follows": True} if expert_follows else {}),
+            **({"correction_scale": list(correction_scale)} if correction_scale is not None else {}),
         },
         "provenance": provenance(),
         "episodes": [],

@@ -151,6 +151,12 @@ def _collect_pushes(cfg: TrainConfig, seconds: float) -> dict[str, Any]:
     return {"pushes": pushes}
 
 
+def _correction_scale(cfg: TrainConfig) -> tuple[float, float] | None:
+    """``collect``'s ``correction_scale`` for the expert's own episodes (None: off, the default [1, 1])."""
+    lo, hi = (float(v) for v in cfg.data.correction_scale)
+    return None if lo == hi == 1.0 else (lo, hi)
+
+
 def _collect_cached(
     backend: DataBackend,
     out_dir: Path,
@@ -221,6 +227,8 @@ def run_training(
         raise TrainError("residual_limits = true holds the network to an RL expert's limits: pass --expert rl:DIR")
     elif cfg.dagger.expert_follows:
         raise TrainError("dagger.expert_follows = true syncs an RL expert's history: pass --expert rl:DIR")
+    elif _correction_scale(cfg) is not None:
+        raise TrainError("data.correction_scale scales an RL expert's correction over its PD: pass --expert rl:DIR")
     fs = resolve_feature_set(cfg, sources, feature_set, backend)
     if fs != cfg.feature_set:
         cfg = cfg.replace(feature_set=fs)
@@ -296,6 +304,7 @@ def run_training(
             env_options=_collect_env_options(cfg),
             stage="pd",
             **({"expert": expert} if expert is not None else {}),
+            **({"correction_scale": cs} if (cs := _correction_scale(cfg)) is not None else {}),
             **_collect_pushes(cfg, cfg.data.seconds),
         )
         dt = control_dt_of(pd_eps)

@@ -73,6 +73,11 @@ class DataConfig:
     # This fraction of the pushed episodes is pushed at every 2nd heel strike of the prosthetic foot instead (one
     # magnitude, alternating; envs.walker_env.HeelStrikePusher): the recoveries of an expert trained to them.
     push_heel_strike: float = 0.0
+    # Distilling an RL expert (DART-style perturbation of its own episodes): [lo, hi] — in each collected episode the
+    # expert's correction over its PD is applied scaled by a factor drawn uniformly in [lo, hi] (the labels stay its
+    # own torques, and it follows the applied history), so the data holds the states a student's too small or too
+    # large correction leads to. [1, 1]: off. Needs --expert rl:DIR.
+    correction_scale: list[float] = field(default_factory=lambda: [1.0, 1.0])
 
     def validate(self) -> None:
         _check(self.episodes >= 1, "data.episodes", ">= 1")
@@ -86,6 +91,9 @@ class DataConfig:
         _check(0.0 <= self.push_min_n <= self.push_max_n <= 2000.0, "data.push_min_n / push_max_n",
                "0 <= push_min_n <= push_max_n <= 2000 N")  # fmt: skip
         _check(0.0 <= self.push_heel_strike <= 1.0, "data.push_heel_strike", "in [0, 1]")
+        cs = self.correction_scale
+        _check(len(cs) == 2 and 0.0 <= cs[0] <= cs[1] <= 2.0, "data.correction_scale",
+               "[lo, hi] with 0 <= lo <= hi <= 2 ([1, 1]: off)")  # fmt: skip
 
 
 @dataclass
@@ -308,9 +316,9 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Every key, except ``target``, ``residual_limits``, ``dagger.expert_follows``, an ``[aux]`` table,
-        ``data.push_heel_strike``, ``model.input_gain``, the ``delta.latency_*`` and ``delta.run_theta_*`` keys left at
-        their defaults (off): run directories, checkpoints and sweep task ids made before they existed describe the
-        same training and still match."""
+        ``data.push_heel_strike``, ``data.correction_scale``, ``model.input_gain``, the ``delta.latency_*`` and
+        ``delta.run_theta_*`` keys left at their defaults (off): run directories, checkpoints and sweep task ids made
+        before they existed describe the same training and still match."""
         d = dataclasses.asdict(self)
         if self.target == "torque":
             del d["target"]
@@ -320,6 +328,8 @@ class TrainConfig:
             del d["dagger"]["expert_follows"]
         if self.data.push_heel_strike == 0.0:
             del d["data"]["push_heel_strike"]
+        if list(self.data.correction_scale) == [1.0, 1.0]:
+            del d["data"]["correction_scale"]
         if not self.model.input_gain:
             del d["model"]["input_gain"]
         if self.aux == AuxConfig():

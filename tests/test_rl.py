@@ -1039,6 +1039,67 @@ def test_a_following_expert_sees_the_learners_applied_residual_as_its_previous_a
         collect("/nonexistent", 1, 1.0, expert_follows=True)
 
 
+def test_a_scaled_correction_is_applied_and_the_expert_labels_from_what_was(trained: Path, tmp_path: Path) -> None:
+    """``data.correction_scale`` (DART-style perturbation of the expert's own episodes): the applied torque is the
+    PD's plus s × the expert's correction over it, s drawn per episode within [lo, hi] and recorded; the labels stay
+    the expert's own torques, computed from the applied history (its previous action is the applied residual)."""
+    from controllers.pd import AmproPD
+    from envs.walker_env import ProstheticWalkerEnv
+    from experiments.collect import DaggerMix, EpisodeTask, collect, load_expert
+    from experiments.dataset import load_dataset, read_manifest
+
+    steps, s = 120, 0.7
+    env = ProstheticWalkerEnv()
+    obs, _ = env.reset(seed=3)
+    pd = AmproPD(env.dt, walker=env.walker)
+    expert = load_expert(str(trained), env, pd)
+    task = EpisodeTask(index=0, seed=3, speed=1.0, seconds=steps * env.dt, correction_scale=s)
+    with pytest.raises(ValueError, match="follow"):
+        DaggerMix(pd, None, None, task, env.peak_torque, expert, False, s)
+    mix = DaggerMix(pd, None, None, task, env.peak_torque, expert, True, s)
+    mix.reset()
+    bound = expert.loaded.residual_scale * env.peak_torque
+    labels, prior, applied, seen = (np.zeros((steps, 2)) for _ in range(4))
+    for k in range(steps):
+        tau = mix.act(obs).copy()
+        labels[k], prior[k], applied[k] = expert.last_torque, pd.last_torque, tau
+        seen[k] = expert.core.obs[14:16]
+        obs, *_ = env.step(tau / env.peak_torque)
+    np.testing.assert_allclose(applied, prior + s * (labels - prior), rtol=0, atol=1e-9)
+    assert np.abs(labels - prior).max() > 0.2  # the expert corrects the PD (N·m), so the scale changes what is applied
+    np.testing.assert_allclose(seen[1:], np.clip((applied[:-1] - prior[:-1]) / bound, -1, 1), rtol=0, atol=1e-6)
+
+    out = tmp_path / "scaled"
+    collect(out, 2, 0.5, expert=str(trained), correction_scale=(0.6, 0.8), workers=1, progress=False)
+    man = read_manifest(out)
+    assert man["collect"]["correction_scale"] == [0.6, 0.8]
+    eps = load_dataset([out])
+    scales = [e.meta["correction_scale"] for e in eps]
+    assert all(0.6 <= x <= 0.8 for x in scales) and scales[0] != scales[1]
+    for e, x in zip(eps, scales, strict=True):
+        c = e.columns
+        for j in ("knee", "ankle"):
+            lab, pri = c[f"torque_pd_{j}"], c[f"torque_prior_{j}"]
+            np.testing.assert_allclose(c[f"torque_actual_{j}"], pri + x * (lab - pri), rtol=0, atol=1e-9)
+    with pytest.raises(ValueError, match="pass expert=DIR"):
+        collect(tmp_path / "no_expert", 1, 0.5, correction_scale=(0.8, 1.0))
+    with pytest.raises(ValueError, match="0 <= lo <= hi <= 2"):
+        collect(tmp_path / "bad", 1, 0.5, expert=str(trained), correction_scale=(0.9, 0.8))
+
+    from experiments.train import TrainError, run_training
+    from experiments.train_config import CONFIG_DIR, ConfigError, load_config
+
+    cfg = load_config(CONFIG_DIR / "train_tiny.toml")
+    assert "correction_scale" not in cfg.to_dict()["data"]  # older runs' ids still match
+    scaled = cfg.replace(data=dataclasses.replace(cfg.data, correction_scale=[0.8, 1.0]))
+    assert scaled.to_dict()["data"]["correction_scale"] == [0.8, 1.0]
+    with pytest.raises(ConfigError, match=r"data\.correction_scale"):
+        cfg.replace(data=dataclasses.replace(cfg.data, correction_scale=[1.2, 0.8]))
+    with pytest.raises(TrainError, match=r"correction_scale .* --expert"):
+        run_training(scaled, tmp_path / "none", progress=False)
+    assert not (tmp_path / "none").exists()
+
+
 def test_residual_limits_hold_the_student_to_the_experts_correction(
     trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
