@@ -61,6 +61,7 @@ from envs.walker_env import Randomization
 from experiments.rundir import provenance, write_json
 from experiments.train_config import TrainConfig
 from experiments.train_data import (
+    JOINTS,
     DataBackend,
     Prepared,
     Scaling,
@@ -314,6 +315,9 @@ def run_training(
             episode_series(val_eps, fs, aux_w > 0.0, cfg.target),
         )
         data_info = {"pd_episodes": len(pd_eps), "seed0": seed_base}
+    # The final network's open-loop fit per data set: validation holds out expert-driven episodes only, so a label
+    # the network cannot learn where the learner drove (a DAgger round) shows here and nowhere else.
+    fit_sets: dict[str, tuple[list[Series], float]] = {"data": (train_s, 1.0)}
     data_info |= {
         "train_episodes": [s.name for s in train_s],
         "val_episodes": [s.name for s in val_s],
@@ -424,7 +428,9 @@ def run_training(
                 **({"expert_follows": True} if cfg.dagger.expert_follows else {}),
                 **_collect_pushes(cfg, cfg.dagger.seconds),
             )
-            train_s = train_s + episode_series(new_eps, fs, aux_w > 0.0, cfg.target)
+            new_s = episode_series(new_eps, fs, aux_w > 0.0, cfg.target)
+            fit_sets[spec.name] = (new_s, beta)
+            train_s = train_s + new_s
         if ckpt.exists():
             try:
                 model, meta = load_checkpoint(ckpt, fs)
@@ -480,6 +486,11 @@ def run_training(
         _say(progress, f"controller.pt runs at Θx {run_tx * 256:g}/256, Θh {run_th * 256:g}/256 (trained at "
                        f"{trained[0] * 256:g}/256, {trained[1] * 256:g}/256)")  # fmt: skip
     final_path = save_checkpoint(final, model, meta, overwrite=True)
+    fit = _fit_by_data_set(model, fit_sets, val_s, scaling, cfg.optim.loss)
+    if len(fit) > 2:
+        _say(progress, "fit by data set (R² " + "/".join(JOINTS) + "; the learner drives 1 − β of a DAgger round's "
+                       "steps): " + ", ".join(f"{k} " + "/".join(f"{r:.2f}" for r in v["r2"].values())
+                                              for k, v in fit.items()))  # fmt: skip
     exported: dict[str, Path] = {}
     export_error = None
     try:
@@ -507,6 +518,7 @@ def run_training(
         "export_error": export_error,
         "seconds": round(seconds, 2),
         "data": data_info,
+        "fit_by_data_set": fit,
         "expert": expert or "pd",
         **({"command_limits": limits.to_dict()} if limits else {}),
         **({"residual_limits": res_limits.to_dict()} if res_limits else {}),
@@ -515,6 +527,24 @@ def run_training(
     }
     write_json(out / "train.json", summary)
     return TrainResult(final_path, gru_path, history, exported, export_error, seconds, summary)
+
+
+def _fit_by_data_set(
+    model: DeltaGRU,
+    sets: dict[str, tuple[list[Series], float]],
+    val_s: list[Series],
+    scaling: Scaling,
+    loss: str,
+) -> dict[str, dict[str, Any]]:
+    """The final network (at its run thresholds) replayed open loop on every data set it trained on — the collected
+    (or logged) training episodes, each DAgger round's — and on the validation episodes: episodes, β (the expert's
+    share of the applied steps) and R² per joint."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, (series, beta) in [*sets.items(), ("val", (val_s, 1.0))]:
+        if series:
+            v = validate(model, Prepared.build(series, scaling), scaling, loss)
+            out[name] = {"episodes": len(series), "beta": round(beta, 6), "r2": v["r2"]}
+    return out
 
 
 def _meta(

@@ -77,6 +77,14 @@ def test_pipeline_end_to_end_leaves_controller_with_metadata(tiny_run) -> None:
     assert dagger_manifest["collect"]["beta"] == pytest.approx(cfg.dagger.beta(1))
     summary = json.loads((out / "train.json").read_text())
     assert [s["name"] for s in summary["stages"]] == STAGES
+    # The final network's fit per data set: who drove each (β: the expert's share), and the validation episodes'
+    # figure is the last stage's own (the same network on the same episodes).
+    fit = summary["fit_by_data_set"]
+    assert list(fit) == ["data", "dagger1", "delta_dagger1", "val"]
+    assert [fit[k]["beta"] for k in fit] == pytest.approx([1.0, cfg.dagger.beta(1), cfg.dagger.beta(2), 1.0])
+    assert fit["dagger1"]["episodes"] == fit["delta_dagger1"]["episodes"] == cfg.dagger.episodes
+    assert fit["val"]["r2"] == t["val_r2"]
+    assert fit["data"]["r2"] != fit["val"]["r2"]
     if res.export_error is None:
         assert all(Path(p).exists() for p in res.exported.values())
 
