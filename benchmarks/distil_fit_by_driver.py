@@ -10,6 +10,8 @@ label are reported per joint, over all of the set's steps (R² against the varia
 ``pd_residual`` network, of the torque otherwise). A fit that falls as the learner drives more, on data the network
 trained on, says the labels depend on something the network cannot see (docs/rl.md, twelfth round: an expert that
 observes its own previous action labelled the learner's steps from commands never applied — `dagger.expert_follows`).
+Runs trained since 2026-12-05 carry the same figure (R² only, the network on its training data) in ``train.json``'s
+``fit_by_data_set``; this script adds the RMS error, the falls, the dense GRU and runs made before it.
 """
 
 from __future__ import annotations

@@ -203,23 +203,22 @@ class DaggerMix:
                 f"learned controller {self.task.driver.checkpoint} returned a non-finite torque "
                 f"[{tk}, {ta}] at step {k} of seed {self.task.seed}"
             )
-        pk, pa = self.peak_k, self.peak_a
-        self.applied[0] = -pk if tk < -pk else (pk if tk > pk else tk)
-        self.applied[1] = -pa if ta < -pa else (pa if ta > pa else ta)
-        self._overridden = self.follow
-        return self.applied
+        return self._apply(tk, ta, self.follow)
 
     def _expert_drives(self, torque: np.ndarray) -> np.ndarray:
         s = self.scale
         if s == 1.0:
             return torque
         ppk, ppa = self.pd.last_torque.tolist()  # the PD inside the expert, this step
-        tk = ppk + s * (float(torque[0]) - ppk)
-        ta = ppa + s * (float(torque[1]) - ppa)
+        return self._apply(ppk + s * (float(torque[0]) - ppk), ppa + s * (float(torque[1]) - ppa), True)
+
+    def _apply(self, tk: float, ta: float, follow: bool) -> np.ndarray:
+        """Apply [tk, ta] N·m instead of the expert's torque, saturated at the motor peaks as the env will; with
+        ``follow`` the expert takes it as its history before the next step."""
         pk, pa = self.peak_k, self.peak_a
         self.applied[0] = -pk if tk < -pk else (pk if tk > pk else tk)
         self.applied[1] = -pa if ta < -pa else (pa if ta > pa else ta)
-        self._overridden = True
+        self._overridden = follow
         return self.applied
 
     def episode_stats(self) -> dict[str, Any]:
