@@ -183,12 +183,23 @@ def edgedrnn_tb(conformance_dir: Path) -> Path:
     return d
 
 
-@pytest.fixture(scope="session")
-def rl_vs_pd() -> ModuleType:
-    """benchmarks/rl_vs_pd.py as a module: benchmarks/ is a folder of scripts, not an installed package."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "rl_vs_pd.py"
-    spec = importlib.util.spec_from_file_location("rl_vs_pd", path)
+def _benchmark_script(name: str) -> ModuleType:
+    """benchmarks/<name>.py as a module: benchmarks/ is a folder of scripts, not an installed package."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def rl_vs_pd() -> ModuleType:
+    """benchmarks/rl_vs_pd.py as a module."""
+    return _benchmark_script("rl_vs_pd")
+
+
+@pytest.fixture(scope="session")
+def pick_student() -> ModuleType:
+    """benchmarks/pick_student.py as a module."""
+    return _benchmark_script("pick_student")

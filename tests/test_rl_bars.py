@@ -83,3 +83,39 @@ def test_an_expert_without_a_gain_leaves_nothing_to_keep(rl_vs_pd: ModuleType) -
         d = rl_vs_pd.distillation_bar(1.1, expert, [0.95])
         assert d["kept"] is None and not d["ok"]
     assert "no gain to keep" in rl_vs_pd.distillation_text(rl_vs_pd.distillation_bar(1.1, 1.0, [0.95]))
+
+
+def _candidate(rl_vs_pd: ModuleType, falls: int = 0, sparsity: float = 0.92, median: float = 1.2, mean: float = 1.1):
+    rows = _rows(ratio=median, falls=falls)
+    for v in rows.values():
+        if "rl" in v:
+            v["rl"]["sparsity"] = sparsity
+    rows["all"]["mean_ratio"] = mean
+    rows["all"]["paired"] = {"larger": 5, "smaller": 1, "same": 4, "sign_test_p": 0.22}
+    rows["bars"] = rl_vs_pd.bars(rows)
+    return rows
+
+
+def test_the_student_rule_takes_the_largest_mean_of_those_that_qualify(
+    rl_vs_pd: ModuleType, pick_student: ModuleType
+) -> None:
+    c = lambda **kw: _candidate(rl_vs_pd, **kw)  # noqa: E731
+    verdicts, winner = pick_student.pick(
+        {
+            "fell": c(falls=1, mean=1.3),  # the largest mean, but not within every bar
+            "dense": c(sparsity=0.89, mean=1.25),
+            "no_gain": c(median=1.05, mean=1.2),
+            "steady": c(mean=1.08),
+            "steadier": c(mean=1.12),
+        }
+    )
+    assert winner == "steadier"
+    assert [n for n, v in verdicts.items() if v["ok"]] == ["steady", "steadier"]
+    assert verdicts["dense"]["sparsity_min"] == 0.89
+    assert pick_student.pick({"fell": c(falls=1)})[1] is None
+    assert pick_student.pick({"no_gain": c(median=1.05)}, min_median=1.05)[1] == "no_gain"
+
+
+def test_the_student_rule_refuses_a_comparison_without_push_trials(pick_student: ModuleType) -> None:
+    with pytest.raises(ValueError, match="no 'bars' and 'all'"):
+        pick_student.verdict({"v1.0_s0": {}})
