@@ -21,10 +21,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rl_vs_pd import NOT_CONDS, SPARSITY_BAR
+from rl_vs_pd import KEEP_BAR, NOT_CONDS, PUSH_GAIN_BAR, SPARSITY_BAR
+
+# What a student keeps of an expert at the gain bar: half of 1.2x over the PD (rounded: 0.2 is not exact in binary).
+MIN_MEDIAN = round(1.0 + (PUSH_GAIN_BAR - 1.0) * KEEP_BAR, 6)
 
 
-def verdict(rows: dict[str, Any], min_median: float = 1.1) -> dict[str, Any]:
+def verdict(rows: dict[str, Any], min_median: float = MIN_MEDIAN) -> dict[str, Any]:
     """One candidate's measures (from ``rl_vs_pd.py --json``) and whether it qualifies under the rule."""
     if "bars" not in rows or "all" not in rows:
         raise ValueError("not an rl_vs_pd.py --json file with push trials: it has no 'bars' and 'all'")
@@ -43,7 +46,7 @@ def verdict(rows: dict[str, Any], min_median: float = 1.1) -> dict[str, Any]:
     }
 
 
-def pick(candidates: dict[str, dict[str, Any]], min_median: float = 1.1) -> tuple[dict[str, dict], str | None]:
+def pick(candidates: dict[str, dict[str, Any]], min_median: float = MIN_MEDIAN) -> tuple[dict[str, dict], str | None]:
     """Every candidate's :func:`verdict` and the winner's name: the largest mean ratio of those that qualify (the
     first given on a tie), or None."""
     verdicts = {name: verdict(rows, min_median) for name, rows in candidates.items()}
@@ -54,7 +57,7 @@ def pick(candidates: dict[str, dict[str, Any]], min_median: float = 1.1) -> tupl
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("json", type=Path, nargs="+", help="rl_vs_pd.py --json files, one per candidate")
-    ap.add_argument("--min-median", type=float, default=1.1, help="median push ratio to the PD a candidate needs")
+    ap.add_argument("--min-median", type=float, default=MIN_MEDIAN, help="median push ratio to the PD needed")
     args = ap.parse_args()
     candidates = {}
     for path in args.json:
