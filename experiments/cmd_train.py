@@ -145,6 +145,11 @@ def run(args: argparse.Namespace) -> int:
     layers = last.get("val_sparsity_layers")
     if layers and last.get("theta_x", 0.0) + last.get("theta_h", 0.0) > 0.0:
         print(f"sparsity by layer ({last['name']}, validation; zero Δ entries): {sparsity_by_layer(layers)}")
+    lw = last.get("loss_weights")
+    if lw:
+        print(f"loss weights (optim.correction_weight {lw['strength']:g}, {last['name']}'s training steps): the top "
+              f"1 % of steps hold {lw['top1pct_share'] * 100:.1f} % of the weight (even: 1 %); median "
+              f"{lw['p50_over_mean']:.2f}×, 99th percentile {lw['p99_over_mean']:.2f}× the mean")  # fmt: skip
     if s.get("run_thresholds"):
         run = s["run_thresholds"]
         at = ""

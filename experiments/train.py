@@ -68,12 +68,14 @@ from experiments.train_data import (
     Series,
     TrainError,
     control_dt_of,
+    correction_weights,
     default_backend,
     episode_series,
     load_sources,
     resolve_feature_set,
     split_tails,
     split_train_val,
+    weight_summary,
 )
 from experiments.train_stages import (
     StageSpec,
@@ -234,6 +236,7 @@ def run_training(
     if fs != cfg.feature_set:
         cfg = cfg.replace(feature_set=fs)
     aux_w = cfg.aux.weight
+    cw = cfg.optim.correction_weight
     if aux_w > 0.0 and sources:
         raise TrainError(
             "[aux] weight > 0 (the auxiliary gait-phase output) trains on the PD's domain and phase from the "
@@ -311,8 +314,8 @@ def run_training(
         dt = control_dt_of(pd_eps)
         train_eps, val_eps = split_train_val(backend, pd_eps, cfg.data.val_fraction, cfg.seed)
         train_s, val_s = (
-            episode_series(train_eps, fs, aux_w > 0.0, cfg.target),
-            episode_series(val_eps, fs, aux_w > 0.0, cfg.target),
+            episode_series(train_eps, fs, aux_w > 0.0, cfg.target, cw > 0.0),
+            episode_series(val_eps, fs, aux_w > 0.0, cfg.target, cw > 0.0),
         )
         data_info = {"pd_episodes": len(pd_eps), "seed0": seed_base}
     # The final network's open-loop fit per data set: validation holds out expert-driven episodes only, so a label
@@ -428,7 +431,7 @@ def run_training(
                 **({"expert_follows": True} if cfg.dagger.expert_follows else {}),
                 **_collect_pushes(cfg, cfg.dagger.seconds),
             )
-            new_s = episode_series(new_eps, fs, aux_w > 0.0, cfg.target)
+            new_s = episode_series(new_eps, fs, aux_w > 0.0, cfg.target, cw > 0.0)
             fit_sets[spec.name] = (new_s, beta)
             train_s = train_s + new_s
         if ckpt.exists():
@@ -445,7 +448,8 @@ def run_training(
         else:
             if scaling is None:
                 scaling = Scaling.fit(train_s, cfg.model.input_gain)
-            train_p, val_p = Prepared.build(train_s, scaling), Prepared.build(val_s, scaling)
+            weights = correction_weights(train_s, cw) if cw > 0.0 else None
+            train_p, val_p = Prepared.build(train_s, scaling, weights), Prepared.build(val_s, scaling)
             if spec.steps:
                 _say(progress, f"stage {spec.name}: up to {spec.steps} steps on {train_p.steps} rows of log")
                 rec = train_stage_budget(model, spec, train_p, val_p, scaling, cfg, writer, step0, progress)
@@ -454,6 +458,8 @@ def run_training(
                 rec = train_stage(model, spec, train_p, val_p, scaling, cfg, writer, epoch0, progress, aux_head)
             if spec.name in collect_seconds:
                 rec["collect_seconds"] = round(collect_seconds[spec.name], 2)
+            if weights is not None:
+                rec["loss_weights"] = weight_summary(weights, cw)
             history = [*history, rec]
             meta = _meta(cfg, fs, scaling, dt, spec.name, history, data_info, limits, res_limits)
             save_checkpoint(ckpt, model, meta, overwrite=True)

@@ -111,10 +111,15 @@ class OptimConfig:
     # Weight of mean |h_t − h_{t−1}| in the float stages (BC, DAgger): smoother hidden states, a network that is
     # already nearly sparse before the delta fine-tune (whose own weight is delta.l1_weight).
     l1_weight: float = 0.0
+    # Distilling an RL expert (target pd_residual): weight each step's loss by 1 + correction_weight × (d / mean d)²,
+    # d the part of the expert's correction its gait phase does not predict (experiments.train_data.
+    # correction_weights) — the push recoveries, rare in the data, count more than the nominal walk. 0: off.
+    correction_weight: float = 0.0
 
     def validate(self) -> None:
         _check(self.window >= 2, "optim.window", ">= 2")
         _check(self.l1_weight >= 0.0, "optim.l1_weight", ">= 0")
+        _check(0.0 <= self.correction_weight <= 100.0, "optim.correction_weight", "in [0, 100] (0: off)")
         _check(0 <= self.warmup < self.window, "optim.warmup", "in [0, window)")
         _check(self.batch_size >= 1, "optim.batch_size", ">= 1")
         _check(0.0 < self.lr <= 1.0, "optim.lr", "in (0, 1]")
@@ -307,6 +312,11 @@ class TrainConfig:
             "residual_limits",
             "false unless target = 'pd_residual' (they bound the expert's correction)",
         )
+        _check(
+            self.optim.correction_weight == 0.0 or self.target == "pd_residual",
+            "optim.correction_weight",
+            "0 unless target = 'pd_residual' (it weights the steps by the expert's correction over the PD)",
+        )
         for part in (self.model, self.data, self.optim, self.bc, self.dagger, self.delta, self.logs, self.aux):
             part.validate()
         names = FEATURE_NAMES[self.feature_set]
@@ -315,7 +325,8 @@ class TrainConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """Every key, except ``target``, ``residual_limits``, ``dagger.expert_follows``, an ``[aux]`` table,
+        """Every key, except ``target``, ``residual_limits``, ``optim.correction_weight``, ``dagger.expert_follows``,
+        an ``[aux]`` table,
         ``data.push_heel_strike``, ``data.correction_scale``, ``model.input_gain``, the ``delta.latency_*`` and
         ``delta.run_theta_*`` keys left at their defaults (off): run directories, checkpoints and sweep task ids made
         before they existed describe the same training and still match."""
@@ -324,6 +335,8 @@ class TrainConfig:
             del d["target"]
         if not self.residual_limits:
             del d["residual_limits"]
+        if self.optim.correction_weight == 0.0:
+            del d["optim"]["correction_weight"]
         if not self.dagger.expert_follows:
             del d["dagger"]["expert_follows"]
         if self.data.push_heel_strike == 0.0:

@@ -26,6 +26,7 @@ JOINTS = ("knee", "ankle")  # order of TARGET_COLUMNS and of the network outputs
 # Labels of the auxiliary gait-phase output (`[aux]`, training only): the PD's domain and phase in simulation.
 AUX_COLUMNS = ("ishumanswing", "tau")
 AUX_NAMES = ("stance", "phase")  # targets 2·ishumanswing − 1 (+1 = prosthesis stance) and 2·τ − 1
+PHASE_BINS = 30  # bins of τ per domain in phase_bins (0.05 of phase each)
 DEFAULT_DT = 0.005
 
 
@@ -72,23 +73,26 @@ def required_columns(feature_set: str) -> tuple[str, ...]:
 @dataclass
 class Series:
     """One episode as training arrays: raw features [T, F] and raw targets [T, 2] (N·m), float32; with an
-    auxiliary output, its targets [T, 2] (:data:`AUX_NAMES`)."""
+    auxiliary output, its targets [T, 2] (:data:`AUX_NAMES`); with ``phase``, each step's gait-phase bin
+    (:func:`phase_bins`, for :func:`correction_weights`)."""
 
     name: str
     x: np.ndarray
     y: np.ndarray
     aux: np.ndarray | None = None
+    phase: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.x)
 
 
 def episode_series(
-    episodes: Sequence[Any], feature_set: str, aux: bool = False, target: str = "torque"
+    episodes: Sequence[Any], feature_set: str, aux: bool = False, target: str = "torque", phase: bool = False
 ) -> list[Series]:
     """Features and targets of each episode (with `aux`, the auxiliary gait-phase targets too, from the PD's
-    :data:`AUX_COLUMNS`); a missing column or a non-finite value is a :class:`TrainError`. ``target =
-    "pd_residual"``: the targets are the labels minus the PD's own torque (:data:`PRIOR_COLUMNS`)."""
+    :data:`AUX_COLUMNS`; with `phase`, the steps' gait-phase bins from the same columns); a missing column or a
+    non-finite value is a :class:`TrainError`. ``target = "pd_residual"``: the targets are the labels minus the
+    PD's own torque (:data:`PRIOR_COLUMNS`)."""
     out = []
     for ep in episodes:
         name = getattr(ep, "name", "?")
@@ -108,13 +112,71 @@ def episode_series(
                 )
             y = y - np.stack([np.asarray(cols[c], dtype=np.float32) for c in PRIOR_COLUMNS], axis=-1)
         a_targets = aux_targets(cols, str(name)) if aux else None
+        bins = phase_bins(cols, str(name)) if phase else None
         for what, a in (("features", x), ("targets", y), ("aux targets", a_targets)):
             if a is not None and not np.isfinite(a).all():
                 raise TrainError(f"episode {name}: non-finite {what} (NaN or inf) in the log")
         if len(x) < 2:
             raise TrainError(f"episode {name} has {len(x)} rows; at least 2 are needed")
-        out.append(Series(str(name), x, y, a_targets))
+        out.append(Series(str(name), x, y, a_targets, bins))
     return out
+
+
+def _phase_columns(cols: Any, name: str, what: str) -> tuple[np.ndarray, np.ndarray]:
+    missing = [c for c in AUX_COLUMNS if c not in cols]
+    if missing:
+        raise TrainError(
+            f"episode {name} lacks column(s) {', '.join(missing)}: {what} needs the PD's domain and phase, which "
+            "simulated episodes record"
+        )
+    return np.asarray(cols["ishumanswing"], dtype=np.float32), np.asarray(cols["tau"], dtype=np.float32)
+
+
+def phase_bins(cols: Any, name: str = "?") -> np.ndarray:
+    """Each step's gait-phase bin [T] (int64, 0 … 2·:data:`PHASE_BINS` − 1): the PD's domain (prosthesis stance or
+    swing) × its phase τ in :data:`PHASE_BINS` equal bins of [0, 1.5) (τ beyond falls in the end bins)."""
+    stance, tau = _phase_columns(cols, name, "optim.correction_weight (the expert's correction by gait phase)")
+    k = np.clip((tau / 1.5 * PHASE_BINS).astype(np.int64), 0, PHASE_BINS - 1)
+    return (stance > 0.5).astype(np.int64) * PHASE_BINS + k
+
+
+def correction_weights(series: Sequence[Series], strength: float) -> list[np.ndarray]:
+    """Per-step loss weights [T] (float32) of `series` (targets = the expert's correction over the PD, with their
+    :func:`phase_bins`): ``1 + strength × (d / mean d)²``, d = the mean over joints of |r − r̄(phase)| / σ, r̄ the
+    correction's mean in the step's phase bin and σ its standard deviation, both over `series`.
+
+    An RL expert's correction is mostly a gait pattern (its phase mean explains ~60 % of its variance; its
+    magnitude is no larger after a push than elsewhere: docs/rl.md, fifteenth round); what the phase does not
+    predict is where the expert reacts — push recoveries, a stumble — rare in the data, and weighted up here.
+    The weights are relative (the loss divides by their sum), so ``strength`` sets the emphasis, not the scale."""
+    if strength == 0.0:
+        return [np.ones(len(s), np.float32) for s in series]
+    if any(s.phase is None for s in series):
+        raise TrainError("correction weights need every series' gait-phase bins (episode_series(..., phase=True))")
+    y = np.concatenate([s.y for s in series]).astype(np.float64)
+    key = np.concatenate([s.phase for s in series if s.phase is not None])
+    n_bins = 2 * PHASE_BINS
+    count = np.maximum(np.bincount(key, minlength=n_bins), 1).astype(np.float64)
+    mean = np.stack([np.bincount(key, y[:, j], n_bins) for j in range(y.shape[1])], 1) / count[:, None]
+    sigma = np.maximum(y.std(axis=0), 1e-6)
+    d = (np.abs(y - mean[key]) / sigma).mean(axis=1)
+    w = (1.0 + strength * (d / max(float(d.mean()), 1e-12)) ** 2).astype(np.float32)
+    return list(np.split(w, np.cumsum([len(s) for s in series])[:-1]))
+
+
+def weight_summary(weights: Sequence[np.ndarray], strength: float) -> dict[str, float]:
+    """What a stage's loss weights did, for its record: the strength, the weights' median, 99th percentile and
+    largest relative to their mean, and the share of the loss weight on the top 1 % of steps (0.01 when even)."""
+    w = np.concatenate(list(weights)).astype(np.float64)
+    m = float(w.mean())
+    top = np.sort(w)[::-1][: max(1, len(w) // 100)]
+    return {
+        "strength": strength,
+        "p50_over_mean": round(float(np.median(w)) / m, 4),
+        "p99_over_mean": round(float(np.quantile(w, 0.99)) / m, 4),
+        "max_over_mean": round(float(w.max()) / m, 4),
+        "top1pct_share": round(float(top.sum() / w.sum()), 4),
+    }
 
 
 def aux_targets(cols: Any, name: str = "?") -> np.ndarray:
@@ -122,14 +184,7 @@ def aux_targets(cols: Any, name: str = "?") -> np.ndarray:
     swing) and 2·τ − 1 (the PD's phase within its domain, about −1 … 1.5: stance τ follows the hip and ends near
     0.5, swing τ is time over the nominal swing duration). The PD's desired knee trajectory is a function of these
     two, which is what the ``ampro`` features give the network and ``sensors`` must infer."""
-    missing = [c for c in AUX_COLUMNS if c not in cols]
-    if missing:
-        raise TrainError(
-            f"episode {name} lacks column(s) {', '.join(missing)}: the auxiliary gait-phase output ([aux] weight > 0)"
-            " needs the PD's domain and phase, which simulated episodes record"
-        )
-    stance = np.asarray(cols["ishumanswing"], dtype=np.float32)
-    tau = np.asarray(cols["tau"], dtype=np.float32)
+    stance, tau = _phase_columns(cols, name, "the auxiliary gait-phase output ([aux] weight > 0)")
     return np.stack([2.0 * stance - 1.0, 2.0 * tau - 1.0], axis=-1).astype(np.float32)
 
 
@@ -190,16 +245,20 @@ class Prepared:
     y: list[np.ndarray]  # normalised targets
     y_raw: list[np.ndarray]  # N·m
     aux: list[np.ndarray] | None = None  # auxiliary gait-phase targets (when every series has them)
+    weights: list[np.ndarray] | None = None  # per-step loss weights [T] (None: every step counts 1)
 
     @classmethod
-    def build(cls, series: Sequence[Series], scaling: Scaling) -> Prepared:
+    def build(cls, series: Sequence[Series], scaling: Scaling, weights: Sequence[np.ndarray] | None = None) -> Prepared:
         aux = [s.aux for s in series if s.aux is not None]
+        if weights is not None and [len(w) for w in weights] != [len(s) for s in series]:
+            raise TrainError("one loss weight per step of every series is needed")
         return cls(
             [s.name for s in series],
             [scaling.inputs(s) for s in series],
             [scaling.targets(s) for s in series],
             [s.y for s in series],
             aux if series and len(aux) == len(series) else None,
+            list(weights) if weights is not None else None,
         )
 
     @property
@@ -216,7 +275,8 @@ class WindowSampler:
     episode that fell early) give one zero-padded window whose padding is masked out of the loss.
 
     With `aux`, each target window holds the auxiliary gait-phase targets after the torques (columns
-    ``[torques | aux]``); the windows drawn are the same either way.
+    ``[torques | aux]``); the windows drawn are the same either way. The loss mask holds the set's per-step
+    weights where it has them (:func:`correction_weights`), 1 otherwise.
     """
 
     def __init__(
@@ -233,6 +293,11 @@ class WindowSampler:
         self.starts = np.array([max(1, len(a) - window + 1) for a in data.x], dtype=np.int64)
         self.cum = np.cumsum(self.starts)
         self.windows_per_epoch = max(1, math.ceil(data.steps / stride))
+
+    def _mask(self, e: int, s: int, n: int) -> np.ndarray | float:
+        """The loss mask of steps warmup … n of the window at `s` in episode `e`."""
+        w = self.data.weights
+        return 1.0 if w is None else w[e][s + self.warmup : s + n]
 
     def __len__(self) -> int:
         """Batches per epoch."""
@@ -255,7 +320,7 @@ class WindowSampler:
                 e, s = int(ep[i]), int(start[i])
                 xs, ys = self.data.x[e][s : s + W], self.targets[e][s : s + W]
                 xb[row, : len(xs)], yb[row, : len(ys)] = xs, ys
-                mb[row, self.warmup : len(xs)] = 1.0
+                mb[row, self.warmup : len(xs)] = self._mask(e, s, len(xs))
             yield torch.from_numpy(xb), torch.from_numpy(yb), torch.from_numpy(mb)
 
     def stream(self, rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -275,7 +340,7 @@ class WindowSampler:
                 e, s = int(ep[row]), int(start[row])
                 xs, ys = self.data.x[e][s : s + W], self.targets[e][s : s + W]
                 xb[row, : len(xs)], yb[row, : len(ys)] = xs, ys
-                mb[row, self.warmup : len(xs)] = 1.0
+                mb[row, self.warmup : len(xs)] = self._mask(e, s, len(xs))
             yield torch.from_numpy(xb), torch.from_numpy(yb), torch.from_numpy(mb)
 
 

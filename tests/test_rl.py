@@ -1287,3 +1287,25 @@ def test_distilled_pd_residual_network_adds_the_pd(trained: Path, tmp_path: Path
 
     with pytest.raises(ReplayError, match="torque_prior_knee"):
         replay_log("deltagru", out, write_csv(tmp_path / "old.csv", cols_no_prior))
+
+
+def test_distillation_with_correction_weights_records_them(trained: Path, tmp_path: Path) -> None:
+    """``optim.correction_weight`` on a real distillation: every stage trains on the expert's data with uneven loss
+    weights and says so in its record; the configuration carries the key. With the PD as its own 'expert' there is
+    no correction to weight: the weights are even."""
+    from experiments.train import run_training
+    from experiments.train_config import CONFIG_DIR, load_config
+
+    cfg = load_config(CONFIG_DIR / "train_tiny.toml").replace(target="pd_residual")
+    cfg = cfg.replace(optim=dataclasses.replace(cfg.optim, correction_weight=3.0))
+    res = run_training(cfg, tmp_path / "w", progress=False, expert=str(trained))
+    assert res.controller.exists()
+    assert json.loads((tmp_path / "w" / "train_config.json").read_text())["config"]["optim"]["correction_weight"] == 3.0
+    stages = json.loads((tmp_path / "w" / "train.json").read_text())["stages"]
+    assert [s["name"] for s in stages] == ["bc", "dagger1", "delta", "delta_dagger1"]
+    for s in stages:
+        lw = s["loss_weights"]
+        assert lw["strength"] == 3.0 and lw["top1pct_share"] > 0.015 and lw["p50_over_mean"] < 1.0
+    run_training(cfg, tmp_path / "pd", progress=False)  # the PD imitating itself: a zero correction everywhere
+    pd_stages = json.loads((tmp_path / "pd" / "train.json").read_text())["stages"]
+    assert all(s["loss_weights"]["max_over_mean"] == 1.0 for s in pd_stages)
