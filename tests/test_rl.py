@@ -1306,6 +1306,17 @@ def test_distillation_with_correction_weights_records_them(trained: Path, tmp_pa
     for s in stages:
         lw = s["loss_weights"]
         assert lw["strength"] == 3.0 and lw["top1pct_share"] > 0.015 and lw["p50_over_mean"] < 1.0
+    # benchmarks/distil_fit_by_reaction.py: the fit where the expert reacts and where it walks, per network
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "distil_fit_by_reaction.py"
+    argv = [sys.executable, str(script), str(tmp_path / "w" / "data" / "pd"), str(tmp_path / "w")]
+    lines = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.splitlines()
+    assert lines[1].split() == ["top", "1", "%", "90–99", "%", "lower", "half"]
+    assert lines[2].startswith("expert's |correction|") and lines[3].startswith("w ")
+    errors = [float(v) for v in lines[3].split()[1:] if v != "/"]
+    assert len(errors) == 6 and all(np.isfinite(errors)) and max(errors) > 0.0
     run_training(cfg, tmp_path / "pd", progress=False)  # the PD imitating itself: a zero correction everywhere
     pd_stages = json.loads((tmp_path / "pd" / "train.json").read_text())["stages"]
     assert all(s["loss_weights"]["max_over_mean"] == 1.0 for s in pd_stages)
