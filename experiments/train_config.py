@@ -113,7 +113,8 @@ class OptimConfig:
     l1_weight: float = 0.0
     # Distilling an RL expert (target pd_residual): weight each step's loss by 1 + correction_weight × (d / mean d)²,
     # d the part of the expert's correction its gait phase does not predict (experiments.train_data.
-    # correction_weights) — the push recoveries, rare in the data, count more than the nominal walk. 0: off.
+    # correction_weights) — the expert's reactions (push recoveries, falls, starts), rare in the data, count more than
+    # its nominal walk. 0: off.
     correction_weight: float = 0.0
 
     def validate(self) -> None:

@@ -145,9 +145,10 @@ def correction_weights(series: Sequence[Series], strength: float) -> list[np.nda
     :func:`phase_bins`): ``1 + strength × (d / mean d)²``, d = the mean over joints of |r − r̄(phase)| / σ, r̄ the
     correction's mean in the step's phase bin and σ its standard deviation, both over `series`.
 
-    An RL expert's correction is mostly a gait pattern (its phase mean explains ~60 % of its variance; its
+    An RL expert's correction is mostly a gait pattern (its phase mean explains 60–68 % of its variance; its
     magnitude is no larger after a push than elsewhere: docs/rl.md, fifteenth round); what the phase does not
-    predict is where the expert reacts — push recoveries, a stumble — rare in the data, and weighted up here.
+    predict is where the expert reacts — push recoveries, falls, the start of a walk — rare in the data, and
+    weighted up here.
     The weights are relative (the loss divides by their sum), so ``strength`` sets the emphasis, not the scale."""
     if strength == 0.0:
         return [np.ones(len(s), np.float32) for s in series]
