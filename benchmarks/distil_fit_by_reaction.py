@@ -5,7 +5,7 @@
 DATA is an expert-driven data set (a `legloop train --expert rl:DIR` run's ``data/pd``, or any set with the PD's
 torque beside the expert's labels); best one that none of the RUNs trained on (another distillation seed's). Its steps
 are grouped by d, how far the expert's correction over the PD departs from its mean at that gait phase
-(:func:`experiments.train_data.correction_weights`, the quantity `optim.correction_weight` weights): the top 1 %
+(:func:`experiments.train_data.correction_departure`, the quantity `optim.correction_weight` weights): the top 1 %
 (push recoveries, stumbles), the 90–99 % band and the lower half (the nominal walk). Each RUN's network (``deltagru``:
 ``RUN/controller.pt`` at its run thresholds; ``gru``: ``RUN/gru.pt``) replays every episode open loop from a fresh
 state, and the mean |error| of its torque against the expert's label (N·m, knee / ankle) is reported per group, after
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from controllers.features import PRIOR_COLUMNS, TARGET_COLUMNS, features_from_columns
 from experiments.dataset import load_source
 from experiments.replay import replay
-from experiments.train_data import correction_weights, episode_series
+from experiments.train_data import correction_departure, episode_series
 from hil.spec import ControllerSpec
 
 GROUPS = ("top 1 %", "90–99 %", "lower half")
@@ -54,7 +54,7 @@ def main() -> None:
     if missing:
         sys.exit(f"{args.data}: no {', '.join(missing)} — not an expert-driven set with the PD's torque beside it")
     series = episode_series(episodes, "ampro", target="pd_residual", phase=True)  # features unused here
-    d = np.sqrt(np.concatenate(correction_weights(series, 1.0)) - 1.0)  # d / mean d
+    d = correction_departure(series)  # d / mean d
     masks = groups_of(d)
     correction = np.abs(np.concatenate([s.y for s in series]))
     print(f"{len(episodes)} episodes, {len(d)} steps of {args.data}; mean |error| of the torque, N·m knee / ankle")

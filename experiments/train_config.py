@@ -327,10 +327,9 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Every key, except ``target``, ``residual_limits``, ``optim.correction_weight``, ``dagger.expert_follows``,
-        an ``[aux]`` table,
-        ``data.push_heel_strike``, ``data.correction_scale``, ``model.input_gain``, the ``delta.latency_*`` and
-        ``delta.run_theta_*`` keys left at their defaults (off): run directories, checkpoints and sweep task ids made
-        before they existed describe the same training and still match."""
+        an ``[aux]`` table, ``data.push_heel_strike``, ``data.correction_scale``, ``model.input_gain``, the
+        ``delta.latency_*`` and ``delta.run_theta_*`` keys left at their defaults (off): run directories, checkpoints
+        and sweep task ids made before they existed describe the same training and still match."""
         d = dataclasses.asdict(self)
         if self.target == "torque":
             del d["target"]

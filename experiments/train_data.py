@@ -140,10 +140,25 @@ def phase_bins(cols: Any, name: str = "?") -> np.ndarray:
     return (stance > 0.5).astype(np.int64) * PHASE_BINS + k
 
 
+def correction_departure(series: Sequence[Series]) -> np.ndarray:
+    """d / mean d for every step of `series`, concatenated [ΣT] (float64): d = the mean over joints of
+    |r − r̄(phase)| / σ, r the targets (the expert's correction over the PD), r̄ their mean in the step's
+    :func:`phase_bins` bin and σ their standard deviation, both over `series` — how far the expert departs from what
+    its gait phase predicts, relative to how far it usually does."""
+    if any(s.phase is None for s in series):
+        raise TrainError("correction weights need every series' gait-phase bins (episode_series(..., phase=True))")
+    y = np.concatenate([s.y for s in series]).astype(np.float64)
+    key = np.concatenate([s.phase for s in series if s.phase is not None])
+    n_bins = 2 * PHASE_BINS
+    count = np.maximum(np.bincount(key, minlength=n_bins), 1).astype(np.float64)
+    mean = np.stack([np.bincount(key, y[:, j], n_bins) for j in range(y.shape[1])], 1) / count[:, None]
+    d = (np.abs(y - mean[key]) / np.maximum(y.std(axis=0), 1e-6)).mean(axis=1)
+    return d / max(float(d.mean()), 1e-12)
+
+
 def correction_weights(series: Sequence[Series], strength: float) -> list[np.ndarray]:
     """Per-step loss weights [T] (float32) of `series` (targets = the expert's correction over the PD, with their
-    :func:`phase_bins`): ``1 + strength × (d / mean d)²``, d = the mean over joints of |r − r̄(phase)| / σ, r̄ the
-    correction's mean in the step's phase bin and σ its standard deviation, both over `series`.
+    :func:`phase_bins`): ``1 + strength × (d / mean d)²`` (:func:`correction_departure`).
 
     An RL expert's correction is mostly a gait pattern (its phase mean explains 60–68 % of its variance; its
     magnitude is no larger after a push than elsewhere: docs/rl.md, fifteenth round); what the phase does not
@@ -152,16 +167,7 @@ def correction_weights(series: Sequence[Series], strength: float) -> list[np.nda
     The weights are relative (the loss divides by their sum), so ``strength`` sets the emphasis, not the scale."""
     if strength == 0.0:
         return [np.ones(len(s), np.float32) for s in series]
-    if any(s.phase is None for s in series):
-        raise TrainError("correction weights need every series' gait-phase bins (episode_series(..., phase=True))")
-    y = np.concatenate([s.y for s in series]).astype(np.float64)
-    key = np.concatenate([s.phase for s in series if s.phase is not None])
-    n_bins = 2 * PHASE_BINS
-    count = np.maximum(np.bincount(key, minlength=n_bins), 1).astype(np.float64)
-    mean = np.stack([np.bincount(key, y[:, j], n_bins) for j in range(y.shape[1])], 1) / count[:, None]
-    sigma = np.maximum(y.std(axis=0), 1e-6)
-    d = (np.abs(y - mean[key]) / sigma).mean(axis=1)
-    w = (1.0 + strength * (d / max(float(d.mean()), 1e-12)) ** 2).astype(np.float32)
+    w = (1.0 + strength * correction_departure(series) ** 2).astype(np.float32)
     return list(np.split(w, np.cumsum([len(s) for s in series])[:-1]))
 
 
