@@ -393,6 +393,10 @@ class DeltaGRUKernel:
 
     def hidden(self, layer: int = -1) -> np.ndarray:
         """A copy of layer ``layer``'s hidden state h."""
+        return self.hidden_view(layer).copy()
+
+    def hidden_view(self, layer: int = -1) -> np.ndarray:
+        """Layer ``layer``'s hidden state h as a view of the kernel's state: it changes with every step."""
         row = 1 + (layer % self.num_layers)
         start = int(self._lay[row, _L_H])
-        return self._S[start : start + self.hidden_size].copy()
+        return self._S[start : start + self.hidden_size]

@@ -2,6 +2,7 @@
 
     legloop rl train [--config RL.toml] --out DIR [--force] [--quiet] [--set KEY=VALUE ...]
     legloop rl select DIR [--set select.KEY=VALUE ...]
+    legloop rl finetune STUDENT --out DIR [--config RL.toml] [--warmup-steps N] [--force] [--quiet] [--set ...]
 
 PPO on the PD + bounded-residual walker (``controllers/residual.py``: the observation, action and reward tables),
 vectorised envs, ``VecNormalize``, gSDE exploration, domain randomisation and random pushes; TensorBoard logs in
@@ -13,6 +14,12 @@ At the end of training (``[select]``) and with ``legloop rl select DIR`` (again,
 every checkpoint runs push trials and unpushed walks on held-out seeds, and the one that survives the largest pushes
 while tracking within 1.25× the PD's and staying under the PD's peak torque and torque rate becomes ``DIR``'s policy
 (``experiments/rl_select.py``).
+
+``legloop rl finetune``: a distilled student (``legloop train --expert rl:DIR``, a ``controller.pt`` or its run
+directory) with its delta-GRU frozen, its output layer trained by PPO in closed loop as a linear policy on the GRU's
+hidden state — for push survival within the tracking and torque bars rather than for the expert's labels; the result
+is a student checkpoint in ``DIR`` (``experiments/rl_finetune.py``). Default config:
+``experiments/configs/rl_finetune.toml``.
 """
 
 from __future__ import annotations
@@ -53,6 +60,30 @@ def register(sub: Subparsers) -> None:
                    help="override a key of the run's config, e.g. --set select.seeds=[100,101,102]")  # fmt: skip
     s.add_argument("--quiet", action="store_true", help="no per-checkpoint lines")
     s.set_defaults(func=run_select)
+    f = rl_sub.add_parser(
+        "finetune",
+        help="train a distilled student's output layer by PPO in closed loop (its GRU frozen) into DIR",
+        description=__doc__,
+    )
+    f.add_argument("student", metavar="STUDENT", help="a distilled pd_residual student: a run directory or a .pt")
+    f.add_argument("--config", default=None, help="RL config TOML (default: experiments/configs/rl_finetune.toml)")
+    f.add_argument("--out", required=True, help="run directory")
+    f.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=None,
+        help="env steps that train the critic alone before the output layer moves (default: 20480)",
+    )
+    f.add_argument("--force", action="store_true", help="replace an existing run in DIR")
+    f.add_argument("--quiet", action="store_true", help="no progress bar")
+    f.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (TOML value, dotted key), e.g. --set total_timesteps=100000",
+    )
+    f.set_defaults(func=run_finetune)
 
 
 def _apply_overrides(raw: dict[str, Any], sets: list[str]) -> None:
@@ -73,12 +104,11 @@ def _apply_overrides(raw: dict[str, Any], sets: list[str]) -> None:
         node[last] = parsed
 
 
-def run_train(args: argparse.Namespace) -> int:
-    from experiments.rl_config import DEFAULT_RL_CONFIG, rl_config_from_dict
-    from experiments.rl_train import RLTrainError, summary_line, train_rl
+def _load_config(path: str, sets: list[str]) -> tuple[Any, str]:
+    """The RL config at ``path`` with ``--set`` overrides, and the text to copy into the run (overrides noted)."""
+    from experiments.rl_config import rl_config_from_dict
     from experiments.train_config import ConfigError
 
-    path = args.config or str(DEFAULT_RL_CONFIG)
     try:
         text = open(path, encoding="utf-8").read()  # read once: the same text is parsed and copied
         raw = tomllib.loads(text)
@@ -86,13 +116,21 @@ def run_train(args: argparse.Namespace) -> int:
         raise CliError(f"bad --config: config file {path} does not exist") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise CliError(f"bad --config: {path}: {exc}") from None
-    _apply_overrides(raw, args.set)
+    _apply_overrides(raw, sets)
     try:
         cfg = rl_config_from_dict(raw)
     except ConfigError as exc:
         raise CliError(f"bad --config: {path}: {exc}") from None
-    if args.set:
-        text += "\n# --set overrides of the command line\n" + "".join(f"# {s}\n" for s in args.set)
+    if sets:
+        text += "\n# --set overrides of the command line\n" + "".join(f"# {s}\n" for s in sets)
+    return cfg, text
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from experiments.rl_config import DEFAULT_RL_CONFIG
+    from experiments.rl_train import RLTrainError, summary_line, train_rl
+
+    cfg, text = _load_config(args.config or str(DEFAULT_RL_CONFIG), args.set)
     print(
         f"legloop rl train: PPO, {cfg.total_timesteps:,} steps, {cfg.n_envs} envs ({cfg.vec_env}), seed {cfg.seed}",
         file=sys.stderr,
@@ -151,3 +189,25 @@ def _confirm_text(c: dict[str, Any] | None) -> str:
     return (f"; on the confirmation seeds {c['score_n']:.0f} N (the PD: {c['baseline_pd']['score_n']:.0f} N, larger / "
             f"smaller {c['larger']}/{c['smaller']}, sign test p = {c['sign_test_p']:.2g}"
             + ("" if lim is None else ", within limits" if lim["within"] else ", OUTSIDE limits") + ")")  # fmt: skip
+
+
+def run_finetune(args: argparse.Namespace) -> int:
+    from experiments.rl_config import CONFIG_DIR
+    from experiments.rl_finetune import DEFAULT_WARMUP_STEPS, FinetuneError, finetune_student, print_summary
+
+    cfg, text = _load_config(args.config or str(CONFIG_DIR / "rl_finetune.toml"), args.set)
+    warmup = DEFAULT_WARMUP_STEPS if args.warmup_steps is None else args.warmup_steps
+    print(
+        f"legloop rl finetune: PPO on the output layer of {args.student}, {cfg.total_timesteps:,} steps "
+        f"({warmup:,} critic-only), {cfg.n_envs} envs ({cfg.vec_env}), seed {cfg.seed}",
+        file=sys.stderr,
+    )
+    try:
+        res = finetune_student(
+            args.student, cfg, args.out, warmup_steps=warmup, config_text=text, force=args.force,
+            progress=not args.quiet,
+        )  # fmt: skip
+    except FinetuneError as exc:
+        raise CliError(str(exc)) from None
+    print_summary(res.summary, res.out)
+    return 0

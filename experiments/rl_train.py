@@ -75,6 +75,58 @@ def make_env(cfg: RLConfig, rank: int) -> Any:
     )
 
 
+def build_vec_env(cfg: RLConfig, fns: list[Callable[[], Any]], norm_obs: bool | None = None) -> Any:
+    """``cfg.n_envs`` envs from ``fns`` in a ``DummyVecEnv`` or ``SubprocVecEnv``, behind ``VecMonitor`` and
+    ``VecNormalize`` (``norm_obs``: None for the config's), the push curriculum at its start."""
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor, VecNormalize
+
+    venv = SubprocVecEnv(fns) if cfg.vec_env == "subproc" else DummyVecEnv(fns)
+    n = cfg.normalize
+    vec = VecNormalize(
+        VecMonitor(venv),
+        norm_obs=n.norm_obs if norm_obs is None else norm_obs,
+        norm_reward=n.norm_reward,
+        clip_obs=n.clip_obs,
+        gamma=cfg.ppo.gamma,
+    )
+    vec.env_method("set_progress", 0.0)  # the push curriculum starts at its start (learn's first reset included)
+    return vec
+
+
+def build_ppo(cfg: RLConfig, vec: Any, out: Path, pi_arch: list[int] | None = None) -> Any:
+    """SB3 PPO on ``vec`` with ``cfg.ppo``'s settings (``pi_arch``: the actor's hidden layers, None for
+    ``ppo.net_arch``; the critic's are ``ppo.net_arch``), TensorBoard logs in ``out/tb``."""
+    from stable_baselines3 import PPO
+
+    p = cfg.ppo
+    lr0 = p.learning_rate
+    # SB3 calls a schedule with the remaining progress, 1 → 0: "linear" decays to 0 at the end of training.
+    learning_rate: float | Callable[[float], float] = (lambda left: lr0 * left) if p.lr_schedule == "linear" else lr0
+    pi = list(p.net_arch) if pi_arch is None else list(pi_arch)
+    return PPO(
+        "MlpPolicy",
+        vec,
+        learning_rate=learning_rate,
+        n_steps=p.n_steps,
+        batch_size=p.batch_size,
+        n_epochs=p.n_epochs,
+        gamma=p.gamma,
+        gae_lambda=p.gae_lambda,
+        clip_range=p.clip_range,
+        ent_coef=p.ent_coef,
+        vf_coef=p.vf_coef,
+        max_grad_norm=p.max_grad_norm,
+        target_kl=p.target_kl or None,
+        use_sde=p.use_sde,
+        sde_sample_freq=p.sde_sample_freq,
+        policy_kwargs={"net_arch": {"pi": pi, "vf": list(p.net_arch)}, "log_std_init": p.log_std_init},
+        tensorboard_log=str(out / "tb"),
+        seed=cfg.seed,
+        device="cpu",
+        verbose=0,
+    )
+
+
 def checkpoint_meta(cfg: RLConfig, steps: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """``rl.json``: what :func:`controllers.rl_policy.load_rl_checkpoint` needs, and how the policy was made."""
     import stable_baselines3
@@ -106,8 +158,24 @@ def save_checkpoint_dir(model: Any, vec: Any, directory: Path, meta: dict[str, A
     write_json(directory / META_FILE, meta)
 
 
-def _callbacks(cfg: RLConfig, out: Path, progress: bool, stats: dict[str, Any]) -> Any:
+def _save_rl_checkpoint(cfg: RLConfig, model: Any, vec: Any, directory: Path, steps: int) -> None:
+    save_checkpoint_dir(model, vec, directory, checkpoint_meta(cfg, steps))
+
+
+def training_callbacks(
+    cfg: RLConfig,
+    out: Path,
+    progress: bool,
+    stats: dict[str, Any],
+    save: Callable[[Any, Any, Path, int], None] | None = None,
+    desc: str = "rl train",
+) -> Any:
+    """SB3 callbacks of a PPO run on ``cfg``: a progress bar, ``save(model, vec_env, directory, steps)`` into
+    ``out/checkpoints/step_N`` every ``checkpoint_every`` steps (default: an RL checkpoint directory), the push
+    curriculum's progress, and the finished episodes and falls counted into ``stats``."""
     from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+
+    save_at = save or functools.partial(_save_rl_checkpoint, cfg)
 
     class Progress(BaseCallback):
         """A tqdm bar of env steps (SB3's own needs `rich`), with the recent mean episode return and length."""
@@ -115,7 +183,7 @@ def _callbacks(cfg: RLConfig, out: Path, progress: bool, stats: dict[str, Any]) 
         def _on_training_start(self) -> None:
             rollout = cfg.ppo.n_steps * cfg.n_envs  # SB3 runs whole rollouts: the total rounds up to one
             total = -(-cfg.total_timesteps // rollout) * rollout
-            self.bar = progress_bar(total, "rl train", "step", enabled=progress, interval_s=1.0)
+            self.bar = progress_bar(total, desc, "step", enabled=progress, interval_s=1.0)
 
         def _on_step(self) -> bool:
             self.bar.update(self.training_env.num_envs)
@@ -140,7 +208,7 @@ def _callbacks(cfg: RLConfig, out: Path, progress: bool, stats: dict[str, Any]) 
         def _on_step(self) -> bool:
             if cfg.checkpoint_every and self.num_timesteps >= self.next_at:
                 d = out / "checkpoints" / f"step_{self.num_timesteps}"
-                save_checkpoint_dir(self.model, self.training_env, d, checkpoint_meta(cfg, self.num_timesteps))
+                save_at(self.model, self.training_env, d, self.num_timesteps)
                 self.next_at += cfg.checkpoint_every
             return True
 
@@ -181,8 +249,6 @@ def train_rl(
         raise RLTrainError(str(exc)) from None
     import stable_baselines3
     import torch
-    from stable_baselines3 import PPO
-    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor, VecNormalize
 
     torch.set_num_threads(cfg.torch_threads)
     if force:
@@ -193,43 +259,12 @@ def train_rl(
         atomic_write_text(out / "rl_config.toml", config_text)
     write_json(out / "rl_config.json", cfg.to_dict())
 
-    fns: list[Callable[[], Any]] = [functools.partial(make_env, cfg, i) for i in range(cfg.n_envs)]
-    venv = SubprocVecEnv(fns) if cfg.vec_env == "subproc" else DummyVecEnv(fns)
-    n = cfg.normalize
-    vec = VecNormalize(
-        VecMonitor(venv), norm_obs=n.norm_obs, norm_reward=n.norm_reward, clip_obs=n.clip_obs, gamma=cfg.ppo.gamma
-    )
-    vec.env_method("set_progress", 0.0)  # the push curriculum starts at its start (learn's first reset included)
-    p = cfg.ppo
-    lr0 = p.learning_rate
-    # SB3 calls a schedule with the remaining progress, 1 → 0: "linear" decays to 0 at the end of training.
-    learning_rate: float | Callable[[float], float] = (lambda left: lr0 * left) if p.lr_schedule == "linear" else lr0
-    model = PPO(
-        "MlpPolicy",
-        vec,
-        learning_rate=learning_rate,
-        n_steps=p.n_steps,
-        batch_size=p.batch_size,
-        n_epochs=p.n_epochs,
-        gamma=p.gamma,
-        gae_lambda=p.gae_lambda,
-        clip_range=p.clip_range,
-        ent_coef=p.ent_coef,
-        vf_coef=p.vf_coef,
-        max_grad_norm=p.max_grad_norm,
-        target_kl=p.target_kl or None,
-        use_sde=p.use_sde,
-        sde_sample_freq=p.sde_sample_freq,
-        policy_kwargs={"net_arch": {"pi": list(p.net_arch), "vf": list(p.net_arch)}, "log_std_init": p.log_std_init},
-        tensorboard_log=str(out / "tb"),
-        seed=cfg.seed,
-        device="cpu",
-        verbose=0,
-    )
+    vec = build_vec_env(cfg, [functools.partial(make_env, cfg, i) for i in range(cfg.n_envs)])
+    model = build_ppo(cfg, vec, out)
     stats: dict[str, Any] = {"episodes": 0, "falls": 0}
     t0 = time.perf_counter()
     try:
-        model.learn(cfg.total_timesteps, callback=_callbacks(cfg, out, progress, stats), tb_log_name="ppo")
+        model.learn(cfg.total_timesteps, callback=training_callbacks(cfg, out, progress, stats), tb_log_name="ppo")
         wall = time.perf_counter() - t0
         steps = int(model.num_timesteps)
         recent = list(model.ep_info_buffer or ())
