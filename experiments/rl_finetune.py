@@ -175,7 +175,7 @@ def finetune_student(
         head.__class__ = QuantHead  # the same parameters (the optimiser holds them), the forward the student runs
     frozen = [*head.parameters(), ppo.policy.log_std]
     origin = {
-        "student": str(ckpt),
+        "student": str(ckpt.resolve()),
         "student_sha256": hashlib.sha256(ckpt.read_bytes()).hexdigest(),
         "warmup_steps": int(warmup_steps),
         "seed": cfg.seed,

@@ -168,3 +168,40 @@ def test_residual_reward_is_the_same_per_newton_metre() -> None:
     assert head_weights(cfg).residual == pytest.approx(1.6)
     assert head_weights(cfg).tracking == cfg.reward.weights().tracking
     assert ACTION_BOUND >= 10.0
+
+
+def _flat(cfg: dict, prefix: str = "") -> dict:  # type: ignore[type-arg]
+    out = {}
+    for k, v in cfg.items():
+        if isinstance(v, dict):
+            out |= _flat(v, f"{prefix}{k}.")
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def test_the_r2_recipe_is_the_distillation_default_but_for_its_own_keys() -> None:
+    """experiments/configs/train_distil_r2.toml (benchmarks/remake_l10_student.sh): a changed distillation default
+    shows here, not as a different student."""
+    from experiments.train_config import CONFIG_DIR, load_config
+
+    r2 = _flat(load_config(CONFIG_DIR / "train_distil_r2.toml").to_dict())
+    default = _flat(load_config(CONFIG_DIR / "train_distil.toml").to_dict())
+    assert {k for k in r2 if r2[k] != default.get(k)} | {k for k in default if k not in r2} == {
+        "data.episodes", "data.max_slope_deg", "dagger.episodes", "dagger.expert_follows"
+    }  # fmt: skip
+    assert (r2["data.episodes"], r2["data.max_slope_deg"], r2["dagger.episodes"]) == (48, 3.0, 16)
+
+
+def test_the_finetune_config_is_the_rl_default_but_for_its_own_keys() -> None:
+    """experiments/configs/rl_finetune.toml: the RL experts' reward and pushes but for the keys it names."""
+    from experiments.rl_config import DEFAULT_RL_CONFIG, load_rl_config
+
+    ft = _flat(load_rl_config(DEFAULT_RL_CONFIG.parent / "rl_finetune.toml").to_dict())
+    default = _flat(load_rl_config().to_dict())
+    assert {k for k in ft if ft[k] != default[k]} == {
+        "total_timesteps", "checkpoint_every", "reward.tracking", "reward.tracking_pushed", "reward.tracking_knee",
+        "ppo.learning_rate", "ppo.lr_schedule", "ppo.log_std_init", "normalize.norm_obs", "select.enabled",
+        "pushes.curriculum_start_n",
+    }  # fmt: skip
+    assert (ft["reward.tracking"], ft["reward.tracking_knee"]) == (2 * default["reward.tracking"], 40.0)
