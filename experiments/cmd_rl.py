@@ -71,8 +71,8 @@ def register(sub: Subparsers) -> None:
     f.add_argument(
         "--warmup-steps",
         type=int,
-        default=None,
-        help="env steps that train the critic alone before the output layer moves (default: 20480)",
+        default=20_480,  # experiments.rl_finetune.DEFAULT_WARMUP_STEPS (not imported here: it pulls in torch)
+        help="env steps that train the critic alone before the output layer moves",
     )
     f.add_argument("--force", action="store_true", help="replace an existing run in DIR")
     f.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -193,10 +193,10 @@ def _confirm_text(c: dict[str, Any] | None) -> str:
 
 def run_finetune(args: argparse.Namespace) -> int:
     from experiments.rl_config import CONFIG_DIR
-    from experiments.rl_finetune import DEFAULT_WARMUP_STEPS, FinetuneError, finetune_student, print_summary
+    from experiments.rl_finetune import FinetuneError, finetune_student, print_summary
 
     cfg, text = _load_config(args.config or str(CONFIG_DIR / "rl_finetune.toml"), args.set)
-    warmup = DEFAULT_WARMUP_STEPS if args.warmup_steps is None else args.warmup_steps
+    warmup = args.warmup_steps
     print(
         f"legloop rl finetune: PPO on the output layer of {args.student}, {cfg.total_timesteps:,} steps "
         f"({warmup:,} critic-only), {cfg.n_envs} envs ({cfg.vec_env}), seed {cfg.seed}",

@@ -170,6 +170,17 @@ def test_residual_reward_is_the_same_per_newton_metre() -> None:
     assert ACTION_BOUND >= 10.0
 
 
+def test_cli_default_warmup_is_the_modules() -> None:
+    import argparse
+
+    from experiments import cmd_rl
+    from experiments.rl_finetune import DEFAULT_WARMUP_STEPS
+
+    parser = argparse.ArgumentParser()
+    cmd_rl.register(parser.add_subparsers())
+    assert parser.parse_args(["rl", "finetune", "S", "--out", "D"]).warmup_steps == DEFAULT_WARMUP_STEPS
+
+
 def _flat(cfg: dict, prefix: str = "") -> dict:  # type: ignore[type-arg]
     out = {}
     for k, v in cfg.items():
