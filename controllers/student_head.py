@@ -39,7 +39,7 @@ from controllers.checkpoint import CheckpointMeta, learned_checkpoint, load_chec
 from controllers.deltagru import DeltaGRU
 from controllers.features import feature_size, features_from_obs
 from controllers.gru_kernel import DeltaGRUKernel
-from controllers.residual import RandomPushes, ResidualPDEnv, RewardWeights
+from controllers.residual import RandomPushes, ResidualPDEnv, RewardWeights, make_residual_env
 
 # The action's bound in normalised output units: a correction of ±20 target-scales, far beyond any trained output.
 ACTION_BOUND = 20.0
@@ -120,7 +120,7 @@ class StudentHeadEnv(gym.Wrapper):
         if core is None:
             raise RuntimeError("call reset() before step()")
         a = self._action
-        np.multiply(np.asarray(action, np.float64), self._scale, out=a)  # the correction, N·m
+        np.multiply(action, self._scale, out=a)  # the correction, N·m (into a float64 buffer: no allocation)
         a += self._offset
         a /= core.peak  # residual scale 1: the action is the correction over the motor peak
         obs, reward, terminated, truncated, info = self.env.step(a)
@@ -138,8 +138,6 @@ def make_student_head_env(
 ) -> StudentHeadEnv:
     """``legloop/ProstheticWalker-v0`` (``env_options``) in a :class:`ResidualPDEnv` with the student's command
     limits, in a :class:`StudentHeadEnv` of the student at ``student``."""
-    from controllers.residual import make_residual_env
-
     model, meta = load_student(student)
     lim = meta.command_limits
     env = make_residual_env(

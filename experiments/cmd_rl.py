@@ -38,17 +38,7 @@ def register(sub: Subparsers) -> None:
     )
     rl_sub = p.add_subparsers(dest="rl_command", metavar="RL_COMMAND", required=True, parser_class=type(p))
     t = rl_sub.add_parser("train", help="train a residual PPO policy into DIR", description=__doc__)
-    t.add_argument("--config", default=None, help="RL config TOML (default: experiments/configs/rl.toml)")
-    t.add_argument("--out", required=True, help="run directory")
-    t.add_argument("--force", action="store_true", help="replace an existing run in DIR")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
-    t.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key (TOML value, dotted key), e.g. --set total_timesteps=50000 --set ppo.n_steps=256",
-    )
+    _add_run_options(t, "rl.toml", "--set total_timesteps=50000 --set ppo.n_steps=256")
     t.set_defaults(func=run_train)
     s = rl_sub.add_parser(
         "select",
@@ -66,24 +56,29 @@ def register(sub: Subparsers) -> None:
         description=__doc__,
     )
     f.add_argument("student", metavar="STUDENT", help="a distilled pd_residual student: a run directory or a .pt")
-    f.add_argument("--config", default=None, help="RL config TOML (default: experiments/configs/rl_finetune.toml)")
-    f.add_argument("--out", required=True, help="run directory")
+    _add_run_options(f, "rl_finetune.toml", "--set total_timesteps=100000")
     f.add_argument(
         "--warmup-steps",
         type=int,
         default=20_480,  # experiments.rl_finetune.DEFAULT_WARMUP_STEPS (not imported here: it pulls in torch)
         help="env steps that train the critic alone before the output layer moves",
     )
-    f.add_argument("--force", action="store_true", help="replace an existing run in DIR")
-    f.add_argument("--quiet", action="store_true", help="no progress bar")
-    f.add_argument(
+    f.set_defaults(func=run_finetune)
+
+
+def _add_run_options(p: argparse.ArgumentParser, default_config: str, set_example: str) -> None:
+    """``--config``, ``--out``, ``--force``, ``--quiet`` and ``--set`` of a command that trains into a run directory."""
+    p.add_argument("--config", default=None, help=f"RL config TOML (default: experiments/configs/{default_config})")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--force", action="store_true", help="replace an existing run in DIR")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config key (TOML value, dotted key), e.g. --set total_timesteps=100000",
+        help=f"override a config key (TOML value, dotted key), e.g. {set_example}",
     )
-    f.set_defaults(func=run_finetune)
 
 
 def _apply_overrides(raw: dict[str, Any], sets: list[str]) -> None:

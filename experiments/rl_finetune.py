@@ -34,7 +34,6 @@ import copy
 import dataclasses
 import functools
 import hashlib
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -50,10 +49,9 @@ from controllers.deltagru import DeltaGRU
 from controllers.quant import fake_quant_q17
 from controllers.residual import RewardWeights
 from controllers.student_head import StudentError, StudentHeadEnv, load_student, make_student_head_env
-from envs.files import atomic_write_text
 from experiments.rl_config import RLConfig
-from experiments.rl_train import build_ppo, build_vec_env, training_callbacks
-from experiments.rundir import OutputExistsError, prepare_out, provenance, write_json
+from experiments.rl_train import build_ppo, build_vec_env, start_run_dir, training_callbacks
+from experiments.rundir import OutputExistsError, provenance, write_json
 
 SUMMARY_FILE = "finetune.json"
 OUT_FILES = ("controller.pt", "controller.json", SUMMARY_FILE)
@@ -149,19 +147,10 @@ def finetune_student(
     except (StudentError, ValueError) as exc:  # CheckpointError is a ValueError
         raise FinetuneError(str(exc)) from None
     try:
-        out = prepare_out(out, OUT_FILES, force)
+        out = start_run_dir(cfg, out, OUT_FILES, force, config_text)
     except OutputExistsError as exc:
         raise FinetuneError(str(exc)) from None
     import stable_baselines3
-
-    torch.set_num_threads(cfg.torch_threads)
-    if force:
-        for stale in ("checkpoints", "tb"):
-            if (out / stale).is_dir():
-                shutil.rmtree(out / stale)
-    if config_text is not None:
-        atomic_write_text(out / "rl_config.toml", config_text)
-    write_json(out / "rl_config.json", cfg.to_dict())
 
     vec = build_vec_env(
         cfg, [functools.partial(make_head_env, str(ckpt), cfg, i) for i in range(cfg.n_envs)], norm_obs=False

@@ -75,6 +75,23 @@ def make_env(cfg: RLConfig, rank: int) -> Any:
     )
 
 
+def start_run_dir(cfg: RLConfig, out: str | Path, files: tuple[str, ...], force: bool, config_text: str | None) -> Path:
+    """A PPO run's directory: refuses one holding any of ``files`` unless ``force`` (``OutputExistsError``; then the
+    stale ``checkpoints/`` and ``tb/`` go), writes the config (as given and as resolved) and sets torch's threads."""
+    import torch
+
+    out = prepare_out(out, files, force)
+    torch.set_num_threads(cfg.torch_threads)
+    if force:
+        for stale in ("checkpoints", "tb"):
+            if (out / stale).is_dir():
+                shutil.rmtree(out / stale)
+    if config_text is not None:
+        atomic_write_text(out / "rl_config.toml", config_text)
+    write_json(out / "rl_config.json", cfg.to_dict())
+    return out
+
+
 def build_vec_env(cfg: RLConfig, fns: list[Callable[[], Any]], norm_obs: bool | None = None) -> Any:
     """``cfg.n_envs`` envs from ``fns`` in a ``DummyVecEnv`` or ``SubprocVecEnv``, behind ``VecMonitor`` and
     ``VecNormalize`` (``norm_obs``: None for the config's), the push curriculum at its start."""
@@ -244,20 +261,10 @@ def train_rl(
 ) -> RLResult:
     """Train into run directory ``out`` (see the module docstring); refuses an existing run unless ``force``."""
     try:
-        out = prepare_out(out, OUT_FILES, force)
+        out = start_run_dir(cfg, out, OUT_FILES, force, config_text)
     except OutputExistsError as exc:
         raise RLTrainError(str(exc)) from None
     import stable_baselines3
-    import torch
-
-    torch.set_num_threads(cfg.torch_threads)
-    if force:
-        for stale in ("checkpoints", "tb"):
-            if (out / stale).is_dir():
-                shutil.rmtree(out / stale)
-    if config_text is not None:
-        atomic_write_text(out / "rl_config.toml", config_text)
-    write_json(out / "rl_config.json", cfg.to_dict())
 
     vec = build_vec_env(cfg, [functools.partial(make_env, cfg, i) for i in range(cfg.n_envs)])
     model = build_ppo(cfg, vec, out)
